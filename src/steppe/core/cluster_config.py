@@ -1,0 +1,161 @@
+"""Load a cluster from a TOML file or from the shorthand ``NODESxGPUS:TYPE``.
+
+TOML layout (every key is validated; an error names the file, the key and the problem)::
+
+    name = "astana-hub"
+
+    [[nodes]]             # one block per group of identical nodes
+    prefix = "h200-"      # names h200-001, h200-002, ...
+    count = 80
+    gpus = 8
+    gpu_type = "H200"
+    host_power_w = 1800   # optional: CPUs, memory, NICs, fans of one node
+
+    [tenants.kaznu]
+    weight = 2.0          # fair-share weight (default 1)
+    gpu_quota = 64        # concurrent-GPU limit (default none)
+
+    [qos.interactive]
+    priority = 1000
+    latency_critical = true
+
+>>> load_cluster("80x8:H100").total_gpus
+640
+>>> load_cluster("1x640:H100").nodes[0].gpus
+640
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from steppe.core.cluster import DEFAULT_QOS, Cluster, Node, QosSpec, TenantSpec
+from steppe.core.errors import ConfigError, SteppeError
+from steppe.core.gpu import gpu_type
+
+_SHORTHAND = re.compile(r"^(\d+)x(\d+):([A-Za-z0-9]+)$")
+
+
+def load_cluster(spec: str | Path) -> Cluster:
+    """A cluster from ``NODESxGPUS:TYPE`` (e.g. ``80x8:H100``), a bundled name, or a TOML path."""
+    text = str(spec)
+    match = _SHORTHAND.match(text)
+    if match:
+        nodes, gpus = int(match.group(1)), int(match.group(2))
+        if nodes < 1 or gpus < 1:
+            raise ConfigError(text, "", "node and GPU counts must be at least 1")
+        try:
+            return Cluster.uniform(nodes, gpus, match.group(3))
+        except SteppeError as exc:
+            raise ConfigError(text, "gpu_type", str(exc)) from None
+    path = Path(text)
+    if not path.exists():
+        bundled = Path(__file__).resolve().parent.parent / "data" / f"{text}.toml"
+        if bundled.exists():
+            path = bundled
+        else:
+            raise ConfigError(text, "", "no such file, and not a shorthand like 80x8:H100")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    return cluster_from_dict(data, str(path))
+
+
+def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
+    """Validate a parsed TOML document and build the cluster."""
+    _only_keys(data, {"name", "nodes", "tenants", "qos"}, source, "")
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise ConfigError(source, "name", "must be a string")
+    groups = data.get("nodes")
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError(source, "nodes", "at least one [[nodes]] block is required")
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for gi, group in enumerate(groups):
+        key = f"nodes[{gi}]"
+        if not isinstance(group, dict):
+            raise ConfigError(source, key, "must be a table")
+        _only_keys(group, {"prefix", "count", "gpus", "gpu_type", "host_power_w"}, source, key)
+        count = _positive_int(group, "count", source, key, default=1)
+        gpus = _positive_int(group, "gpus", source, key)
+        type_name = group.get("gpu_type")
+        if not isinstance(type_name, str):
+            raise ConfigError(source, f"{key}.gpu_type", "required, a GPU type name such as H200")
+        try:
+            gtype = gpu_type(type_name)
+        except SteppeError as exc:
+            raise ConfigError(source, f"{key}.gpu_type", str(exc)) from None
+        host_power = group.get("host_power_w", 0.0)
+        if not isinstance(host_power, int | float) or isinstance(host_power, bool) or host_power < 0:
+            raise ConfigError(source, f"{key}.host_power_w", "must be a non-negative number of watts")
+        prefix = group.get("prefix", f"{gtype.name.lower()}-")
+        if not isinstance(prefix, str):
+            raise ConfigError(source, f"{key}.prefix", "must be a string")
+        for i in range(count):
+            node_name = f"{prefix}{i + 1:03d}"
+            if node_name in seen:
+                raise ConfigError(source, f"{key}.prefix", f"node name {node_name!r} repeats an earlier group")
+            seen.add(node_name)
+            nodes.append(Node(len(nodes), node_name, gtype, gpus, float(host_power)))
+    tenants = _tenants(data.get("tenants", {}), source)
+    qos = _qos(data.get("qos", {}), source)
+    return Cluster(name, tuple(nodes), tenants, qos)
+
+
+def _tenants(raw: Any, source: str) -> dict[str, TenantSpec]:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "tenants", "must be a table of tables")
+    out: dict[str, TenantSpec] = {}
+    for tname, body in raw.items():
+        key = f"tenants.{tname}"
+        if not isinstance(body, dict):
+            raise ConfigError(source, key, "must be a table")
+        _only_keys(body, {"weight", "gpu_quota"}, source, key)
+        weight = body.get("weight", 1.0)
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
+            raise ConfigError(source, f"{key}.weight", f"must be a positive number, got {weight!r}")
+        quota = body.get("gpu_quota")
+        if quota is not None:
+            quota = _positive_int(body, "gpu_quota", source, key)
+        out[tname] = TenantSpec(tname, float(weight), quota)
+    return out
+
+
+def _qos(raw: Any, source: str) -> dict[str, QosSpec]:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "qos", "must be a table of tables")
+    out = dict(DEFAULT_QOS)
+    for qname, body in raw.items():
+        key = f"qos.{qname}"
+        if not isinstance(body, dict):
+            raise ConfigError(source, key, "must be a table")
+        _only_keys(body, {"priority", "latency_critical"}, source, key)
+        prio = body.get("priority", 0.0)
+        if not isinstance(prio, int | float) or isinstance(prio, bool):
+            raise ConfigError(source, f"{key}.priority", "must be a number")
+        critical = body.get("latency_critical", False)
+        if not isinstance(critical, bool):
+            raise ConfigError(source, f"{key}.latency_critical", "must be true or false")
+        out[qname] = QosSpec(qname, float(prio), critical)
+    return out
+
+
+def _positive_int(table: dict[str, Any], name: str, source: str, key: str, default: int | None = None) -> int:
+    value = table.get(name, default)
+    if value is None:
+        raise ConfigError(source, f"{key}.{name}" if key else name, "required, a positive integer")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(source, f"{key}.{name}" if key else name, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _only_keys(table: dict[str, Any], allowed: set[str], source: str, key: str) -> None:
+    for k in table:
+        if k not in allowed:
+            where = f"{key}.{k}" if key else k
+            raise ConfigError(source, where, f"unknown key; allowed: {', '.join(sorted(allowed))}")

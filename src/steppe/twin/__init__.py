@@ -1,0 +1,1 @@
+"""The digital twin: event engine, trace readers, replay and metrics."""
