@@ -1,0 +1,227 @@
+"""The hub's state and its single writer.
+
+``HubState`` holds the incremental indexes a scheduling cycle reads (free GPUs per node, the
+pending queue in policy order, running jobs by expected end, tenants' GPUs in use and decayed
+usage). Policies read it through the ``Snapshot`` protocol and never change it, except for
+trial allocations that they roll back. Only the writer methods here (``submit``, ``apply``,
+``finish``, ``cancel``) change it; each change is announced to listeners (metrics, invariant
+checks, the event log), so nothing else needs to poll.
+
+Applying a plan verifies each entry against the current state and commits what still fits:
+a start whose job is no longer pending, whose GPUs are gone or whose tenant would exceed its
+quota is refused and reported, the rest of the plan still applies.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sortedcontainers import SortedList
+
+from steppe.core.cluster import Cluster
+from steppe.core.inventory import GpuInventory
+from steppe.core.job import JobSpec, JobState, PendingReason, can_transition
+from steppe.core.plan import Plan, Start
+from steppe.core.records import JobRecord
+from steppe.core.usage import DecayedUsage
+
+
+class PendingQueue(Protocol):
+    """Pending jobs in a policy's priority order, kept incrementally."""
+
+    def add(self, rec: JobRecord, now: float) -> None: ...
+
+    def remove(self, rec: JobRecord) -> None: ...
+
+    def ordered(self, now: float) -> Iterator[JobRecord]: ...
+
+    def on_start(self, rec: JobRecord, now: float) -> None: ...
+
+    def on_stop(self, rec: JobRecord, now: float) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class StateListener(Protocol):
+    """Told of every change the writer makes."""
+
+    def on_submit(self, rec: JobRecord, now: float) -> None: ...
+
+    def on_start(self, rec: JobRecord, now: float) -> None: ...
+
+    def on_stop(self, rec: JobRecord, now: float) -> None: ...
+
+
+class Snapshot(Protocol):
+    """What a scheduling cycle may read."""
+
+    cluster: Cluster
+    inventory: GpuInventory
+    queue: PendingQueue
+    running: dict[int, JobRecord]
+    running_by_end: SortedList
+    tenant_gpus: Counter[str]
+    usage: DecayedUsage
+    generation: int
+    arrivals_since_change: list[JobRecord]
+
+
+@dataclass
+class Applied:
+    """What the writer committed from a plan, and what it refused (with why)."""
+
+    started: list[JobRecord] = field(default_factory=list)
+    preempted: list[JobRecord] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+class HubState:
+    """Mutable hub state; implements ``Snapshot`` for policies and is changed only by its writer methods."""
+
+    def __init__(self, cluster: Cluster, queue: PendingQueue, usage: DecayedUsage | None = None) -> None:
+        self.cluster = cluster
+        self.inventory = GpuInventory(cluster)
+        self.queue = queue
+        self.jobs: dict[int, JobRecord] = {}
+        self.running: dict[int, JobRecord] = {}
+        self.running_by_end: SortedList = SortedList()
+        self.tenant_gpus: Counter[str] = Counter()
+        self.usage = usage or DecayedUsage()
+        self.generation = 0
+        self.arrivals_since_change: list[JobRecord] = []
+        self.listeners: list[StateListener] = []
+        self._seq = 0
+
+    # -- writer ------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, now: float) -> JobRecord:
+        """Queue a new job."""
+        if spec.job_id in self.jobs:
+            raise ValueError(f"job {spec.job_id} already exists")
+        self._seq += 1
+        rec = JobRecord(spec, self._seq)
+        self.jobs[spec.job_id] = rec
+        self.queue.add(rec, now)
+        self.arrivals_since_change.append(rec)
+        for listener in self.listeners:
+            listener.on_submit(rec, now)
+        return rec
+
+    def apply(self, plan: Plan, now: float) -> Applied:
+        """Verify and commit a plan: preemptions first (they free GPUs), then starts, then reasons."""
+        done = Applied()
+        for job_id in plan.preemptions:
+            rec = self.running.get(job_id)
+            if rec is None or not rec.spec.preemptible:
+                done.refused.append((job_id, "not running or not preemptible"))
+                continue
+            self._stop(rec, now, JobState.PREEMPTED)
+            rec.preemptions += 1
+            self._requeue(rec, now)
+            done.preempted.append(rec)
+        for start in plan.starts:
+            problem = self._start(start, now)
+            if problem:
+                done.refused.append((start.job_id, problem))
+            else:
+                done.started.append(self.jobs[start.job_id])
+        for job_id, reason in plan.reasons.items():
+            rec = self.jobs.get(job_id)
+            if rec is not None and rec.state is JobState.PENDING:
+                rec.reason = reason
+        return done
+
+    def finish(self, job_id: int, now: float, state: JobState) -> JobRecord:
+        """A running job ended (COMPLETED, FAILED, TIMEOUT or CANCELLED)."""
+        rec = self.running[job_id]
+        self._stop(rec, now, state)
+        return rec
+
+    def cancel(self, job_id: int, now: float) -> JobRecord:
+        """Cancel a pending or running job."""
+        rec = self.jobs[job_id]
+        if rec.state is JobState.RUNNING:
+            self._stop(rec, now, JobState.CANCELLED)
+        elif rec.state is JobState.PENDING:
+            self._transition(rec, JobState.CANCELLED)
+            self.queue.remove(rec)
+            rec.end_s = now
+            for listener in self.listeners:
+                listener.on_stop(rec, now)
+        else:
+            raise ValueError(f"job {job_id} is {rec.state}, cannot cancel")
+        return rec
+
+    # -- internals ---------------------------------------------------------------------------
+    def _start(self, start: Start, now: float) -> str:
+        rec = self.jobs.get(start.job_id)
+        if rec is None or rec.state is not JobState.PENDING:
+            return "not pending"
+        quota = self.cluster.tenant(rec.spec.tenant).gpu_quota
+        if quota is not None and self.tenant_gpus[rec.spec.tenant] + rec.gpus > quota:
+            return f"tenant {rec.spec.tenant} would exceed its quota of {quota} GPUs"
+        if sum(g for _, g in start.allocation) != rec.gpus:
+            return "allocation size differs from the job's GPU count"
+        types = {self.inventory.node_type[n] for n, _ in start.allocation}
+        if len(types) != 1 or (rec.spec.gpu_type and rec.spec.gpu_type not in types):
+            return "allocation is not on one allowed GPU type"
+        try:
+            self.inventory.allocate(start.allocation)
+        except ValueError as exc:
+            return str(exc)
+        self.inventory.commit()
+        self.queue.remove(rec)
+        self._transition(rec, JobState.RUNNING)
+        rec.allocation = start.allocation
+        rec.gpu_type = types.pop()
+        rec.cap_fraction = start.cap_fraction
+        rec.reason = PendingReason.NONE
+        rec.last_start_s = now
+        rec.epoch += 1
+        if rec.first_start_s is None:
+            rec.first_start_s = now
+        rec.expected_end_s = now + rec.remaining_limit_s()
+        self.running[rec.job_id] = rec
+        self.running_by_end.add((rec.expected_end_s, rec.job_id))
+        self.tenant_gpus[rec.spec.tenant] += rec.gpus
+        self.usage.change(rec.spec.tenant, now, rec.gpus)
+        self._changed()
+        self.queue.on_start(rec, now)
+        for listener in self.listeners:
+            listener.on_start(rec, now)
+        return ""
+
+    def _stop(self, rec: JobRecord, now: float, state: JobState) -> None:
+        self._transition(rec, state)
+        self.inventory.release(rec.allocation)
+        self.inventory.commit()
+        del self.running[rec.job_id]
+        self.running_by_end.remove((rec.expected_end_s, rec.job_id))
+        self.tenant_gpus[rec.spec.tenant] -= rec.gpus
+        self.usage.change(rec.spec.tenant, now, -rec.gpus)
+        rec.executed_s += now - rec.last_start_s
+        rec.end_s = now
+        self._changed()
+        self.queue.on_stop(rec, now)
+        for listener in self.listeners:
+            listener.on_stop(rec, now)
+
+    def _requeue(self, rec: JobRecord, now: float) -> None:
+        self._transition(rec, JobState.PENDING)
+        rec.allocation = ()
+        rec.end_s = None
+        rec.reason = PendingReason.PRIORITY
+        self.queue.add(rec, now)
+        self.arrivals_since_change.append(rec)
+
+    def _changed(self) -> None:
+        self.generation += 1
+        self.arrivals_since_change = []
+
+    @staticmethod
+    def _transition(rec: JobRecord, dst: JobState) -> None:
+        if not can_transition(rec.state, dst):
+            raise ValueError(f"job {rec.job_id}: {rec.state} -> {dst} is not allowed")
+        rec.state = dst

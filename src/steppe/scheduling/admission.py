@@ -1,0 +1,55 @@
+"""Admission checks: small rules in front of placement, each with its own pending reason.
+
+A check looks at one job and the cycle so far and returns a ``PendingReason`` when the job
+may not start now, or None. A job held by a check does not block the jobs behind it (as in
+Slurm, where a job over its association limit does not hold the queue). New checks (power,
+review, residency) slot in without touching the policies.
+
+>>> from steppe.core.cluster import Cluster, TenantSpec
+>>> c = Cluster.uniform(1, 8, "H100").with_tenants({"a": TenantSpec("a", gpu_quota=4)})
+>>> TenantQuota().limit(c, "a")
+4
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+from steppe.core.cluster import Cluster
+from steppe.core.job import PendingReason
+from steppe.core.records import JobRecord
+from steppe.core.state import Snapshot
+from steppe.scheduling.placement import fits_ever
+
+
+class AdmissionCheck(Protocol):
+    """One rule; returns why ``rec`` must wait, or None."""
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None: ...
+
+
+class FitsFleet:
+    """A job larger than every GPU pool of its type can never start: ``ReqNodeNotAvail``."""
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        if fits_ever(snap.inventory, rec.gpus, rec.spec.gpu_type):
+            return None
+        return PendingReason.REQ_NODE_NOT_AVAIL
+
+
+class TenantQuota:
+    """A tenant may hold at most ``gpu_quota`` GPUs at once: ``QOSGrpGRES``."""
+
+    def limit(self, cluster: Cluster, tenant: str) -> int | None:
+        return cluster.tenant(tenant).gpu_quota
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        quota = self.limit(snap.cluster, rec.spec.tenant)
+        if quota is None:
+            return None
+        held = snap.tenant_gpus[rec.spec.tenant] + tenant_extra[rec.spec.tenant]
+        return PendingReason.QOS_GRP_GRES if held + rec.gpus > quota else None
+
+
+DEFAULT_CHECKS: tuple[AdmissionCheck, ...] = (FitsFleet(), TenantQuota())

@@ -1,0 +1,171 @@
+"""``las``: Tiresias's discretized two-dimensional least-attained-service, with preemption.
+
+A job's *attained service* is GPUs x seconds run (two dimensions: width and time). Queues
+are split at thresholds of attained service (default one threshold, 1 GPU-hour: two
+queues). Jobs in a lower queue (less service) come first; within a queue, first come first
+served. A running job crossing a threshold is demoted at that instant (a wake-up is
+scheduled for it). A waiting job that a higher queue keeps out may preempt running jobs of
+lower queues, the longest-served queue first and the latest arrival in it first (the
+lowest priority in Tiresias's order); preempted jobs keep their progress (checkpoint and
+requeue). **Starvation guard**: a job that has waited ``starve_factor`` times as long as it
+last ran (at least ``starve_min_s``) is promoted to the first queue, its service counter reset.
+
+Example (threshold 3600 GPU-s): job L has run 1 GPU for 2 h (queue 1); job N arrives
+(queue 0) and no GPU is free: L is preempted, N starts. If L then waits 2 x 2 h, it is
+promoted back to queue 0.
+
+Reference: J. Gu et al., "Tiresias: A GPU Cluster Manager for Distributed Deep Learning",
+NSDI 2019 (sections 3.2-3.3).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+
+from sortedcontainers import SortedKeyList, SortedList
+
+from steppe.core.cluster import Cluster
+from steppe.core.job import JobState
+from steppe.core.plan import Plan
+from steppe.core.records import JobRecord
+from steppe.core.state import PendingQueue, Snapshot
+from steppe.core.usage import DecayedUsage
+from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.preemptive import preemptive_cycle
+
+
+class LasQueue:
+    """Pending and running jobs by (queue level, submit order); demotion and starvation timers."""
+
+    def __init__(self, thresholds_gpu_s: Sequence[float], starve_factor: float, starve_min_s: float) -> None:
+        self.thresholds = sorted(thresholds_gpu_s)
+        self.starve_factor = starve_factor
+        self.starve_min_s = starve_min_s
+        self.service: dict[int, float] = {}  # attained GPU-seconds (since the last promotion), as of last stop
+        self.level: dict[int, int] = {}
+        self._pending: SortedKeyList = SortedKeyList(key=self._key)
+        self._running: SortedKeyList = SortedKeyList(key=self._key)
+        self._demotions: SortedList = SortedList()  # (time, job id)
+        self._starving: SortedList = SortedList()  # (deadline, job id)
+        self._starve_at: dict[int, float] = {}
+        self._demote_at: dict[int, float] = {}
+        self._records: dict[int, JobRecord] = {}
+
+    def _key(self, rec: JobRecord) -> tuple[int, float, int]:
+        return (self.level[rec.job_id], rec.spec.submit_s, rec.seq)
+
+    def level_of(self, service_gpu_s: float) -> int:
+        return bisect.bisect_right(self.thresholds, service_gpu_s)
+
+    # -- pending -----------------------------------------------------------------------------
+    def add(self, rec: JobRecord, now: float) -> None:
+        jid = rec.job_id
+        self._records[jid] = rec
+        service = self.service.setdefault(jid, 0.0)
+        self.level[jid] = self.level_of(service)
+        self._pending.add(rec)
+        if self.level[jid] > 0:
+            last_run = (rec.end_s or now) - rec.last_start_s
+            deadline = now + max(self.starve_factor * last_run, self.starve_min_s)
+            self._starve_at[jid] = deadline
+            self._starving.add((deadline, jid))
+
+    def remove(self, rec: JobRecord) -> None:
+        self._pending.remove(rec)
+        deadline = self._starve_at.pop(rec.job_id, None)
+        if deadline is not None:
+            self._starving.remove((deadline, rec.job_id))
+
+    def ordered(self, now: float) -> Iterator[JobRecord]:
+        return iter(self._pending)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    # -- running -----------------------------------------------------------------------------
+    def on_start(self, rec: JobRecord, now: float) -> None:
+        self._running.add(rec)
+        self._schedule_demotion(rec, now)
+
+    def on_stop(self, rec: JobRecord, now: float) -> None:
+        jid = rec.job_id
+        self._running.remove(rec)
+        when = self._demote_at.pop(jid, None)
+        if when is not None:
+            self._demotions.remove((when, jid))
+        self.service[jid] += rec.gpus * (now - rec.last_start_s)
+        if rec.state is not JobState.PREEMPTED:
+            self._forget(jid)
+
+    def victims(self, rec: JobRecord, now: float) -> Iterator[JobRecord]:
+        mine = self.level[rec.job_id]
+        for victim in reversed(self._running):
+            if self.level[victim.job_id] <= mine:
+                return
+            yield victim
+
+    # -- timers ------------------------------------------------------------------------------
+    def refresh(self, now: float) -> None:
+        while self._demotions and self._demotions[0][0] <= now:
+            _, jid = self._demotions.pop(0)
+            del self._demote_at[jid]
+            rec = self._records[jid]
+            self._running.remove(rec)
+            self.level[jid] += 1
+            self._running.add(rec)
+            self._schedule_demotion(rec, now)
+        while self._starving and self._starving[0][0] <= now:
+            _, jid = self._starving.pop(0)
+            del self._starve_at[jid]
+            rec = self._records[jid]
+            self._pending.remove(rec)
+            self.service[jid] = 0.0
+            self.level[jid] = 0
+            self._pending.add(rec)
+
+    def next_wakeup(self, now: float) -> float | None:
+        times = [s[0][0] for s in (self._demotions, self._starving) if s]
+        return min(times) if times else None
+
+    def _schedule_demotion(self, rec: JobRecord, now: float) -> None:
+        jid = rec.job_id
+        level = self.level[jid]
+        if level >= len(self.thresholds):
+            return
+        served = self.service[jid] + rec.gpus * (now - rec.last_start_s)
+        when = now + max(self.thresholds[level] - served, 0.0) / rec.gpus
+        self._demote_at[jid] = when
+        self._demotions.add((when, jid))
+
+    def _forget(self, jid: int) -> None:
+        self.service.pop(jid, None)
+        self.level.pop(jid, None)
+        self._records.pop(jid, None)
+
+
+class LasPolicy:
+    name = "las"
+    oracle = False
+
+    def __init__(
+        self,
+        checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS,
+        thresholds_gpu_s: Sequence[float] = (3600.0,),
+        starve_factor: float = 2.0,
+        starve_min_s: float = 600.0,
+        depth: int = 500,
+    ) -> None:
+        self.checks = tuple(checks)
+        self.thresholds = tuple(thresholds_gpu_s)
+        self.starve_factor = starve_factor
+        self.starve_min_s = starve_min_s
+        self.depth = depth
+        self._queue = LasQueue(self.thresholds, starve_factor, starve_min_s)
+
+    def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
+        self._queue = LasQueue(self.thresholds, self.starve_factor, self.starve_min_s)
+        return self._queue
+
+    def schedule(self, snap: Snapshot, now: float) -> Plan:
+        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth)

@@ -1,0 +1,100 @@
+"""The preemptive cycle shared by ``las`` and ``srtf``.
+
+Phases of one cycle:
+
+1. **Refresh** the queue's priorities that moved with time (LAS demotions and starvation
+   promotions).
+2. **Order**: walk pending jobs in priority order; admission checks may hold a job.
+3. **Start** each job whose gang fits.
+4. **Preempt** for a job that does not fit: take running jobs of strictly lower priority,
+   lowest first (the queue's ``victims``), on one GPU type, until enough GPUs would be free;
+   if they suffice, checkpoint-and-requeue them and start the job, else hold it with
+   ``Resources`` and go on (the cycle is work-conserving). Once no GPU is free and the job
+   found no victims, no later (lower-priority) job can do better and the walk stops.
+5. **Wake-up**: ask to run again when the next priority change is due.
+
+Example: 4 GPUs, all held by job R (4 GPUs, lower priority). Job P (2 GPUs) arrives: R is
+preempted and requeued with its progress kept; P starts on 2 GPUs; 2 stay free for the
+next job in order (R itself no longer fits them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from steppe.core.job import PendingReason
+from steppe.core.plan import Plan
+from steppe.core.records import JobRecord
+from steppe.core.state import PendingQueue, Snapshot
+from steppe.scheduling.admission import AdmissionCheck
+from steppe.scheduling.context import CycleContext
+from steppe.scheduling.placement import candidate_types
+
+
+class PreemptiveQueue(PendingQueue, Protocol):
+    """A pending queue that also ranks running jobs as preemption victims."""
+
+    def refresh(self, now: float) -> None: ...
+
+    def victims(self, rec: JobRecord, now: float) -> Iterator[JobRecord]: ...
+
+    def next_wakeup(self, now: float) -> float | None: ...
+
+
+def preemptive_cycle(
+    snap: Snapshot, now: float, queue: PreemptiveQueue, checks: Sequence[AdmissionCheck], depth: int
+) -> Plan:
+    """One cycle; see the module docstring."""
+    queue.refresh(now)
+    ctx = CycleContext(snap, now, checks)
+    inv = snap.inventory
+    taken: set[int] = set()
+    for examined, rec in enumerate(queue.ordered(now)):
+        if examined >= depth:
+            break
+        reason = ctx.admit(rec)
+        if reason is not None:
+            ctx.hold(rec, reason)
+            continue
+        if ctx.try_start(rec):
+            continue
+        if _preempt_for(ctx, queue, rec, taken):
+            continue
+        ctx.hold(rec, PendingReason.RESOURCES)
+        if inv.total_free == 0 and next(_eligible(queue.victims(rec, now), taken), None) is None:
+            break
+    wake = queue.next_wakeup(now)
+    if wake is not None:
+        ctx.plan.wake_at(wake)
+    return ctx.close()
+
+
+def _eligible(victims: Iterator[JobRecord], taken: set[int]) -> Iterator[JobRecord]:
+    return (v for v in victims if v.spec.preemptible and v.job_id not in taken)
+
+
+def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, taken: set[int]) -> bool:
+    inv = ctx.snap.inventory
+    for t in candidate_types(inv, rec.spec.gpu_type):
+        if inv.total_by_type[t] < rec.gpus:
+            continue
+        free = inv.free_by_type[t]
+        picked: list[JobRecord] = []
+        for victim in _eligible(queue.victims(rec, ctx.now), taken):
+            if victim.gpu_type != t:
+                continue
+            picked.append(victim)
+            free += victim.gpus
+            if free >= rec.gpus:
+                break
+        if free < rec.gpus:
+            continue
+        for victim in picked:
+            inv.release(victim.allocation)
+            taken.add(victim.job_id)
+            ctx.plan.preemptions.append(victim.job_id)
+            ctx.tenant_extra[victim.spec.tenant] -= victim.gpus
+        if ctx.try_start(rec, t):
+            return True
+    return False
