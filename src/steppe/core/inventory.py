@@ -44,6 +44,7 @@ class GpuInventory:
             self.free_by_type[n.gpu_type.name] += n.gpus
             self._index[n.gpu_type.name].add((n.gpus, n.index))
         self.total_free = sum(self.free)
+        self.largest_pool = max(self.total_by_type.values(), default=0)
         self._undo: list[tuple[tuple[int, int], ...]] = []
 
     # -- queries ---------------------------------------------------------------------------

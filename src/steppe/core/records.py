@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from steppe.core.inventory import Allocation
 from steppe.core.job import JobSpec, JobState, PendingReason
@@ -30,14 +30,12 @@ class JobRecord:
     cap_fraction: float = 1.0
     epoch: int = 0
     expected_end_s: float = 0.0
+    job_id: int = field(init=False)
+    gpus: int = field(init=False)
 
-    @property
-    def job_id(self) -> int:
-        return self.spec.job_id
-
-    @property
-    def gpus(self) -> int:
-        return self.spec.gpus
+    def __post_init__(self) -> None:
+        self.job_id = self.spec.job_id
+        self.gpus = self.spec.gpus
 
     def executed_at(self, now: float) -> float:
         """Seconds run so far, including the current run."""

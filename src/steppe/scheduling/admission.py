@@ -45,7 +45,8 @@ class TenantQuota:
         return cluster.tenant(tenant).gpu_quota
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        quota = self.limit(snap.cluster, rec.spec.tenant)
+        spec = snap.cluster.tenants.get(rec.spec.tenant)
+        quota = spec.gpu_quota if spec is not None else None
         if quota is None:
             return None
         held = snap.tenant_gpus[rec.spec.tenant] + tenant_extra[rec.spec.tenant]

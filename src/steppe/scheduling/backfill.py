@@ -86,14 +86,27 @@ class OrderedCycle:
         examined = 0
         depth_hit = False
         max_seq = max((r.seq for r in snap.arrivals_since_change), default=0)
+        single_type = len(inv.types) == 1
         for rec in snap.queue.ordered(now):
-            max_seq = max(max_seq, rec.seq)
-            if head is not None and inv.total_free == 0:
-                break
+            if rec.seq > max_seq:
+                max_seq = rec.seq
             examined += 1
             if examined > self.depth:
                 depth_hit = True
                 break
+            if head is not None:
+                free = inv.total_free
+                if free == 0:
+                    break
+                if rec.gpus > free:
+                    continue  # cannot fit anywhere now; keeps its reason
+                if (
+                    single_type
+                    and res is not None
+                    and rec.gpus > extra
+                    and now + rec.remaining_limit_s() > res.start_s
+                ):
+                    continue  # would delay the reservation
             reason = ctx.admit(rec)
             if reason is not None:
                 ctx.hold(rec, reason)
@@ -121,7 +134,10 @@ class OrderedCycle:
         """Start ``rec`` if it cannot delay the reservation; returns the extra GPUs left."""
         inv = ctx.snap.inventory
         types = candidate_types(inv, rec.spec.gpu_type)
-        if not any(inv.free_by_type[t] >= rec.gpus for t in types):
+        if len(types) == 1:
+            if inv.free_by_type[types[0]] < rec.gpus:
+                return extra
+        elif not any(inv.free_by_type[t] >= rec.gpus for t in types):
             return extra
         if res is None or ctx.now + rec.remaining_limit_s() <= res.start_s:
             ctx.try_start(rec)

@@ -66,5 +66,7 @@ def _pack(inv: GpuInventory, gpu_type: str, gpus: int) -> Allocation:
 
 
 def fits_ever(inv: GpuInventory, gpus: int, gpu_type: str | None) -> bool:
-    """True when the fleet, empty, could hold the job."""
-    return any(inv.total_by_type[t] >= gpus for t in candidate_types(inv, gpu_type))
+    """True when the fleet, empty, could hold the job (its gang spans nodes of one type)."""
+    if gpu_type is None:
+        return gpus <= inv.largest_pool
+    return gpus <= inv.total_by_type.get(gpu_type, 0)

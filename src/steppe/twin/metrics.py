@@ -15,7 +15,7 @@ when one tenant bears all the waiting.
 from __future__ import annotations
 
 import csv
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class MetricsCollector:
         self.busy = 0
         self.busy_times: list[float] = []
         self.busy_values: list[int] = []
-        self.tenant_gpu_s: Counter[str] = Counter()
+        self.tenant_gpu_s: defaultdict[str, float] = defaultdict(float)
         self.first_submit: float | None = None
         self.preemptions = 0
 
@@ -115,7 +115,7 @@ class MetricsCollector:
         }
 
     def tenant_slowdowns(self) -> dict[str, float]:
-        sums: Counter[str] = Counter()
+        sums: defaultdict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         for row in self.rows:
             sums[row[1]] += row[13]
@@ -125,7 +125,7 @@ class MetricsCollector:
     def tenants(self) -> list[dict[str, Any]]:
         """Per-tenant jobs, GPU-hours, share of all GPU-hours, mean wait and slowdown."""
         total = sum(self.tenant_gpu_s.values()) or 1.0
-        waits: Counter[str] = Counter()
+        waits: defaultdict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         for row in self.rows:
             waits[row[1]] += row[8]
