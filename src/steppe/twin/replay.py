@@ -9,8 +9,8 @@ the fake executor injected:
 3. the writer verifies and commits the plan; the executor turns starts into end events;
 4. if the plan asks for a wake-up, schedule it.
 
-Jobs that no node group of the fleet could ever hold are refused at submission (as Slurm
-refuses them) and counted in ``rejected``; nothing is dropped silently.
+Jobs that no GPU pool of the fleet could ever hold, or that ask for more GPUs than their
+tenant's quota, are refused at submission (as Slurm refuses them) and counted in ``rejected``; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -105,6 +105,10 @@ def replay(
             i += 1
             if not fits_ever(state.inventory, spec.gpus, spec.gpu_type):
                 rejected["larger than any GPU pool of the requested type"] += 1
+                continue
+            quota = cluster.tenant(spec.tenant).gpu_quota
+            if quota is not None and spec.gpus > quota:
+                rejected["larger than its tenant's GPU quota"] += 1
                 continue
             state.submit(spec, now)
             submitted += 1

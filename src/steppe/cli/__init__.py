@@ -1,0 +1,1 @@
+"""The ``steppe`` command line (Typer + rich)."""
