@@ -45,7 +45,11 @@ def test_full_file(tmp_path: Path) -> None:
         ("[[nodes]]\ngpus = 8\ngpu_type = 'H100'\ncolour = 'red'\n", "nodes[0].colour", "unknown key"),
         ("name = 'x'\n", "nodes", "at least one"),
         ("[[nodes]]\ngpus = 8\ngpu_type = 'H100'\n[tenants.a]\nweight = 0\n", "tenants.a.weight", "positive"),
-        ("[[nodes]]\ngpus = 8\ngpu_type = 'H100'\n[qos.x]\nlatency_critical = 'yes'\n", "qos.x.latency_critical", "true"),
+        (
+            "[[nodes]]\ngpus = 8\ngpu_type = 'H100'\n[qos.x]\nlatency_critical = 'yes'\n",
+            "qos.x.latency_critical",
+            "true",
+        ),
         ("nodes = [\n", "", "not valid TOML"),
     ],
 )

@@ -24,7 +24,8 @@ def synthetic() -> Trace:
 
 @pytest.mark.parametrize("policy", ALL)
 def test_invariants_hold_during_replay_with_quotas(policy: str, synthetic: Trace) -> None:
-    quotas = {t: TenantSpec(t, weight=1.0 + i, gpu_quota=24) for i, t in enumerate(sorted({j.tenant for j in synthetic.jobs}))}
+    tenants = sorted({j.tenant for j in synthetic.jobs})
+    quotas = {t: TenantSpec(t, weight=1.0 + i, gpu_quota=24) for i, t in enumerate(tenants)}
     cluster = Cluster.uniform(4, 8, "H100").with_tenants(quotas)
     result = replay(synthetic, cluster, policy, check_invariants=True)
     s = result.summary

@@ -10,7 +10,8 @@ the fake executor injected:
 4. if the plan asks for a wake-up, schedule it.
 
 Jobs that no GPU pool of the fleet could ever hold, or that ask for more GPUs than their
-tenant's quota, are refused at submission (as Slurm refuses them) and counted in ``rejected``; nothing is dropped silently.
+tenant's quota, are refused at submission (as Slurm refuses them) and counted in
+``rejected``; nothing is dropped silently.
 """
 
 from __future__ import annotations
