@@ -22,7 +22,7 @@ from typing import Protocol
 from sortedcontainers import SortedList
 
 from steppe.core.cluster import Cluster
-from steppe.core.inventory import GpuInventory
+from steppe.core.inventory import Allocation, GpuInventory
 from steppe.core.job import JobSpec, JobState, PendingReason, can_transition
 from steppe.core.plan import Plan, Start
 from steppe.core.records import JobRecord
@@ -107,6 +107,20 @@ class HubState:
         self.arrivals_since_change.append(rec)
         for listener in self.listeners:
             listener.on_submit(rec, now)
+        return rec
+
+    def adopt_running(
+        self, spec: JobSpec, allocation: Allocation, started_s: float, executed_s: float = 0.0
+    ) -> JobRecord:
+        """Restore a job that was already running (after a restart of the live hub).
+
+        ``executed_s`` is run time accumulated before ``started_s`` (earlier runs).
+        """
+        rec = self.submit(spec, started_s)
+        rec.executed_s = executed_s
+        problem = self._start(Start(spec.job_id, allocation), started_s)
+        if problem:
+            raise ValueError(f"job {spec.job_id}: cannot adopt as running: {problem}")
         return rec
 
     def apply(self, plan: Plan, now: float) -> Applied:
