@@ -1,0 +1,120 @@
+"""Replay benchmarks: prints figures, asserts nothing (not a timed test).
+
+    .venv/bin/python bench/replay_bench.py            # all three parts
+    .venv/bin/python bench/replay_bench.py philly     # full Philly trace, each policy, 80x8:H100
+    .venv/bin/python bench/replay_bench.py scale      # a synthetic year on a 65,536-GPU hub
+    .venv/bin/python bench/replay_bench.py fidelity   # KTH SP2 under easy-backfill vs the log
+
+Each replay runs in a fresh interpreter so its peak memory (max RSS) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACES = ROOT.parent / "shared" / "traces"
+POLICIES = ("fifo", "easy-backfill", "multifactor", "las", "srtf")
+
+# A hub-scale synthetic year: ~1M jobs on 8,192 nodes x 8 H200. Sizes and run times are larger
+# than Philly's so that the workload fills a 65,536-GPU hub (offered load about 0.7).
+SCALE_SPEC = dict(
+    jobs=1_000_000, arrival_rate_per_h=1_000_000 / 8760, tenants=40, tenant_skew=1.0,
+    gpu_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    gpu_probs=(0.40, 0.08, 0.10, 0.20, 0.08, 0.06, 0.04, 0.02, 0.015, 0.005),
+    median_runtime_s=7200.0, runtime_sigma=1.4, max_runtime_s=14 * 86400.0, seed=7,
+)
+
+
+def _worker(kind: str, policy: str) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    from steppe.core.cluster_config import load_cluster
+    from steppe.twin.readers import load_trace
+    from steppe.twin.readers.synthetic import SyntheticSpec, generate_synthetic
+    from steppe.twin.replay import replay
+
+    t0 = time.perf_counter()
+    if kind == "philly":
+        trace = load_trace(f"philly:{TRACES / 'philly' / 'philly.csv'}")
+        cluster = load_cluster("80x8:H100")
+    else:
+        trace = generate_synthetic(SyntheticSpec(**SCALE_SPEC))  # type: ignore[arg-type]
+        cluster = load_cluster("8192x8:H200")
+    load_s = time.perf_counter() - t0
+    result = replay(trace, cluster, policy, check_invariants=False)
+    s = result.summary
+    print(json.dumps({
+        "policy": policy, "jobs": s["jobs"], "load_s": load_s, "replay_s": s["wall_s"],
+        "jobs_per_s": s["jobs"] / s["wall_s"], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "mean_jct_h": s["mean_jct_s"] / 3600, "p99_jct_h": s["p99_jct_s"] / 3600, "mean_wait_h": s["mean_wait_s"] / 3600,
+        "utilization": s["utilization"], "preemptions": s["preemptions"], "cycles": s["cycles"],
+    }))
+
+
+def _spawn(kind: str, policy: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, policy], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict[str, float]]) -> None:
+    cols = ("policy", "jobs", "load_s", "replay_s", "jobs_per_s", "peak_rss_mib", "mean_jct_h", "p99_jct_h",
+            "mean_wait_h", "utilization", "preemptions")
+    print(" | ".join(f"{c:>12}" for c in cols))
+    for r in rows:
+        print(" | ".join(f"{r[c]:>12,.2f}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols))
+
+
+def philly() -> None:
+    print("== Full Philly trace (82,247 jobs) on 80x8:H100 (640 GPUs), invariant checks off ==")
+    _table([_spawn("philly", p) for p in POLICIES])
+
+
+def scale() -> None:
+    print("== Synthetic year, ~1M jobs, 8192x8:H200 (65,536 GPUs) ==")
+    _table([_spawn("scale", p) for p in ("fifo", "easy-backfill")])
+
+
+def fidelity() -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    from steppe.core.cluster_config import load_cluster
+    from steppe.twin.readers import load_trace
+    from steppe.twin.readers.swf import read_swf_logged_waits
+    from steppe.twin.replay import replay
+
+    path = TRACES / "kth-sp2" / "KTH-SP2-1996-2.1-cln.swf"
+    trace = load_trace(f"swf:{path}")
+    logged = read_swf_logged_waits(path)
+    result = replay(trace, load_cluster("100x1:GENERIC"), "easy-backfill", check_invariants=False)
+    rows = result.metrics.rows
+    sim_wait = np.array([r[8] for r in rows])
+    sim_sd = np.array([r[13] for r in rows])
+    runs = {j.job_id: min(j.runtime_s, j.walltime_s) for j in trace.jobs}
+    log_wait = np.array([logged[r[0]] for r in rows])
+    log_sd = np.array([max((logged[r[0]] + runs[r[0]]) / max(runs[r[0]], 10.0), 1.0) for r in rows])
+    print("== KTH SP2 (100 nodes) under easy-backfill: simulated vs logged ==")
+    print(f"jobs {len(rows):,}  replay {result.summary['wall_s']:.2f} s")
+    print(f"mean wait          simulated {sim_wait.mean() / 3600:8.2f} h   logged {log_wait.mean() / 3600:8.2f} h")
+    print(f"median wait        simulated {np.median(sim_wait) / 60:8.1f} min logged {np.median(log_wait) / 60:8.1f} min")
+    print(f"mean bounded sd    simulated {sim_sd.mean():8.2f}     logged {log_sd.mean():8.2f}")
+    print(f"utilization        simulated {result.summary['utilization']:.3f}")
+
+
+def main() -> None:
+    if len(sys.argv) >= 4 and sys.argv[1] == "--worker":
+        _worker(sys.argv[2], sys.argv[3])
+        return
+    parts = sys.argv[1:] or ["philly", "scale", "fidelity"]
+    for part in parts:
+        {"philly": philly, "scale": scale, "fidelity": fidelity}[part]()
+
+
+if __name__ == "__main__":
+    main()
