@@ -41,6 +41,8 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{float(value):.2f} s"
     if kind == "f2":
         return f"{float(value):.2f}"
+    if kind == "f1":
+        return f"{float(value):.1f}"
     return f"{float(value):.3f}"
 
 
@@ -62,8 +64,13 @@ def tenant_table(tenants: Sequence[dict[str, Any]]) -> Table:
         table.add_column(col, justify="left" if col == "tenant" else "right")
     for t in tenants:
         table.add_row(
-            t["tenant"], f"{t['jobs']:,}", f"{t['gpu_hours']:,.0f}", f"{100 * t['share']:.1f} %",
-            f"{t['weight']:g}", format_duration(t["mean_wait_s"]), f"{t['mean_bounded_slowdown']:.2f}",
+            t["tenant"],
+            f"{t['jobs']:,}",
+            f"{t['gpu_hours']:,.0f}",
+            f"{100 * t['share']:.1f} %",
+            f"{t['weight']:g}",
+            format_duration(t["mean_wait_s"]),
+            f"{t['mean_bounded_slowdown']:.2f}",
         )
     return table
 
@@ -76,3 +83,56 @@ def print_notes(console: Console, provenance: dict[str, Any]) -> None:
         console.print(f"[dim]dropped:[/dim] {count:,} rows: {reason}")
     for reason, count in provenance.get("adjusted", {}).items():
         console.print(f"[dim]adjusted:[/dim] {count:,} rows: {reason}")
+
+
+_ENERGY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("power scheduling", "power_scheduling", "str"),
+    ("facility cap (base)", "power_cap_w", "mw"),
+    ("lowest cap", "min_power_cap_w", "mw"),
+    ("peak facility power", "peak_facility_power_w", "mw"),
+    ("hours at the cap", "hours_at_cap", "f1"),
+    ("cap violations", "power_cap_violations", "int"),
+    ("IT energy (MWh)", "it_energy_kwh", "mwh"),
+    ("facility energy (MWh)", "facility_energy_kwh", "mwh"),
+    ("mean PUE", "mean_pue", "f3"),
+    ("carbon (t CO2e)", "carbon_kg", "t"),
+    ("cost (million KZT)", "cost_kzt", "mkzt"),
+    ("cost (thousand USD)", "cost_usd", "kusd"),
+    ("jobs run under a GPU cap", "capped_jobs", "int"),
+)
+
+
+def _efmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    scale = {"mwh": 1e3, "t": 1e3, "mkzt": 1e6, "kusd": 1e3}
+    if kind == "str":
+        return str(value)
+    if kind == "mw":
+        v = float(value)
+        return f"{v / 1e6:,.3f} MW" if v >= 1e6 else f"{v / 1e3:,.1f} kW"
+    if kind in scale:
+        return f"{float(value) / scale[kind]:,.2f}"
+    return _fmt(value, kind)
+
+
+def energy_table(summaries: Sequence[dict[str, Any]]) -> Table:
+    """Power, energy, carbon and cost, one column per run."""
+    table = Table(title=f"Energy at {summaries[0].get('site', '?')}")
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(str(s.get("policy", "?")), justify="right")
+    for label, key, kind in _ENERGY_ROWS:
+        table.add_row(label, *(_efmt(s.get(key), kind) for s in summaries))
+    return table
+
+
+def tenant_energy_table(tenants: Sequence[dict[str, Any]], hub: dict[str, Any]) -> Table:
+    table = Table(title="Energy per tenant (idle hosts and GPUs are the hub's)")
+    for col in ("tenant", "IT MWh", "facility MWh", "t CO2e", "million KZT", "thousand USD"):
+        table.add_column(col, justify="left" if col == "tenant" else "right")
+    for t in tenants:
+        table.add_row(t["tenant"], f"{t['it_energy_kwh'] / 1e3:,.2f}", f"{t['facility_energy_kwh'] / 1e3:,.2f}",
+                      f"{t['carbon_kg'] / 1e3:,.2f}", f"{t['cost_kzt'] / 1e6:,.3f}", f"{t['cost_usd'] / 1e3:,.2f}")
+    table.add_row("(idle)", f"{hub.get('idle_it_energy_kwh', 0) / 1e3:,.2f}", "", "", "", "")
+    return table

@@ -11,9 +11,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from steppe.cli.render import print_notes, summary_table, tenant_table
+from steppe.cli.render import energy_table, print_notes, summary_table, tenant_energy_table, tenant_table
 from steppe.core.cluster_config import load_cluster
+from steppe.core.units import parse_duration, parse_power
+from steppe.energy.signals import TimelineSignal
+from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.deferral import DeferralCheck
 from steppe.scheduling.policies import make_policy
+from steppe.twin.deferral import deferral_savings, mark_deferrable
+from steppe.twin.power import DEFAULT_START, PowerSetup, build_power
 from steppe.twin.readers import load_trace
 from steppe.twin.replay import ReplayResult, replay
 from steppe.twin.report import SCRIPT_KEYS, full_summary, trace_provenance, write_results
@@ -31,7 +37,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON
 FactorOpt = Annotated[float, typer.Option("--walltime-factor", help="derived walltime = runtime x factor")]
 RoundOpt = Annotated[float, typer.Option("--walltime-round", help="derived walltime rounded up to (seconds)")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="replay only the first N jobs")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed for synthetic traces")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed for synthetic traces, weather noise and deferral")]
+SiteOpt = Annotated[
+    str | None, typer.Option("--site", help="site (astana, almaty or a TOML file): meters energy, carbon, cost")
+]
+CapOpt = Annotated[
+    str | None, typer.Option("--power-cap", help="facility base cap, e.g. 20MW (site windows keep their ratio)")
+]
+PowerPolicyOpt = Annotated[
+    str, typer.Option("--power-policy", help="under a cap: 'cap' (lower per-job GPU caps first) or 'hold'")
+]
+FloorOpt = Annotated[float, typer.Option("--cap-floor", help="lowest per-job GPU cap, fraction of TDP")]
+StartOpt = Annotated[str, typer.Option("--start", help="calendar time of t=0 at the site (local), whole hour")]
+DeferOpt = Annotated[
+    str | None, typer.Option("--defer", help="compare 'lowest-window' deferral with 'run-now' for deferrable jobs")
+]
+DeferrableOpt = Annotated[float, typer.Option("--deferrable", help="share of jobs marked deferrable (0-1)")]
+DeadlineOpt = Annotated[str, typer.Option("--deadline", help="deferrable jobs' deadline after submit (Slurm time)")]
+SignalOpt = Annotated[str, typer.Option("--defer-signal", help="what deferral minimises: carbon or cost")]
 InvOpt = Annotated[bool, typer.Option("--check-invariants/--no-check-invariants", help="check invariants")]
 
 
@@ -39,26 +62,55 @@ def _load(trace: str, factor: float, round_s: float, seed: int, limit: int | Non
     return load_trace(trace, walltime_factor=factor, walltime_round_s=round_s, seed=seed, limit=limit)
 
 
-def _run(tr: Trace, cluster_spec: str, policy: str, quiet: bool, check: bool) -> ReplayResult:
+def _power(cluster_spec: str, site: str | None, power_cap: str | None, power_policy: str, floor: float,
+           start: str, seed: int) -> PowerSetup | None:
+    if site is None and power_cap is None:
+        return None
+    if power_policy not in ("cap", "hold"):
+        raise typer.BadParameter("must be 'cap' or 'hold'", param_hint="--power-policy")
+    cap_w = parse_power(power_cap) if power_cap is not None else None
+    return build_power(load_cluster(cluster_spec), site or "astana", power_cap_w=cap_w,
+                       capping=power_policy == "cap", enforce=cap_w is not None, floor=floor, start=start, seed=seed)
+
+
+def _run(tr: Trace, cluster_spec: str, policy: str, quiet: bool, check: bool, power: PowerSetup | None = None,
+         checks: tuple[AdmissionCheck, ...] | None = None) -> ReplayResult:
     cluster = load_cluster(cluster_spec)
-    pol = make_policy(policy)
+    make_policy(policy)  # an unknown name fails before any work
     if quiet:
-        return replay(tr, cluster, pol, check_invariants=check)
+        return replay(tr, cluster, policy, check_invariants=check, power=power, checks=checks)
     with Progress(
-        TextColumn(f"[bold]{policy}[/bold]"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} jobs"),
-        TimeElapsedColumn(), console=err_console, transient=True,
+        TextColumn(f"[bold]{policy}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} jobs"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
     ) as bar:
         task = bar.add_task(policy, total=len(tr.jobs))
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done)
 
-        return replay(tr, cluster, pol, check_invariants=check, progress=progress)
+        return replay(tr, cluster, policy, check_invariants=check, progress=progress, power=power, checks=checks)
 
 
 def _script_view(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = (*SCRIPT_KEYS, "median_jct_s", "p95_jct_s", "mean_bounded_slowdown", "preemptions", "rejected",
-            "unfinished", "policy", "oracle", "cluster", "gpus", "trace", "event_digest")
+    keys = (
+        *SCRIPT_KEYS,
+        "median_jct_s",
+        "p95_jct_s",
+        "mean_bounded_slowdown",
+        "preemptions",
+        "rejected",
+        "unfinished",
+        "policy",
+        "oracle",
+        "cluster",
+        "gpus",
+        "trace",
+        "event_digest",
+    )
     return {k: summary[k] for k in keys if k in summary}
 
 
@@ -73,13 +125,46 @@ def simulate(
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
     check_invariants: InvOpt = True,
+    site: SiteOpt = None,
+    power_cap: CapOpt = None,
+    power_policy: PowerPolicyOpt = "cap",
+    cap_floor: FloorOpt = 0.6,
+    start: StartOpt = DEFAULT_START,
+    defer: DeferOpt = None,
+    deferrable: DeferrableOpt = 0.3,
+    deadline: DeadlineOpt = "1-00:00:00",
+    defer_signal: SignalOpt = "carbon",
 ) -> None:
-    """Replay a trace under one policy and print its summary."""
+    """Replay a trace under one policy and print its summary (with --site: energy, carbon, cost; with
+    --power-cap: scheduled under the facility cap; with --defer: deferral savings)."""
     tr = _load(trace, walltime_factor, walltime_round, seed, limit)
-    result = _run(tr, cluster, policy, as_json, check_invariants)
+    power = _power(cluster, site, power_cap, power_policy, cap_floor, start, seed)
+    deferral: dict[str, Any] | None = None
+    if defer is not None:
+        if power is None:
+            raise typer.BadParameter("deferral needs a --site", param_hint="--defer")
+        if defer != "lowest-window":
+            raise typer.BadParameter("the policy to compare with run-now: lowest-window", param_hint="--defer")
+        tr = mark_deferrable(tr, deferrable, parse_duration(deadline), seed)
+        signal = TimelineSignal(power.timeline, defer_signal)
+        baseline = _run(tr, cluster, policy, as_json, check_invariants, power,
+                        (*DEFAULT_CHECKS, DeferralCheck(signal, "run-now")))
+        power = _power(cluster, site, power_cap, power_policy, cap_floor, start, seed)
+        result = _run(tr, cluster, policy, as_json, check_invariants, power,
+                      (*DEFAULT_CHECKS, DeferralCheck(signal, "lowest-window")))
+        span = (0.0, float(result.summary["makespan_s"]))
+        deferral = deferral_savings(baseline, result, signal.spread(*span), defer_signal)
+        result.summary["deferral"] = deferral
+    else:
+        result = _run(tr, cluster, policy, as_json, check_invariants, power)
     summary = full_summary(result, tr)
     if out is not None:
         write_results(result, tr, out)
+        if result.energy is not None:
+            from steppe.twin.plots import plot_power
+
+            result.energy.write_csvs(out, result.policy)
+            plot_power(result, out / f"{result.policy}-power.png")
     if as_json:
         view = _script_view(summary)
         view["trace_provenance"] = trace_provenance(tr)
@@ -87,6 +172,11 @@ def simulate(
         return
     console.print(summary_table([summary], f"{tr.source} on {result.summary['cluster']}"))
     console.print(tenant_table(summary["tenants"]))
+    if result.energy is not None:
+        console.print(energy_table([summary]))
+        console.print(tenant_energy_table(result.energy.tenants(), result.summary))
+    if deferral is not None:
+        console.print(f"[bold]deferral[/bold] ({deferral['deferrable_jobs']:,} deferrable jobs): {deferral['verdict']}")
     print_notes(console, trace_provenance(tr))
     if out is not None:
         console.print(f"results written to {out}/")
@@ -105,6 +195,11 @@ def compare(
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
     check_invariants: InvOpt = True,
+    site: SiteOpt = None,
+    power_cap: CapOpt = None,
+    power_policy: PowerPolicyOpt = "cap",
+    cap_floor: FloorOpt = 0.6,
+    start: StartOpt = DEFAULT_START,
 ) -> None:
     """Replay one trace under several policies; side-by-side table and a PNG of JCT CDFs and utilization."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -113,7 +208,11 @@ def compare(
     for name in names:
         make_policy(name)  # fail fast on an unknown name, before any replay
     tr = _load(trace, walltime_factor, walltime_round, seed, limit)
-    results = [_run(tr, cluster, name, as_json, check_invariants) for name in names]
+    results = [
+        _run(tr, cluster, name, as_json, check_invariants,
+             _power(cluster, site, power_cap, power_policy, cap_floor, start, seed))
+        for name in names
+    ]
     if out is not None:
         from steppe.twin.plots import plot_comparison
 
@@ -124,6 +223,8 @@ def compare(
         typer.echo(json.dumps({r.policy: _script_view(r.summary) for r in results}, indent=2, sort_keys=True))
         return
     console.print(summary_table([r.summary for r in results], f"{tr.source} on {results[0].summary['cluster']}"))
+    if results[0].energy is not None:
+        console.print(energy_table([r.summary for r in results]))
     print_notes(console, trace_provenance(tr))
     if out is not None:
         console.print(f"results and plot written to {plot_path}")

@@ -89,7 +89,5 @@ class Cluster:
         """``nodes`` identical nodes, named ``node001``..."""
         gtype = gpu_type(type_name)
         width = max(3, len(str(nodes)))
-        built = tuple(
-            Node(i, f"node{i + 1:0{width}d}", gtype, gpus_per_node, host_power_w) for i in range(nodes)
-        )
+        built = tuple(Node(i, f"node{i + 1:0{width}d}", gtype, gpus_per_node, host_power_w) for i in range(nodes))
         return Cluster(name or f"{nodes}x{gpus_per_node}:{gtype.name}", built)

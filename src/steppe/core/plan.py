@@ -1,4 +1,4 @@
-"""What a scheduling cycle decides: starts, preemptions, reasons, a reservation, a wake-up.
+"""What a scheduling cycle decides: starts, power-cap changes, preemptions, reasons, a reservation, a wake-up.
 
 A plan is a proposal. The single writer verifies each entry against the current state and
 commits what still fits (see ``steppe.core.state.HubState.apply``).
@@ -14,11 +14,27 @@ from steppe.core.job import PendingReason
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Start ``job_id`` on ``allocation``; ``cap_fraction`` < 1 runs its GPUs under a power cap."""
+    """Start ``job_id`` on ``allocation``.
+
+    ``cap_fraction`` < 1 runs its GPUs under a power cap (fraction of TDP); ``power_w`` is the
+    IT power the job adds to the facility's draw (above the idle draw of its GPUs), 0 when the
+    hub does not schedule power.
+    """
 
     job_id: int
     allocation: Allocation
     cap_fraction: float = 1.0
+    power_w: float = 0.0
+    floor_power_w: float = 0.0  # what it would add at the lowest cap it may be given
+
+
+@dataclass(frozen=True, slots=True)
+class Recap:
+    """Change a running job's GPU power cap to ``cap_fraction``; its added power becomes ``power_w``."""
+
+    job_id: int
+    cap_fraction: float
+    power_w: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +45,7 @@ class Reservation:
     start_s: float
     gpu_type: str
     extra_gpus: int
+    extra_power_w: float = float("inf")
 
 
 @dataclass
@@ -37,6 +54,7 @@ class Plan:
 
     starts: list[Start] = field(default_factory=list)
     preemptions: list[int] = field(default_factory=list)
+    recaps: list[Recap] = field(default_factory=list)
     reasons: dict[int, PendingReason] = field(default_factory=dict)
     reservation: Reservation | None = None
     wakeup_s: float | None = None

@@ -28,6 +28,9 @@ class JobRecord:
     executed_s: float = 0.0
     preemptions: int = 0
     cap_fraction: float = 1.0
+    power_w: float = 0.0
+    floor_power_w: float = 0.0
+    reclaimable_before: float = 0.0
     epoch: int = 0
     expected_end_s: float = 0.0
     job_id: int = field(init=False)

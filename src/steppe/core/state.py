@@ -46,7 +46,8 @@ class PendingQueue(Protocol):
 
 
 class StateListener(Protocol):
-    """Told of every change the writer makes."""
+    """Told of every change the writer makes. A listener may also define
+    ``on_recap(rec, now)``, called when a running job's power cap changes."""
 
     def on_submit(self, rec: JobRecord, now: float) -> None: ...
 
@@ -67,6 +68,10 @@ class Snapshot(Protocol):
     usage: DecayedUsage
     generation: int
     arrivals_since_change: list[JobRecord]
+    power_draw_w: float
+    reclaimable_w: float
+    full_power: dict[int, JobRecord]
+    capped: dict[int, JobRecord]
 
 
 @dataclass
@@ -75,6 +80,7 @@ class Applied:
 
     started: list[JobRecord] = field(default_factory=list)
     preempted: list[JobRecord] = field(default_factory=list)
+    recapped: list[JobRecord] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -92,6 +98,10 @@ class HubState:
         self.usage = usage or DecayedUsage()
         self.generation = 0
         self.arrivals_since_change: list[JobRecord] = []
+        self.power_draw_w = 0.0  # IT power running jobs add above idle (sum of their power_w)
+        self.full_power: dict[int, JobRecord] = {}  # running jobs with no GPU power cap, oldest first
+        self.capped: dict[int, JobRecord] = {}  # running jobs under a GPU power cap, oldest first
+        self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
         self.listeners: list[StateListener] = []
         self._seq = 0
 
@@ -124,8 +134,23 @@ class HubState:
         return rec
 
     def apply(self, plan: Plan, now: float) -> Applied:
-        """Verify and commit a plan: preemptions first (they free GPUs), then starts, then reasons."""
+        """Verify and commit a plan: power-cap changes and preemptions first (they free power and GPUs),
+        then starts, then reasons."""
         done = Applied()
+        for recap in plan.recaps:
+            rec = self.running.get(recap.job_id)
+            if rec is None:
+                done.refused.append((recap.job_id, "not running"))
+                continue
+            self.power_draw_w += recap.power_w - rec.power_w
+            rec.cap_fraction, rec.power_w = recap.cap_fraction, recap.power_w
+            self._index_cap(rec)
+            self._changed()
+            done.recapped.append(rec)
+            for listener in self.listeners:
+                hook = getattr(listener, "on_recap", None)
+                if hook is not None:
+                    hook(rec, now)
         for job_id in plan.preemptions:
             rec = self.running.get(job_id)
             if rec is None or not rec.spec.preemptible:
@@ -191,6 +216,10 @@ class HubState:
         rec.allocation = start.allocation
         rec.gpu_type = types.pop()
         rec.cap_fraction = start.cap_fraction
+        rec.power_w = start.power_w
+        rec.floor_power_w = start.floor_power_w
+        self.power_draw_w += start.power_w
+        self._index_cap(rec)
         rec.reason = PendingReason.NONE
         rec.last_start_s = now
         rec.epoch += 1
@@ -215,6 +244,10 @@ class HubState:
         self.running_by_end.remove((rec.expected_end_s, rec.job_id))
         self.tenant_gpus[rec.spec.tenant] -= rec.gpus
         self.usage.change(rec.spec.tenant, now, -rec.gpus)
+        self.power_draw_w -= rec.power_w
+        if self.full_power.pop(rec.job_id, None) is not None:
+            self.reclaimable_w -= rec.reclaimable_before
+        self.capped.pop(rec.job_id, None)
         rec.executed_s += now - rec.last_start_s
         rec.end_s = now
         self._changed()
@@ -229,6 +262,18 @@ class HubState:
         rec.reason = PendingReason.PRIORITY
         self.queue.add(rec, now)
         self.arrivals_since_change.append(rec)
+
+    def _index_cap(self, rec: JobRecord) -> None:
+        was_full = self.full_power.pop(rec.job_id, None) is not None
+        if was_full:
+            self.reclaimable_w -= rec.reclaimable_before
+        if rec.cap_fraction < 1.0:
+            self.capped[rec.job_id] = rec
+        else:
+            self.capped.pop(rec.job_id, None)
+            self.full_power[rec.job_id] = rec
+            self.reclaimable_w += rec.power_w - rec.floor_power_w
+        rec.reclaimable_before = rec.power_w - rec.floor_power_w
 
     def _changed(self) -> None:
         self.generation += 1

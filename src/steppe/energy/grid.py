@@ -113,9 +113,7 @@ def _local_hour_of_day(utc_t: np.ndarray, utc_offset_h: float) -> np.ndarray:
     return (local - local.astype("datetime64[D]")).astype(float) / 3600.0
 
 
-def carbon_series_g_per_kwh(
-    spec: CarbonSpec, start: datetime, hours: int, utc_offset_h: float = 5.0
-) -> np.ndarray:
+def carbon_series_g_per_kwh(spec: CarbonSpec, start: datetime, hours: int, utc_offset_h: float = 5.0) -> np.ndarray:
     """Grid carbon intensity (gCO2e/kWh) for each hour from ``start``."""
     utc_t = _utc_hours(start, hours)
     if spec.csv_path is not None:
@@ -127,9 +125,7 @@ def carbon_series_g_per_kwh(
     return np.asarray(spec.g_per_kwh * seasonal * diurnal)
 
 
-def tariff_series_kzt_per_kwh(
-    spec: TariffSpec, start: datetime, hours: int, utc_offset_h: float = 5.0
-) -> np.ndarray:
+def tariff_series_kzt_per_kwh(spec: TariffSpec, start: datetime, hours: int, utc_offset_h: float = 5.0) -> np.ndarray:
     """Electricity price (KZT/kWh, excl. VAT) for each hour from ``start``."""
     hour = np.floor(_local_hour_of_day(_utc_hours(start, hours), utc_offset_h)).astype(int)
     a, b = spec.night_hours

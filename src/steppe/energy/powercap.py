@@ -86,8 +86,7 @@ class CapSchedule:
             raise ValueError(f"base_cap_w must be > 0, got {self.base_cap_w!r}")
         table = tuple(
             tuple(
-                min([self.base_cap_w] + [w.cap_w for w in self.windows if w.covers(month, hour)])
-                for hour in range(24)
+                min([self.base_cap_w] + [w.cap_w for w in self.windows if w.covers(month, hour)]) for hour in range(24)
             )
             for month in range(1, 13)
         )

@@ -256,9 +256,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _number(
-    t: dict[str, Any], name: str, source: str, table: str, default: float, lo: float, hi: float
-) -> float:
+def _number(t: dict[str, Any], name: str, source: str, table: str, default: float, lo: float, hi: float) -> float:
     key = f"{table}.{name}" if table else name
     value = t.get(name, default)
     if not _is_number(value):

@@ -24,7 +24,12 @@ from steppe.scheduling.placement import fits_ever
 
 
 class AdmissionCheck(Protocol):
-    """One rule; returns why ``rec`` must wait, or None."""
+    """One rule; returns why ``rec`` must wait, or None.
+
+    A check may also define ``begin_cycle(now)`` (called before a cycle's first ``check``) and
+    ``next_wakeup(now) -> float | None`` (a time the cycle should run again, e.g. when a held
+    job becomes eligible).
+    """
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None: ...
 

@@ -2,14 +2,16 @@
 
 Phases of one cycle:
 
+0. **Shed** power if the facility cap fell below the draw (``steppe.scheduling.power``).
 1. **Order**: walk pending jobs in the policy's priority order (the queue keeps it).
 2. **Admit**: admission checks may hold a job with their reason; it does not block others.
 3. **Start in order**: start each job whose gang fits, until the first that does not: the
    *head*, held with ``Resources``. Without backfill (strict FIFO, Slurm's builtin scheduler)
-   the cycle stops here; every job behind the head waits with ``Priority``.
+   the cycle stops here; every job behind the head waits with ``Priority``. A head that has GPUs
+   but no power waits with ``PowerCap``.
 4. **Reserve**: compute the head's shadow time and extra GPUs (``reservation.reserve``).
 5. **Backfill**: start later jobs that fit now and either end (by walltime) before the shadow
-   time or use only extra GPUs, so the head is never delayed (EASY, Lifka 1995; Slurm's
+   time or use only extra GPUs (and extra power), so the head is never delayed (EASY, Lifka 1995; Slurm's
    ``sched/backfill``). At most ``depth`` jobs are examined (Slurm's ``bf_max_job_test``),
    and the walk stops as soon as no GPU is free.
 
@@ -27,27 +29,43 @@ orders that drift with time). The result equals a full cycle's; only the cost di
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from steppe.core.job import JobState, PendingReason
+from steppe.core.job import JobSpec, JobState, PendingReason, WorkloadClass
 from steppe.core.plan import Plan, Reservation
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
 from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
+
+
+def _probes() -> list[JobRecord]:
+    """One-GPU jobs of each workload class, to bound the least power any job needs."""
+    return [JobRecord(JobSpec(0, 0.0, 1, 1.0, 1.0, "", workload=w), 0) for w in WorkloadClass]
+
+
+@dataclass
+class _Spare:
+    """What backfill jobs that outlast the shadow time may still use."""
+
+    gpus: int
+    power_w: float
 
 
 @dataclass
 class _Memo:
     generation: int
     computed_s: float
+    power_budget_w: float
     max_seq: int
     head: JobRecord
     reservation: Reservation | None
-    extra: int
+    spare: _Spare
     depth_hit: bool
 
 
@@ -61,6 +79,7 @@ class OrderedCycle:
         depth: int = 500,
         checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS,
         refresh_s: float | None = None,
+        power: PowerBudget | None = None,
     ) -> None:
         if depth < 1:
             raise ValueError("backfill depth must be >= 1")
@@ -68,6 +87,7 @@ class OrderedCycle:
         self.depth = depth
         self.checks = tuple(checks)
         self.refresh_s = refresh_s
+        self.power = power
         self._memo: _Memo | None = None
 
     def run(self, snap: Snapshot, now: float) -> Plan:
@@ -78,15 +98,19 @@ class OrderedCycle:
 
     # -- phases 1-5 --------------------------------------------------------------------------
     def _full(self, snap: Snapshot, now: float) -> Plan:
-        ctx = CycleContext(snap, now, self.checks)
+        ctx = CycleContext(snap, now, self.checks, self.power)
+        ctx.open()
         inv = snap.inventory
         head: JobRecord | None = None
         res: Reservation | None = None
-        extra = 0
+        spare = _Spare(0, 0.0)
         examined = 0
         depth_hit = False
         max_seq = max((r.seq for r in snap.arrivals_since_change), default=0)
         single_type = len(inv.types) == 1
+        power = self.power
+        power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
+        min_job_w = self.power.min_job_w(_probes(), inv.types) if self.power is not None else -math.inf
         for rec in snap.queue.ordered(now):
             if rec.seq > max_seq:
                 max_seq = rec.seq
@@ -96,17 +120,16 @@ class OrderedCycle:
                 break
             if head is not None:
                 free = inv.total_free
-                if free == 0:
+                if free == 0 or ctx.power_potential_w() < min_job_w:
                     break
                 if rec.gpus > free:
                     continue  # cannot fit anywhere now; keeps its reason
-                if (
-                    single_type
-                    and res is not None
-                    and rec.gpus > extra
-                    and now + rec.remaining_limit_s() > res.start_s
-                ):
-                    continue  # would delay the reservation
+                if res is not None and now + rec.remaining_limit_s() > res.start_s:
+                    if single_type and rec.gpus > spare.gpus:
+                        continue  # would delay the reservation's GPUs
+                    need_w = power.model.added_w(rec, res.gpu_type, power.lowest_cap(rec)) if power else 0.0
+                    if need_w > spare.power_w:
+                        continue  # would delay the reservation's power
             reason = ctx.admit(rec)
             if reason is not None:
                 ctx.hold(rec, reason)
@@ -115,43 +138,68 @@ class OrderedCycle:
                 if ctx.try_start(rec):
                     continue
                 head = rec
-                ctx.hold(rec, PendingReason.RESOURCES)
+                ctx.hold(rec, ctx.blocked)
                 if not self.backfill:
                     break
                 res = reserve(ctx, rec)
-                extra = res.extra_gpus if res else 0
+                spare = _Spare(res.extra_gpus, res.extra_power_w) if res else _Spare(0, 0.0)
                 ctx.plan.reservation = res
                 continue
-            extra = self._backfill_one(ctx, rec, res, extra)
+            kind = (rec.spec.workload, rec.spec.gpu_type, rec.spec.qos)
+            if power_short.get(kind, math.inf) <= rec.gpus:
+                continue  # a job of this kind and no more GPUs already lacked power in this cycle
+            started = len(ctx.plan.starts)
+            ctx.blocked = PendingReason.RESOURCES
+            self._backfill_one(ctx, rec, res, spare)
+            if len(ctx.plan.starts) == started and ctx.blocked is PendingReason.POWER_CAP:
+                power_short[kind] = min(power_short.get(kind, math.inf), rec.gpus)
         plan = ctx.close()
-        if head is not None and not plan.starts:
-            self._memo = _Memo(snap.generation, now, max_seq, head, res, extra, depth_hit)
+        if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
+            budget = self.power.it_budget_w(now) if self.power else 0.0
+            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit)
         else:
             self._memo = None
         return plan
 
-    def _backfill_one(self, ctx: CycleContext, rec: JobRecord, res: Reservation | None, extra: int) -> int:
-        """Start ``rec`` if it cannot delay the reservation; returns the extra GPUs left."""
+    def _backfill_one(self, ctx: CycleContext, rec: JobRecord, res: Reservation | None, spare: _Spare) -> None:
+        """Start ``rec`` if it cannot delay the reservation, updating what is spare."""
         inv = ctx.snap.inventory
         types = candidate_types(inv, rec.spec.gpu_type)
         if len(types) == 1:
             if inv.free_by_type[types[0]] < rec.gpus:
-                return extra
+                return
         elif not any(inv.free_by_type[t] >= rec.gpus for t in types):
-            return extra
+            return
         if res is None or ctx.now + rec.remaining_limit_s() <= res.start_s:
             ctx.try_start(rec)
-            return extra
+            return
+        # It outlasts the shadow time: it may use only GPUs and power the reserved job will not need.
+        before_w = ctx.power_extra_w
         for t in types:
-            if t != res.gpu_type and ctx.try_start(rec, t):
-                return extra
-        if res.gpu_type in types and rec.gpus <= extra and ctx.try_start(rec, res.gpu_type):
-            return extra - rec.gpus
-        return extra
+            if t != res.gpu_type and self._within(spare, 0, ctx, rec, t) and ctx.try_start(rec, t):
+                spare.power_w -= ctx.power_extra_w - before_w
+                return
+        if (
+            res.gpu_type in types
+            and self._within(spare, rec.gpus, ctx, rec, res.gpu_type)
+            and ctx.try_start(rec, res.gpu_type)
+        ):
+            spare.gpus -= rec.gpus
+            spare.power_w -= ctx.power_extra_w - before_w
+
+    @staticmethod
+    def _within(spare: _Spare, gpus: int, ctx: CycleContext, rec: JobRecord, gpu_type: str) -> bool:
+        if gpus > spare.gpus:
+            return False
+        if ctx.power is None:
+            return True
+        return ctx.power.model.added_w(rec, gpu_type, ctx.power.lowest_cap(rec)) <= spare.power_w
 
     # -- memoised cycle ----------------------------------------------------------------------
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:
         if memo.generation != snap.generation or memo.head.state is not JobState.PENDING:
+            return False
+        if self.power is not None and self.power.it_budget_w(now) != memo.power_budget_w:
             return False
         return self.refresh_s is None or now - memo.computed_s < self.refresh_s
 
@@ -165,8 +213,9 @@ class OrderedCycle:
         memo.max_seq = max(r.seq for r in arrivals)
         if not self.backfill or (memo.depth_hit and not self.refresh_s):
             return Plan()
-        ctx = CycleContext(snap, now, self.checks)
-        extra = memo.extra
+        ctx = CycleContext(snap, now, self.checks, self.power)
+        ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
+        spare = _Spare(memo.spare.gpus, memo.spare.power_w)
         for rec in arrivals:
             if snap.inventory.total_free == 0:
                 break
@@ -174,10 +223,10 @@ class OrderedCycle:
             if reason is not None:
                 ctx.hold(rec, reason)
                 continue
-            extra = self._backfill_one(ctx, rec, memo.reservation, extra)
+            self._backfill_one(ctx, rec, memo.reservation, spare)
         plan = ctx.close()
-        if plan.starts:
+        if plan.starts or plan.recaps:
             self._memo = None
         else:
-            memo.extra = extra
+            memo.spare = spare
         return plan

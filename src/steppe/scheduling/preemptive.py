@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from steppe.core.job import PendingReason
 from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
+from steppe.scheduling.power import PowerBudget
 
 
 class PreemptiveQueue(PendingQueue, Protocol):
@@ -43,13 +43,19 @@ class PreemptiveQueue(PendingQueue, Protocol):
 
 
 def preemptive_cycle(
-    snap: Snapshot, now: float, queue: PreemptiveQueue, checks: Sequence[AdmissionCheck], depth: int
+    snap: Snapshot,
+    now: float,
+    queue: PreemptiveQueue,
+    checks: Sequence[AdmissionCheck],
+    depth: int,
+    power: PowerBudget | None = None,
 ) -> Plan:
     """One cycle; see the module docstring."""
     queue.refresh(now)
-    ctx = CycleContext(snap, now, checks)
+    ctx = CycleContext(snap, now, checks, power)
+    ctx.open()
     inv = snap.inventory
-    taken: set[int] = set()
+    taken = ctx.preempted
     for examined, rec in enumerate(queue.ordered(now)):
         if examined >= depth:
             break
@@ -59,9 +65,10 @@ def preemptive_cycle(
             continue
         if ctx.try_start(rec):
             continue
+        blocked = ctx.blocked
         if _preempt_for(ctx, queue, rec, taken):
             continue
-        ctx.hold(rec, PendingReason.RESOURCES)
+        ctx.hold(rec, blocked)
         if inv.total_free == 0 and next(_eligible(queue.victims(rec, now), taken), None) is None:
             break
     wake = queue.next_wakeup(now)
@@ -80,21 +87,23 @@ def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, take
         if inv.total_by_type[t] < rec.gpus:
             continue
         free = inv.free_by_type[t]
+        headroom, need_w = ctx.power_headroom_w(), 0.0
+        if ctx.power is not None:
+            need_w = ctx.power.model.added_w(rec, t, ctx.power.lowest_cap(rec))
         picked: list[JobRecord] = []
         for victim in _eligible(queue.victims(rec, ctx.now), taken):
-            if victim.gpu_type != t:
-                continue
+            if victim.gpu_type != t and free >= rec.gpus:
+                continue  # GPUs suffice; only power is short, and any type frees power
+            if victim.gpu_type == t:
+                free += victim.gpus
             picked.append(victim)
-            free += victim.gpus
-            if free >= rec.gpus:
+            headroom += ctx.power_of(victim)
+            if free >= rec.gpus and headroom >= need_w:
                 break
-        if free < rec.gpus:
+        if free < rec.gpus or headroom < need_w:
             continue
         for victim in picked:
-            inv.release(victim.allocation)
-            taken.add(victim.job_id)
-            ctx.plan.preemptions.append(victim.job_id)
-            ctx.tenant_extra[victim.spec.tenant] -= victim.gpus
+            ctx.preempt(victim)
         if ctx.try_start(rec, t):
             return True
     return False

@@ -1,9 +1,10 @@
-"""When will a blocked job's GPUs be free? EASY backfill's shadow time and extra GPUs.
+"""When will a blocked job's GPUs (and power) be free? EASY backfill's shadow time and extras.
 
 Walk running jobs in order of expected end (start + walltime limit), adding the GPUs each
-frees on the job's GPU type, until the free GPUs reach what the job needs. That end is the
-*shadow time*; GPUs beyond the need at that moment are *extra* and may be used by backfill
-jobs of any length.
+frees on the job's GPU type and the power it frees, until both the free GPUs and the power
+headroom reach what the job needs (its power at the lowest cap it may run at). That end is
+the *shadow time*; GPUs and power beyond the need at that moment are *extra* and may be used
+by backfill jobs of any length.
 
 Example: 4 GPUs free, the head wants 8; running jobs end at t=100 (2 GPUs) and t=200
 (4 GPUs). At t=100 6 are free, at t=200 10: shadow time 200, extra 2.
@@ -12,6 +13,7 @@ Example: 4 GPUs free, the head wants 8; running jobs end at t=100 (2 GPUs) and t
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator
 
 from steppe.core.plan import Reservation
@@ -20,11 +22,15 @@ from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
 
 
-def _ends(ctx: CycleContext) -> Iterator[tuple[float, int, str]]:
-    """(expected end, GPUs, type) of running jobs and of jobs started earlier in this cycle."""
+def _ends(ctx: CycleContext) -> Iterator[tuple[float, int, int, str, float]]:
+    """(expected end, job id, GPUs, type, power) of running jobs and of jobs started in this cycle."""
     snap = ctx.snap
-    running = ((end, snap.running[jid].gpus, snap.running[jid].gpu_type) for end, jid in snap.running_by_end)
-    started = sorted((end, rec.gpus, t) for end, rec, t in ctx.started)
+    running = (
+        (end, jid, snap.running[jid].gpus, snap.running[jid].gpu_type, ctx.power_of(snap.running[jid]))
+        for end, jid in snap.running_by_end
+        if jid not in ctx.preempted
+    )
+    started = sorted((end, rec.job_id, rec.gpus, t, p) for end, rec, t, p in ctx.started)
     return heapq.merge(running, started)
 
 
@@ -35,18 +41,23 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
     for t in candidate_types(inv, rec.spec.gpu_type):
         if inv.total_by_type[t] < rec.gpus:
             continue
+        need_w = 0.0
+        headroom = math.inf
+        if ctx.power is not None:
+            need_w = ctx.power.model.added_w(rec, t, ctx.power.lowest_cap(rec))
+            headroom = ctx.power_headroom_w()
         free = inv.free_by_type[t]
         shadow = ctx.now
-        if free < rec.gpus:
-            for end, gpus, gtype in _ends(ctx):
-                if gtype != t:
-                    continue
-                free += gpus
+        if free < rec.gpus or headroom < need_w:
+            for end, _, gpus, gtype, power_w in _ends(ctx):
+                if gtype == t:
+                    free += gpus
+                headroom += power_w
                 shadow = max(end, ctx.now)
-                if free >= rec.gpus:
+                if free >= rec.gpus and headroom >= need_w:
                     break
-            if free < rec.gpus:
+            if free < rec.gpus or headroom < need_w:
                 continue
         if best is None or shadow < best.start_s:
-            best = Reservation(rec.job_id, shadow, t, free - rec.gpus)
+            best = Reservation(rec.job_id, shadow, t, free - rec.gpus, headroom - need_w)
     return best

@@ -28,8 +28,20 @@ from steppe.core.records import JobRecord
 
 SLOWDOWN_THRESHOLD_S = 10.0
 JOB_COLUMNS = (
-    "job_id", "tenant", "project", "gpus", "gpu_type", "submit_s", "start_s", "end_s",
-    "wait_s", "jct_s", "run_s", "state", "preemptions", "bounded_slowdown",
+    "job_id",
+    "tenant",
+    "project",
+    "gpus",
+    "gpu_type",
+    "submit_s",
+    "start_s",
+    "end_s",
+    "wait_s",
+    "jct_s",
+    "run_s",
+    "state",
+    "preemptions",
+    "bounded_slowdown",
 )
 
 
@@ -76,10 +88,24 @@ class MetricsCollector:
         jct = now - spec.submit_s
         run = rec.executed_s
         slowdown = max(jct / max(run, SLOWDOWN_THRESHOLD_S), 1.0)
-        self.rows.append((
-            spec.job_id, spec.tenant, spec.project, spec.gpus, rec.gpu_type, spec.submit_s, start, now,
-            start - spec.submit_s, jct, run, rec.state.value, rec.preemptions, slowdown,
-        ))
+        self.rows.append(
+            (
+                spec.job_id,
+                spec.tenant,
+                spec.project,
+                spec.gpus,
+                rec.gpu_type,
+                spec.submit_s,
+                start,
+                now,
+                start - spec.submit_s,
+                jct,
+                run,
+                rec.state.value,
+                rec.preemptions,
+                slowdown,
+            )
+        )
 
     # -- results -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -41,3 +41,35 @@ def plot_comparison(results: Sequence[ReplayResult], path: Path, bin_s: float = 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_power(result: ReplayResult, path: Path) -> Path:
+    """Three panels over time: facility power (hourly peak and mean) against the cap, PUE, carbon intensity."""
+    energy = result.energy
+    if energy is None:
+        raise ValueError("plot_power needs a replay with a site")
+    hours = len(energy.facility_kwh_by_hour)
+    days = np.arange(hours) / 24.0
+    hour_of = np.minimum((energy.times // 3600).astype(np.int64), max(hours - 1, 0))
+    peak = np.zeros(hours)
+    np.maximum.at(peak, hour_of, energy.facility_w)
+    fig, (ax_p, ax_pue, ax_c) = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
+    ax_p.plot(days, energy.facility_kwh_by_hour / 1e3, label="facility power, hourly mean", linewidth=0.8)
+    ax_p.plot(days, peak / 1e6, label="facility power, hourly peak", linewidth=0.6, alpha=0.7)
+    ax_p.plot(days, energy.arrays.cap_w[:hours] / 1e6, label="facility cap", color="black", linewidth=1.0)
+    ax_p.set_ylabel("MW")
+    ax_p.set_title(f"{result.policy}: facility power against the cap ({result.summary.get('site', '')})")
+    ax_p.legend(loc="lower right")
+    ax_p.grid(True, alpha=0.3)
+    ax_pue.plot(days, energy.arrays.pue[:hours], color="tab:green", linewidth=0.8)
+    ax_pue.set_ylabel("PUE")
+    ax_pue.grid(True, alpha=0.3)
+    ax_c.plot(days, energy.arrays.carbon_g_per_kwh[:hours], color="tab:brown", linewidth=0.8)
+    ax_c.set_ylabel("grid gCO2e/kWh")
+    ax_c.set_xlabel("days since the replay's start")
+    ax_c.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

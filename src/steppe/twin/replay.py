@@ -23,17 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steppe.core.cluster import Cluster
-from steppe.core.job import JobState
+from steppe.core.job import JobSpec, JobState
 from steppe.core.records import JobRecord
 from steppe.core.state import HubState, StateListener
 from steppe.core.usage import DecayedUsage
 from steppe.executors.fake import FakeExecutor
-from steppe.scheduling.placement import fits_ever
+from steppe.scheduling.admission import AdmissionCheck
+from steppe.scheduling.placement import candidate_types, fits_ever
 from steppe.scheduling.policies import Policy, make_policy
+from steppe.scheduling.power import PowerBudget
+from steppe.twin.energy_meter import EnergyMeter, EnergyReport
 from steppe.twin.engine import EventQueue
 from steppe.twin.eventlog import EventLog
-from steppe.twin.invariants import InvariantChecker
+from steppe.twin.invariants import InvariantChecker, InvariantViolation
 from steppe.twin.metrics import MetricsCollector
+from steppe.twin.power import PowerSetup
 from steppe.twin.trace import Trace
 
 _END, _WAKE = 0, 1
@@ -51,6 +55,7 @@ class ReplayResult:
     state: HubState
     rejected: Counter[str] = field(default_factory=Counter)
     cycles: int = 0
+    energy: EnergyReport | None = None
 
 
 Progress = Callable[[int, int], None]
@@ -66,27 +71,51 @@ def replay(
     listeners: Sequence[StateListener] = (),
     slowdown: Callable[[JobRecord], float] | None = None,
     progress: Progress | None = None,
+    power: PowerSetup | None = None,
+    checks: Sequence[AdmissionCheck] | None = None,
 ) -> ReplayResult:
-    """Replay ``trace`` on ``cluster`` under ``policy``; see the module docstring."""
+    """Replay ``trace`` on ``cluster`` under ``policy``; see the module docstring.
+
+    With ``power``, energy, carbon and cost are metered; if its budget is set, the policy
+    schedules under the facility cap (a policy given by name gets the budget) and the
+    facility's draw is checked against the cap after every cycle. ``checks`` replaces the
+    policy's admission checks (e.g. to add deferral) when the policy is given by name.
+    """
     wall0 = time.perf_counter()
-    pol = make_policy(policy) if isinstance(policy, str) else policy
     cluster = cluster.with_tenants(trace.tenants)
+    if isinstance(policy, str):
+        options: dict[str, Any] = {}
+        if power is not None and power.budget is not None:
+            options["power"] = power.budget
+        if checks is not None:
+            options["checks"] = tuple(checks)
+        pol = make_policy(policy, **options)
+    else:
+        pol = policy
     usage = DecayedUsage()
     state = HubState(cluster, pol.new_queue(cluster, usage), usage)
     metrics = MetricsCollector(cluster)
     log = EventLog()
     checker = InvariantChecker(state) if check_invariants else None
     state.listeners.extend([metrics, log, *([checker] if checker else []), *listeners])
+    meter = EnergyMeter(state, power) if power is not None else None
+    if meter is not None:
+        state.listeners.append(meter)
+        if slowdown is None:
+            slowdown = power.fleet.slowdown  # type: ignore[union-attr]
+    budget = power.budget if power is not None else None
+    power_ceiling_w = _power_ceiling_w(power) if power is not None and budget is not None else None
     events = EventQueue()
 
-    def schedule_end(t: float, job_id: int, epoch: int, end_state: JobState) -> None:
-        events.push(t, _END, (_END, (job_id, epoch, end_state)))
+    def schedule_end(t: float, job_id: int, token: int, end_state: JobState) -> None:
+        events.push(t, _END, (_END, (job_id, token, end_state)))
 
     executor = FakeExecutor(schedule_end, slowdown)
     rejected: Counter[str] = Counter()
     jobs = trace.jobs
     n = len(jobs)
     i = submitted = cycles = 0
+    t_last = 0.0
     wake_pending: set[float] = set()
     while i < n or len(events):
         t_job = jobs[i].submit_s if i < n else float("inf")
@@ -95,10 +124,10 @@ def replay(
             _, batch = events.pop_batch()
             for kind, payload in batch:
                 if kind == _END:
-                    job_id, epoch, end_state = payload
-                    rec = state.running.get(job_id)
-                    if rec is not None and rec.epoch == epoch:
+                    job_id, token, end_state = payload
+                    if executor.current(job_id, token):
                         state.finish(job_id, now, end_state)
+                        executor.ended(job_id)
                 else:
                     wake_pending.discard(now)
         while i < n and jobs[i].submit_s == now:
@@ -111,16 +140,30 @@ def replay(
             if quota is not None and spec.gpus > quota:
                 rejected["larger than its tenant's GPU quota"] += 1
                 continue
+            if power_ceiling_w is not None and _least_power_w(budget, state, spec) > power_ceiling_w:
+                rejected["needs more power than the facility cap ever allows"] += 1
+                continue
             state.submit(spec, now)
             submitted += 1
         plan = pol.schedule(state, now)
         cycles += 1
         applied = state.apply(plan, now)
+        for rec in applied.recapped:
+            executor.recap(rec, now)
         for rec in applied.preempted:
             executor.stop(rec, now)
         for rec in applied.started:
             executor.start(rec, now)
-        if plan.wakeup_s is not None and plan.wakeup_s > now and plan.wakeup_s not in wake_pending:
+        if budget is not None and checker is not None:
+            limits = budget.limits
+            draw_w = limits.pue_at(now) * (budget.static_it_w + state.power_draw_w)
+            if draw_w > limits.cap_w_at(now) * (1 + 1e-9) + 1e-3:
+                raise InvariantViolation(
+                    f"t={now}: facility draws {draw_w:,.0f} W over its cap of {limits.cap_w_at(now):,.0f} W"
+                )
+        t_last = now
+        idle = not state.running and not len(state.queue)
+        if plan.wakeup_s is not None and plan.wakeup_s > now and plan.wakeup_s not in wake_pending and not idle:
             wake_pending.add(plan.wakeup_s)
             events.push(plan.wakeup_s, _WAKE, (_WAKE, None))
         if progress is not None and cycles % 4096 == 0:
@@ -130,6 +173,12 @@ def replay(
     if progress is not None:
         progress(n, n)
     summary = metrics.summary()
+    energy = meter.report(t_last) if meter is not None else None
+    if energy is not None:
+        summary.update(energy.hub)
+        summary["power_scheduling"] = (
+            "none" if budget is None else ("cap-jobs-then-hold" if budget.capping else "hold-jobs")
+        )
     summary.update(
         policy=pol.name,
         oracle=pol.oracle,
@@ -143,4 +192,19 @@ def replay(
         event_digest=log.digest(),
         wall_s=time.perf_counter() - wall0,
     )
-    return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles)
+    return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy)
+
+
+def _power_ceiling_w(power: PowerSetup) -> float:
+    """The most IT power jobs may ever add at this site (over a year of its timeline)."""
+    arr = power.timeline.arrays(24 * 366)
+    return float((arr.cap_w / arr.pue).max()) - power.fleet.static_it_w()
+
+
+def _least_power_w(budget: PowerBudget | None, state: HubState, spec: JobSpec) -> float:
+    """The least power ``spec`` could run at, on the most frugal GPU type it may use."""
+    if budget is None:
+        return 0.0
+    probe = JobRecord(spec, 0)
+    types = candidate_types(state.inventory, spec.gpu_type)
+    return min((budget.model.added_w(probe, t, budget.lowest_cap(probe)) for t in types), default=0.0)

@@ -9,6 +9,11 @@ from typing import Any
 from steppe.twin.replay import ReplayResult
 from steppe.twin.trace import Trace
 
+ENERGY_KEYS = (
+    "it_energy_kwh", "facility_energy_kwh", "idle_it_energy_kwh", "peak_facility_power_w", "peak_it_power_w",
+    "power_cap_w", "min_power_cap_w", "hours_at_cap", "power_cap_violations", "carbon_kg", "cost_kzt", "cost_usd",
+    "mean_pue", "capped_jobs", "recaps", "site", "power_scheduling",
+)
 SCRIPT_KEYS = ("jobs", "mean_jct_s", "p99_jct_s", "mean_wait_s", "utilization", "makespan_s", "jain_index", "wall_s")
 
 
@@ -29,6 +34,8 @@ def full_summary(result: ReplayResult, trace: Trace) -> dict[str, Any]:
     out["tenants"] = result.metrics.tenants()
     out["rejected_by_reason"] = dict(result.rejected)
     out["trace_provenance"] = trace_provenance(trace)
+    if result.energy is not None:
+        out["tenant_energy"] = result.energy.tenants()
     return out
 
 

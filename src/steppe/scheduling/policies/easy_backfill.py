@@ -20,6 +20,7 @@ from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
 from steppe.scheduling.backfill import OrderedCycle
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.queues import KeyedQueue, submit_order_key
 
 
@@ -27,8 +28,10 @@ class EasyBackfillPolicy:
     name = "easy-backfill"
     oracle = False
 
-    def __init__(self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS, depth: int = 500) -> None:
-        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks)
+    def __init__(
+        self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS, depth: int = 500, power: PowerBudget | None = None
+    ) -> None:
+        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks, power=power)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
         return KeyedQueue(submit_order_key)

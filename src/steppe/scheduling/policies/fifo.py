@@ -19,6 +19,7 @@ from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
 from steppe.scheduling.backfill import OrderedCycle
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.queues import KeyedQueue, submit_order_key
 
 
@@ -26,8 +27,8 @@ class FifoPolicy:
     name = "fifo"
     oracle = False
 
-    def __init__(self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS) -> None:
-        self._cycle = OrderedCycle(backfill=False, checks=checks)
+    def __init__(self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS, power: PowerBudget | None = None) -> None:
+        self._cycle = OrderedCycle(backfill=False, checks=checks, power=power)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
         return KeyedQueue(submit_order_key)

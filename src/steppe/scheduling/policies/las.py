@@ -32,6 +32,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
 
@@ -155,8 +156,10 @@ class LasPolicy:
         starve_factor: float = 2.0,
         starve_min_s: float = 600.0,
         depth: int = 500,
+        power: PowerBudget | None = None,
     ) -> None:
         self.checks = tuple(checks)
+        self.power = power
         self.thresholds = tuple(thresholds_gpu_s)
         self.starve_factor = starve_factor
         self.starve_min_s = starve_min_s
@@ -168,4 +171,4 @@ class LasPolicy:
         return self._queue
 
     def schedule(self, snap: Snapshot, now: float) -> Plan:
-        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth)
+        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth, self.power)

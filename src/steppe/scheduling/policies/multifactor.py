@@ -20,6 +20,7 @@ from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
 from steppe.scheduling.backfill import OrderedCycle
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.priority import MultifactorQueue, MultifactorWeights
 
 
@@ -33,9 +34,10 @@ class MultifactorPolicy:
         weights: MultifactorWeights | None = None,
         depth: int = 500,
         refresh_s: float = 300.0,
+        power: PowerBudget | None = None,
     ) -> None:
         self.weights = weights or MultifactorWeights()
-        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks, refresh_s=refresh_s)
+        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks, refresh_s=refresh_s, power=power)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
         return MultifactorQueue(cluster, usage, self.weights)

@@ -23,6 +23,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
 
@@ -76,8 +77,11 @@ class SrtfPolicy:
     name = "srtf"
     oracle = True
 
-    def __init__(self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS, depth: int = 500) -> None:
+    def __init__(
+        self, checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS, depth: int = 500, power: PowerBudget | None = None
+    ) -> None:
         self.checks = tuple(checks)
+        self.power = power
         self.depth = depth
         self._queue = SrtfQueue()
 
@@ -86,4 +90,4 @@ class SrtfPolicy:
         return self._queue
 
     def schedule(self, snap: Snapshot, now: float) -> Plan:
-        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth)
+        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth, self.power)

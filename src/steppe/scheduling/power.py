@@ -1,0 +1,173 @@
+"""Facility power as a consumable: admission, per-job GPU power caps, shedding under a falling cap.
+
+The facility may draw at most ``cap(t)`` watts from the grid. Its draw is
+
+    facility = PUE(t) x (static IT + sum of running jobs' added power)
+
+where *static IT* is what the fleet draws with every GPU idle (hosts and idle GPUs) and a job's
+*added power* is what its GPUs draw above idle at its cap. So the IT budget for jobs at ``t`` is
+``cap(t) / PUE(t) - static``, and a job may start only if its added power fits the headroom
+(pending reason ``PowerCap``). Numbers come from models injected through two small protocols,
+so scheduling stays independent of the energy package.
+
+With **capping** on (the ``power-capped`` option), a job that does not fit at full power:
+
+1. starts under a lower GPU cap (steps of 0.05 x TDP, down to ``floor``) if that fits;
+2. else running jobs without a cap are capped (oldest first, down to ``floor``) to make room;
+3. only then is it held with ``PowerCap``.
+
+Jobs of latency-critical QOS classes are never capped. When no job waits on power, capped
+jobs are raised back (oldest first) as far as the headroom allows.
+
+**Shedding.** If the cap drops (or PUE rises) below the current draw, the cycle first caps
+running jobs down to ``floor`` (largest first), then checkpoints and requeues preemptible
+jobs (latest started first) until the draw fits, all in the same cycle.
+
+Example: cap 1 MW, PUE 1.25, static 200 kW -> IT budget 600 kW. Running jobs add 560 kW;
+a job adding 60 kW at full power (40 kW at cap 0.6) does not fit at full power (40 kW free),
+but does at cap 0.6: it starts capped and runs about 9 % slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from steppe.core.records import JobRecord
+
+if TYPE_CHECKING:
+    from steppe.scheduling.context import CycleContext
+
+CAP_STEP = 0.05
+
+
+class JobPowerModel(Protocol):
+    """Power a job adds above idle, and whether it may be capped."""
+
+    def added_w(self, rec: JobRecord, gpu_type: str, cap_fraction: float) -> float: ...
+
+    def cappable(self, rec: JobRecord) -> bool: ...
+
+
+class FacilityLimits(Protocol):
+    """The facility's cap and PUE over (simulated or wall) time."""
+
+    def cap_w_at(self, t_s: float) -> float: ...
+
+    def pue_at(self, t_s: float) -> float: ...
+
+    def next_change_s(self, t_s: float) -> float: ...
+
+
+@dataclass
+class PowerBudget:
+    """Power rules for a cycle; see the module docstring."""
+
+    model: JobPowerModel
+    limits: FacilityLimits
+    static_it_w: float
+    capping: bool = True
+    floor: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0.4 <= self.floor <= 1.0:
+            raise ValueError(f"cap floor must be within 0.4-1.0 of TDP, got {self.floor}")
+        steps = []
+        c = 1.0 - CAP_STEP
+        while c >= self.floor - 1e-9:
+            steps.append(round(c, 4))
+            c -= CAP_STEP
+        self.steps: tuple[float, ...] = tuple(steps)
+        self._min_job_w: float | None = None
+
+    def min_job_w(self, probes: list[JobRecord], gpu_types: tuple[str, ...]) -> float:
+        """The least power any of ``probes`` (1-GPU jobs of each kind) adds, on any GPU type."""
+        if self._min_job_w is None:
+            self._min_job_w = min(self.model.added_w(p, t, self.lowest_cap(p)) for p in probes for t in gpu_types)
+        return self._min_job_w
+
+    def it_budget_w(self, now: float) -> float:
+        """IT power jobs may add at ``now``."""
+        return self.limits.cap_w_at(now) / self.limits.pue_at(now) - self.static_it_w
+
+    def lowest_cap(self, rec: JobRecord) -> float:
+        return self.steps[-1] if self.capping and self.steps and self.model.cappable(rec) else 1.0
+
+    def fit(self, rec: JobRecord, gpu_type: str, headroom_w: float) -> tuple[float, float] | None:
+        """The highest cap at which ``rec`` fits ``headroom_w``: (cap fraction, added power), or None."""
+        full = self.model.added_w(rec, gpu_type, 1.0)
+        if full <= headroom_w:
+            return 1.0, full
+        if not (self.capping and self.model.cappable(rec)):
+            return None
+        for c in self.steps:
+            p = self.model.added_w(rec, gpu_type, c)
+            if p <= headroom_w:
+                return c, p
+        return None
+
+    # -- phases run by the cycles ------------------------------------------------------------
+    def shed(self, ctx: CycleContext) -> None:
+        """Phase 0: get under a cap that dropped below the current draw, within this cycle."""
+        excess = -ctx.power_headroom_w()
+        if excess <= 1e-6:
+            return
+        snap = ctx.snap
+        if self.capping:
+            for rec in sorted(snap.running.values(), key=lambda r: (-r.power_w, r.job_id)):
+                if excess <= 1e-6:
+                    return
+                low = self.lowest_cap(rec)
+                if rec.cap_fraction <= low:
+                    continue
+                p = self.model.added_w(rec, rec.gpu_type, low)
+                excess -= rec.power_w - p
+                ctx.recap(rec, low, p)
+        for rec in sorted(snap.running.values(), key=lambda r: (-r.last_start_s, -r.job_id)):
+            if excess <= 1e-6:
+                return
+            if rec.spec.preemptible:
+                excess -= ctx.power_of(rec)
+                ctx.preempt(rec)
+
+    def make_room(self, ctx: CycleContext, rec: JobRecord, gpu_type: str) -> tuple[float, float] | None:
+        """Cap running full-power jobs (oldest first) so ``rec`` can start at its lowest cap."""
+        if not self.capping:
+            return None
+        low = self.lowest_cap(rec)
+        need = self.model.added_w(rec, gpu_type, low) - ctx.power_headroom_w()
+        if need <= 0:
+            return self.fit(rec, gpu_type, ctx.power_headroom_w())
+        if need > ctx.power_potential_w() - ctx.power_headroom_w():
+            return None  # capping every full-power job would not free enough
+        picks: list[tuple[JobRecord, float, float]] = []
+        for run in ctx.snap.full_power.values():
+            if run.job_id in ctx.recapped or run.job_id in ctx.preempted:
+                continue
+            c = self.lowest_cap(run)
+            if c >= 1.0:
+                continue
+            p = self.model.added_w(run, run.gpu_type, c)
+            picks.append((run, c, p))
+            need -= run.power_w - p
+            if need <= 0:
+                break
+        if need > 0:
+            return None
+        for run, c, p in picks:
+            ctx.recap(run, c, p)
+        return self.fit(rec, gpu_type, ctx.power_headroom_w())
+
+    def restore(self, ctx: CycleContext) -> None:
+        """Last phase: when nothing waits on power, raise capped jobs back, oldest first."""
+        headroom = ctx.power_headroom_w()
+        for rec in ctx.snap.capped.values():
+            if headroom <= 0:
+                return
+            if rec.job_id in ctx.recapped or rec.job_id in ctx.preempted:
+                continue
+            got = self.fit(rec, rec.gpu_type, headroom + rec.power_w)
+            if got is None or got[0] <= rec.cap_fraction:
+                continue
+            headroom -= got[1] - rec.power_w
+            ctx.recap(rec, got[0], got[1])

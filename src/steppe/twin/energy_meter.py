@@ -1,0 +1,238 @@
+"""Energy, carbon and money of a replay, per job, per tenant and for the hub.
+
+A state listener records two things as the replay runs:
+
+* each job's power *segments* ``(job, t0, t1, GPU power)``: a segment opens at a start or a
+  cap change and closes at the next cap change or stop; GPU power includes the idle part;
+* the hub's IT power as a step function: ``static + added power of running jobs``.
+
+At the end everything is integrated against the site's hourly PUE, carbon intensity and
+tariff. With ``C_x(t) = integral_0^t x(s) ds`` (piecewise linear, since x is hourly), a segment
+of power P from t0 to t1 costs
+
+    IT kWh = P (t1 - t0) / 3.6e6          facility kWh = P (C_pue(t1) - C_pue(t0)) / 3.6e6
+    kg CO2e = P (C_pue*ci(t1) - C_pue*ci(t0)) / 3.6e9      KZT = P (C_pue*tariff(t1) - ...) / 3.6e6
+
+The idle draw (hosts, idle GPUs not held by a job) belongs to the hub, not to tenants; the
+sum of per-job IT energy plus idle energy equals the hub's integrated IT power (a test checks
+it). Peak facility power and hours at the cap come from the step function split at hour
+boundaries; "at the cap" means within 2 % of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steppe.core.records import JobRecord
+from steppe.core.state import HubState
+from steppe.energy.grid import kzt_to_usd
+from steppe.twin.power import PowerSetup
+
+AT_CAP_FRACTION = 0.98
+
+
+class EnergyMeter:
+    """A state listener that meters power; ``report(t_end)`` integrates it."""
+
+    def __init__(self, state: HubState, setup: PowerSetup) -> None:
+        self.state = state
+        self.setup = setup
+        self.static_w = setup.fleet.static_it_w()
+        self.seg_job: list[int] = []
+        self.seg_t0: list[float] = []
+        self.seg_t1: list[float] = []
+        self.seg_w: list[float] = []
+        self._open: dict[int, tuple[float, float]] = {}
+        self._busy_idle_w = 0.0
+        self._added_w = 0.0
+        self._job_added_w: dict[int, float] = {}
+        self.step_t: list[float] = [0.0]
+        self.step_it_w: list[float] = [self.static_w]
+        self.step_idle_w: list[float] = [self.static_w]
+        self.tenant_of: dict[int, str] = {}
+        self.capped_jobs: set[int] = set()
+        self.recaps = 0
+
+    # -- listener ----------------------------------------------------------------------------
+    def on_submit(self, rec: JobRecord, now: float) -> None:
+        self.tenant_of[rec.job_id] = rec.spec.tenant
+
+    def on_start(self, rec: JobRecord, now: float) -> None:
+        self._busy_idle_w += self._idle_part(rec)
+        self._segment(rec, now)
+        self._step(now)
+
+    def on_recap(self, rec: JobRecord, now: float) -> None:
+        self.recaps += 1
+        self._close(rec.job_id, now)
+        self._segment(rec, now)
+        self._step(now)
+
+    def on_stop(self, rec: JobRecord, now: float) -> None:
+        self._busy_idle_w -= self._idle_part(rec)
+        self._close(rec.job_id, now)
+        self._step(now)
+
+    def it_power_w(self) -> float:
+        """The hub's IT draw now, by this meter's own count."""
+        return self.static_w + self._added_w
+
+    def _idle_part(self, rec: JobRecord) -> float:
+        return self.setup.fleet.gpu_power_w(rec, rec.gpu_type, 1.0) - self.setup.fleet.added_w(rec, rec.gpu_type, 1.0)
+
+    def _segment(self, rec: JobRecord, now: float) -> None:
+        if rec.cap_fraction < 1.0:
+            self.capped_jobs.add(rec.job_id)
+        fleet = self.setup.fleet
+        self._open[rec.job_id] = (now, fleet.gpu_power_w(rec, rec.gpu_type, rec.cap_fraction))
+        added = fleet.added_w(rec, rec.gpu_type, rec.cap_fraction)
+        self._job_added_w[rec.job_id] = added
+        self._added_w += added
+
+    def _close(self, job_id: int, now: float) -> None:
+        self._added_w -= self._job_added_w.pop(job_id)
+        t0, w = self._open.pop(job_id)
+        if now > t0:
+            self.seg_job.append(job_id)
+            self.seg_t0.append(t0)
+            self.seg_t1.append(now)
+            self.seg_w.append(w)
+
+    def _step(self, now: float) -> None:
+        it = self.static_w + self._added_w
+        idle = self.static_w - self._busy_idle_w
+        if self.step_t[-1] == now:
+            self.step_it_w[-1], self.step_idle_w[-1] = it, idle
+        else:
+            self.step_t.append(now)
+            self.step_it_w.append(it)
+            self.step_idle_w.append(idle)
+
+    # -- integration ---------------------------------------------------------------------------
+    def report(self, t_end: float) -> EnergyReport:
+        hours = max(int(math.ceil(t_end / 3600.0)), 1) + 1
+        arr = self.setup.timeline.arrays(hours)
+        edges = np.arange(hours + 1) * 3600.0
+
+        def cumulative(x: np.ndarray) -> np.ndarray:
+            return np.concatenate(([0.0], np.cumsum(x * 3600.0)))
+
+        c_pue = cumulative(arr.pue)
+        c_ci = cumulative(arr.pue * arr.carbon_g_per_kwh)
+        c_tar = cumulative(arr.pue * arr.tariff_kzt_per_kwh)
+        t0, t1 = np.asarray(self.seg_t0), np.asarray(self.seg_t1)
+        w = np.asarray(self.seg_w)
+        jobs = np.asarray(self.seg_job, dtype=np.int64)
+
+        def seg_integral(c: np.ndarray) -> np.ndarray:
+            return w * (np.interp(t1, edges, c) - np.interp(t0, edges, c))
+
+        per_seg = {
+            "it_energy_kwh": w * (t1 - t0) / 3.6e6,
+            "facility_energy_kwh": seg_integral(c_pue) / 3.6e6,
+            "carbon_kg": seg_integral(c_ci) / 3.6e9,
+            "cost_kzt": seg_integral(c_tar) / 3.6e6,
+        }
+        # the hub's step functions, split at hour boundaries
+        st = np.asarray(self.step_t)
+        grid = np.union1d(st, edges[edges < t_end])
+        grid = grid[grid <= t_end]
+        idx = np.searchsorted(st, grid, side="right") - 1
+        it_w = np.asarray(self.step_it_w)[idx]
+        idle_w = np.asarray(self.step_idle_w)[idx]
+        dur = np.diff(np.append(grid, t_end))
+        hour = np.minimum((grid // 3600).astype(np.int64), hours - 1)
+        pue = arr.pue[hour]
+        facility_w = it_w * pue
+        cap_w = arr.cap_w[hour]  # caps change only on whole hours and the timeline starts on one
+        hub_facility_kwh = float(np.sum(facility_w * dur)) / 3.6e6
+        by_hour = np.bincount(hour, weights=facility_w * dur / 3.6e6, minlength=hours)
+        hub: dict[str, Any] = {
+            "it_energy_kwh": float(np.sum(it_w * dur)) / 3.6e6,
+            "idle_it_energy_kwh": float(np.sum(idle_w * dur)) / 3.6e6,
+            "facility_energy_kwh": hub_facility_kwh,
+            "carbon_kg": float(np.sum(facility_w * dur * arr.carbon_g_per_kwh[hour])) / 3.6e9,
+            "cost_kzt": float(np.sum(facility_w * dur * arr.tariff_kzt_per_kwh[hour])) / 3.6e6,
+            "peak_facility_power_w": float(facility_w.max()) if len(facility_w) else 0.0,
+            "peak_it_power_w": float(it_w.max()) if len(it_w) else 0.0,
+            "power_cap_w": self.setup.site.base_cap_w,
+            "min_power_cap_w": float(cap_w.min()) if len(cap_w) else self.setup.site.base_cap_w,
+            "hours_at_cap": float(np.sum(dur[facility_w >= AT_CAP_FRACTION * cap_w])) / 3600.0,
+            "power_cap_violations": int(np.sum((facility_w > cap_w * (1 + 1e-9)) & (dur > 0))),
+            "mean_pue": hub_facility_kwh / (float(np.sum(it_w * dur)) / 3.6e6) if np.sum(it_w * dur) > 0 else 0.0,
+            "grid_carbon_min_g_per_kwh": float(arr.carbon_g_per_kwh[: hours - 1].min()),
+            "grid_carbon_max_g_per_kwh": float(arr.carbon_g_per_kwh[: hours - 1].max()),
+            "capped_jobs": len(self.capped_jobs),
+            "recaps": self.recaps,
+            "site": self.setup.site.name,
+        }
+        hub["cost_usd"] = kzt_to_usd(float(hub["cost_kzt"]), self.setup.site.tariff.kzt_per_usd)
+        return EnergyReport(hub, per_seg, jobs, self.tenant_of, by_hour[: hours - 1], grid, facility_w, cap_w, arr)
+
+
+class EnergyReport:
+    """Integrated figures: hub-wide (``hub``), per job and per tenant, and series for plots."""
+
+    def __init__(
+        self,
+        hub: dict[str, Any],
+        per_seg: dict[str, np.ndarray],
+        seg_jobs: np.ndarray,
+        tenant_of: dict[int, str],
+        facility_kwh_by_hour: np.ndarray,
+        times: np.ndarray,
+        facility_w: np.ndarray,
+        cap_w: np.ndarray,
+        arrays: Any,
+    ) -> None:
+        self.hub = hub
+        self.facility_kwh_by_hour = facility_kwh_by_hour
+        self.times, self.facility_w, self.cap_w, self.arrays = times, facility_w, cap_w, arrays
+        self.per_job: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(per_seg, 0.0))
+        for key, values in per_seg.items():
+            for job_id, v in zip(seg_jobs.tolist(), values.tolist(), strict=True):
+                self.per_job[job_id][key] += v
+        self.per_tenant: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(per_seg, 0.0))
+        for job_id, figures in self.per_job.items():
+            tenant = tenant_of.get(job_id, "?")
+            for key, v in figures.items():
+                self.per_tenant[tenant][key] += v
+        self.jobs_it_energy_kwh = float(sum(per_seg["it_energy_kwh"])) if len(seg_jobs) else 0.0
+        usd = hub["cost_usd"] / hub["cost_kzt"] if hub["cost_kzt"] else 0.0
+        for figures in (*self.per_job.values(), *self.per_tenant.values()):
+            figures["cost_usd"] = figures["cost_kzt"] * usd
+
+    def tenants(self) -> list[dict[str, Any]]:
+        return [{"tenant": t, **f} for t, f in sorted(self.per_tenant.items())]
+
+    def write_csvs(self, out_dir: Path, prefix: str) -> list[Path]:
+        """``<prefix>-job-energy.csv`` and ``<prefix>-energy-by-hour.csv``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jobs_path = out_dir / f"{prefix}-job-energy.csv"
+        cols = ("it_energy_kwh", "facility_energy_kwh", "carbon_kg", "cost_kzt", "cost_usd")
+        with jobs_path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("job_id", *cols))
+            for job_id in sorted(self.per_job):
+                writer.writerow((job_id, *(f"{self.per_job[job_id][c]:.6f}" for c in cols)))
+        hours_path = out_dir / f"{prefix}-energy-by-hour.csv"
+        with hours_path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("hour", "facility_energy_kwh", "pue", "carbon_g_per_kwh", "cap_w"))
+            for h, kwh in enumerate(self.facility_kwh_by_hour.tolist()):
+                writer.writerow(
+                    (
+                        h,
+                        f"{kwh:.3f}",
+                        f"{self.arrays.pue[h]:.4f}",
+                        f"{self.arrays.carbon_g_per_kwh[h]:.1f}",
+                        f"{self.arrays.cap_w[h]:.0f}",
+                    )
+                )
+        return [jobs_path, hours_path]
