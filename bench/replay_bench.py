@@ -26,10 +26,16 @@ POLICIES = ("fifo", "easy-backfill", "multifactor", "las", "srtf")
 # A hub-scale synthetic year: ~1M jobs on 8,192 nodes x 8 H200. Sizes and run times are larger
 # than Philly's so that the workload fills a 65,536-GPU hub (offered load about 0.7).
 SCALE_SPEC = dict(
-    jobs=1_000_000, arrival_rate_per_h=1_000_000 / 8760, tenants=40, tenant_skew=1.0,
+    jobs=1_000_000,
+    arrival_rate_per_h=1_000_000 / 8760,
+    tenants=40,
+    tenant_skew=1.0,
     gpu_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     gpu_probs=(0.40, 0.08, 0.10, 0.20, 0.08, 0.06, 0.04, 0.02, 0.015, 0.005),
-    median_runtime_s=7200.0, runtime_sigma=1.4, max_runtime_s=14 * 86400.0, seed=7,
+    median_runtime_s=7200.0,
+    runtime_sigma=1.4,
+    max_runtime_s=14 * 86400.0,
+    seed=7,
 )
 
 
@@ -50,23 +56,47 @@ def _worker(kind: str, policy: str) -> None:
     load_s = time.perf_counter() - t0
     result = replay(trace, cluster, policy, check_invariants=False)
     s = result.summary
-    print(json.dumps({
-        "policy": policy, "jobs": s["jobs"], "load_s": load_s, "replay_s": s["wall_s"],
-        "jobs_per_s": s["jobs"] / s["wall_s"], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "mean_jct_h": s["mean_jct_s"] / 3600, "p99_jct_h": s["p99_jct_s"] / 3600, "mean_wait_h": s["mean_wait_s"] / 3600,
-        "utilization": s["utilization"], "preemptions": s["preemptions"], "cycles": s["cycles"],
-    }))
+    print(
+        json.dumps(
+            {
+                "policy": policy,
+                "jobs": s["jobs"],
+                "load_s": load_s,
+                "replay_s": s["wall_s"],
+                "jobs_per_s": s["jobs"] / s["wall_s"],
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "mean_jct_h": s["mean_jct_s"] / 3600,
+                "p99_jct_h": s["p99_jct_s"] / 3600,
+                "mean_wait_h": s["mean_wait_s"] / 3600,
+                "utilization": s["utilization"],
+                "preemptions": s["preemptions"],
+                "cycles": s["cycles"],
+            }
+        )
+    )
 
 
 def _spawn(kind: str, policy: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, policy], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, policy], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _table(rows: list[dict[str, float]]) -> None:
-    cols = ("policy", "jobs", "load_s", "replay_s", "jobs_per_s", "peak_rss_mib", "mean_jct_h", "p99_jct_h",
-            "mean_wait_h", "utilization", "preemptions")
+    cols = (
+        "policy",
+        "jobs",
+        "load_s",
+        "replay_s",
+        "jobs_per_s",
+        "peak_rss_mib",
+        "mean_jct_h",
+        "p99_jct_h",
+        "mean_wait_h",
+        "utilization",
+        "preemptions",
+    )
     print(" | ".join(f"{c:>12}" for c in cols))
     for r in rows:
         print(" | ".join(f"{r[c]:>12,.2f}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols))
@@ -102,7 +132,9 @@ def fidelity() -> None:
     print("== KTH SP2 (100 nodes) under easy-backfill: simulated vs logged ==")
     print(f"jobs {len(rows):,}  replay {result.summary['wall_s']:.2f} s")
     print(f"mean wait          simulated {sim_wait.mean() / 3600:8.2f} h   logged {log_wait.mean() / 3600:8.2f} h")
-    print(f"median wait        simulated {np.median(sim_wait) / 60:8.1f} min logged {np.median(log_wait) / 60:8.1f} min")
+    print(
+        f"median wait        simulated {np.median(sim_wait) / 60:8.1f} min logged {np.median(log_wait) / 60:8.1f} min"
+    )
     print(f"mean bounded sd    simulated {sim_sd.mean():8.2f}     logged {log_sd.mean():8.2f}")
     print(f"utilization        simulated {result.summary['utilization']:.3f}")
 

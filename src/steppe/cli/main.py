@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from steppe.cli import twin_commands
+from steppe.cli import hub_commands, twin_commands
 from steppe.core.errors import SteppeError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("simulate")(twin_commands.simulate)
 app.command("compare")(twin_commands.compare)
+hub_commands.register(app)
 
 
 def main() -> None:

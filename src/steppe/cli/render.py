@@ -132,7 +132,13 @@ def tenant_energy_table(tenants: Sequence[dict[str, Any]], hub: dict[str, Any]) 
     for col in ("tenant", "IT MWh", "facility MWh", "t CO2e", "million KZT", "thousand USD"):
         table.add_column(col, justify="left" if col == "tenant" else "right")
     for t in tenants:
-        table.add_row(t["tenant"], f"{t['it_energy_kwh'] / 1e3:,.2f}", f"{t['facility_energy_kwh'] / 1e3:,.2f}",
-                      f"{t['carbon_kg'] / 1e3:,.2f}", f"{t['cost_kzt'] / 1e6:,.3f}", f"{t['cost_usd'] / 1e3:,.2f}")
+        table.add_row(
+            t["tenant"],
+            f"{t['it_energy_kwh'] / 1e3:,.2f}",
+            f"{t['facility_energy_kwh'] / 1e3:,.2f}",
+            f"{t['carbon_kg'] / 1e3:,.2f}",
+            f"{t['cost_kzt'] / 1e6:,.3f}",
+            f"{t['cost_usd'] / 1e3:,.2f}",
+        )
     table.add_row("(idle)", f"{hub.get('idle_it_energy_kwh', 0) / 1e3:,.2f}", "", "", "", "")
     return table

@@ -62,19 +62,35 @@ def _load(trace: str, factor: float, round_s: float, seed: int, limit: int | Non
     return load_trace(trace, walltime_factor=factor, walltime_round_s=round_s, seed=seed, limit=limit)
 
 
-def _power(cluster_spec: str, site: str | None, power_cap: str | None, power_policy: str, floor: float,
-           start: str, seed: int) -> PowerSetup | None:
+def _power(
+    cluster_spec: str, site: str | None, power_cap: str | None, power_policy: str, floor: float, start: str, seed: int
+) -> PowerSetup | None:
     if site is None and power_cap is None:
         return None
     if power_policy not in ("cap", "hold"):
         raise typer.BadParameter("must be 'cap' or 'hold'", param_hint="--power-policy")
     cap_w = parse_power(power_cap) if power_cap is not None else None
-    return build_power(load_cluster(cluster_spec), site or "astana", power_cap_w=cap_w,
-                       capping=power_policy == "cap", enforce=cap_w is not None, floor=floor, start=start, seed=seed)
+    return build_power(
+        load_cluster(cluster_spec),
+        site or "astana",
+        power_cap_w=cap_w,
+        capping=power_policy == "cap",
+        enforce=cap_w is not None,
+        floor=floor,
+        start=start,
+        seed=seed,
+    )
 
 
-def _run(tr: Trace, cluster_spec: str, policy: str, quiet: bool, check: bool, power: PowerSetup | None = None,
-         checks: tuple[AdmissionCheck, ...] | None = None) -> ReplayResult:
+def _run(
+    tr: Trace,
+    cluster_spec: str,
+    policy: str,
+    quiet: bool,
+    check: bool,
+    power: PowerSetup | None = None,
+    checks: tuple[AdmissionCheck, ...] | None = None,
+) -> ReplayResult:
     cluster = load_cluster(cluster_spec)
     make_policy(policy)  # an unknown name fails before any work
     if quiet:
@@ -147,11 +163,19 @@ def simulate(
             raise typer.BadParameter("the policy to compare with run-now: lowest-window", param_hint="--defer")
         tr = mark_deferrable(tr, deferrable, parse_duration(deadline), seed)
         signal = TimelineSignal(power.timeline, defer_signal)
-        baseline = _run(tr, cluster, policy, as_json, check_invariants, power,
-                        (*DEFAULT_CHECKS, DeferralCheck(signal, "run-now")))
+        baseline = _run(
+            tr, cluster, policy, as_json, check_invariants, power, (*DEFAULT_CHECKS, DeferralCheck(signal, "run-now"))
+        )
         power = _power(cluster, site, power_cap, power_policy, cap_floor, start, seed)
-        result = _run(tr, cluster, policy, as_json, check_invariants, power,
-                      (*DEFAULT_CHECKS, DeferralCheck(signal, "lowest-window")))
+        result = _run(
+            tr,
+            cluster,
+            policy,
+            as_json,
+            check_invariants,
+            power,
+            (*DEFAULT_CHECKS, DeferralCheck(signal, "lowest-window")),
+        )
         span = (0.0, float(result.summary["makespan_s"]))
         deferral = deferral_savings(baseline, result, signal.spread(*span), defer_signal)
         result.summary["deferral"] = deferral
@@ -209,8 +233,14 @@ def compare(
         make_policy(name)  # fail fast on an unknown name, before any replay
     tr = _load(trace, walltime_factor, walltime_round, seed, limit)
     results = [
-        _run(tr, cluster, name, as_json, check_invariants,
-             _power(cluster, site, power_cap, power_policy, cap_floor, start, seed))
+        _run(
+            tr,
+            cluster,
+            name,
+            as_json,
+            check_invariants,
+            _power(cluster, site, power_cap, power_policy, cap_floor, start, seed),
+        )
         for name in names
     ]
     if out is not None:

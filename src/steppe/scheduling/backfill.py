@@ -109,6 +109,7 @@ class OrderedCycle:
         max_seq = max((r.seq for r in snap.arrivals_since_change), default=0)
         single_type = len(inv.types) == 1
         power = self.power
+        res_start = math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
         min_job_w = self.power.min_job_w(_probes(), inv.types) if self.power is not None else -math.inf
         for rec in snap.queue.ordered(now):
@@ -120,11 +121,11 @@ class OrderedCycle:
                 break
             if head is not None:
                 free = inv.total_free
-                if free == 0 or ctx.power_potential_w() < min_job_w:
+                if free == 0 or (power is not None and ctx.power_potential_w() < min_job_w):
                     break
                 if rec.gpus > free:
                     continue  # cannot fit anywhere now; keeps its reason
-                if res is not None and now + rec.remaining_limit_s() > res.start_s:
+                if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
                     if single_type and rec.gpus > spare.gpus:
                         continue  # would delay the reservation's GPUs
                     need_w = power.model.added_w(rec, res.gpu_type, power.lowest_cap(rec)) if power else 0.0
@@ -142,6 +143,7 @@ class OrderedCycle:
                 if not self.backfill:
                     break
                 res = reserve(ctx, rec)
+                res_start = res.start_s if res else math.inf
                 spare = _Spare(res.extra_gpus, res.extra_power_w) if res else _Spare(0, 0.0)
                 ctx.plan.reservation = res
                 continue

@@ -41,7 +41,8 @@ class CycleContext:
         self.power_waiting = False
         self.blocked = PendingReason.RESOURCES
         self._it_budget_w = power.it_budget_w(now) if power is not None else math.inf
-        for check in checks:
+        self._timed = [c for c in checks if hasattr(c, "begin_cycle") or hasattr(c, "next_wakeup")]
+        for check in self._timed:
             begin = getattr(check, "begin_cycle", None)
             if begin is not None:
                 begin(now)
@@ -132,7 +133,7 @@ class CycleContext:
             if not self.power_waiting:
                 self.power.restore(self)
             self.plan.wake_at(self.power.limits.next_change_s(self.now))
-        for check in self.checks:
+        for check in self._timed:
             wake = getattr(check, "next_wakeup", None)
             if wake is not None:
                 t = wake(self.now)

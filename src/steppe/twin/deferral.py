@@ -34,14 +34,17 @@ def mark_deferrable(trace: Trace, fraction: float, deadline_s: float, seed: int 
     ]
     marked = sum(j.deferrable for j in jobs)
     out = Trace(trace.source, jobs, list(trace.notes), trace.dropped.copy(), trace.adjusted.copy(), trace.tenants)
-    out.notes.append(f"{marked:,} jobs ({fraction:.0%} drawn, seed {seed}) marked deferrable, deadline "
-                     f"submit + max({deadline_s / 3600:g} h, walltime)")
+    out.notes.append(
+        f"{marked:,} jobs ({fraction:.0%} drawn, seed {seed}) marked deferrable, deadline "
+        f"submit + max({deadline_s / 3600:g} h, walltime)"
+    )
     out.adjusted["marked deferrable"] = marked
     return out
 
 
-def deferral_savings(baseline: ReplayResult, deferred: ReplayResult, spread: tuple[float, float],
-                     signal: str) -> dict[str, Any]:
+def deferral_savings(
+    baseline: ReplayResult, deferred: ReplayResult, spread: tuple[float, float], signal: str
+) -> dict[str, Any]:
     """Carbon and cost of the deferrable jobs, run-now vs lowest-window, with an honest verdict."""
     ids = {r.job_id for r in deferred.state.jobs.values() if r.spec.deferrable}
     if baseline.energy is None or deferred.energy is None:

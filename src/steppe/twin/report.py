@@ -10,9 +10,23 @@ from steppe.twin.replay import ReplayResult
 from steppe.twin.trace import Trace
 
 ENERGY_KEYS = (
-    "it_energy_kwh", "facility_energy_kwh", "idle_it_energy_kwh", "peak_facility_power_w", "peak_it_power_w",
-    "power_cap_w", "min_power_cap_w", "hours_at_cap", "power_cap_violations", "carbon_kg", "cost_kzt", "cost_usd",
-    "mean_pue", "capped_jobs", "recaps", "site", "power_scheduling",
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "idle_it_energy_kwh",
+    "peak_facility_power_w",
+    "peak_it_power_w",
+    "power_cap_w",
+    "min_power_cap_w",
+    "hours_at_cap",
+    "power_cap_violations",
+    "carbon_kg",
+    "cost_kzt",
+    "cost_usd",
+    "mean_pue",
+    "capped_jobs",
+    "recaps",
+    "site",
+    "power_scheduling",
 )
 SCRIPT_KEYS = ("jobs", "mean_jct_s", "p99_jct_s", "mean_wait_s", "utilization", "makespan_s", "jain_index", "wall_s")
 
