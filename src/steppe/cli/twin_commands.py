@@ -22,7 +22,7 @@ from steppe.twin.deferral import deferral_savings, mark_deferrable
 from steppe.twin.power import DEFAULT_START, PowerSetup, build_power
 from steppe.twin.readers import load_trace
 from steppe.twin.replay import ReplayResult, replay
-from steppe.twin.report import SCRIPT_KEYS, full_summary, trace_provenance, write_results
+from steppe.twin.report import ENERGY_KEYS, SCRIPT_KEYS, full_summary, trace_provenance, write_results
 from steppe.twin.trace import Trace
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -114,6 +114,8 @@ def _run(
 def _script_view(summary: dict[str, Any]) -> dict[str, Any]:
     keys = (
         *SCRIPT_KEYS,
+        *ENERGY_KEYS,
+        "deferral",
         "median_jct_s",
         "p95_jct_s",
         "mean_bounded_slowdown",

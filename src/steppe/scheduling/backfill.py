@@ -207,16 +207,16 @@ class OrderedCycle:
 
     def _incremental(self, memo: _Memo, snap: Snapshot, now: float) -> Plan:
         arrivals = [r for r in snap.arrivals_since_change if r.seq > memo.max_seq and r.state is JobState.PENDING]
-        if not arrivals:
-            return Plan()
         precedes = getattr(snap.queue, "precedes", None)
-        if precedes is None or any(precedes(r, memo.head, now) for r in arrivals):
+        if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
-        memo.max_seq = max(r.seq for r in arrivals)
-        if not self.backfill or (memo.depth_hit and not self.refresh_s):
-            return Plan()
         ctx = CycleContext(snap, now, self.checks, self.power)
         ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
+        if not arrivals:
+            return ctx.close()  # nothing to decide; still ask for the wake-ups that are due
+        memo.max_seq = max(r.seq for r in arrivals)
+        if not self.backfill or (memo.depth_hit and not self.refresh_s):
+            return ctx.close()
         spare = _Spare(memo.spare.gpus, memo.spare.power_w)
         for rec in arrivals:
             if snap.inventory.total_free == 0:
