@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/steppe compare --trace philly-sample --cluster hub-sample --policies fifo,easy-backfill,multifactor,las,srtf --out results/demo
+	$(BIN)/steppe simulate --trace philly-sample --cluster hub-sample --policy easy-backfill --site astana --power-cap 45kW --out results/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -23,6 +24,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/replay_bench.py
+	$(BIN)/python bench/power_bench.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
