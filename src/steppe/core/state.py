@@ -17,16 +17,29 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
 from steppe.core.cluster import Cluster
 from steppe.core.inventory import Allocation, GpuInventory
-from steppe.core.job import JobSpec, JobState, PendingReason, can_transition
+from steppe.core.job import JobSpec, JobState, PendingReason, WorkloadClass, can_transition
 from steppe.core.plan import Plan, Start
 from steppe.core.records import JobRecord
 from steppe.core.usage import DecayedUsage
+
+
+class PendingKind(NamedTuple):
+    """What sets a waiting job's power need."""
+
+    workload: WorkloadClass
+    gpu_type: str | None
+    qos: str
+    gpus: int
+
+
+def pending_kind(spec: JobSpec) -> PendingKind:
+    return PendingKind(spec.workload, spec.gpu_type, spec.qos, spec.gpus)
 
 
 class PendingQueue(Protocol):
@@ -70,6 +83,7 @@ class Snapshot(Protocol):
     arrivals_since_change: list[JobRecord]
     power_draw_w: float
     reclaimable_w: float
+    pending_kinds: Counter[PendingKind]
     full_power: dict[int, JobRecord]
     capped: dict[int, JobRecord]
 
@@ -102,6 +116,7 @@ class HubState:
         self.full_power: dict[int, JobRecord] = {}  # running jobs with no GPU power cap, oldest first
         self.capped: dict[int, JobRecord] = {}  # running jobs under a GPU power cap, oldest first
         self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
+        self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
         self._seq = 0
 
@@ -114,6 +129,7 @@ class HubState:
         rec = JobRecord(spec, self._seq)
         self.jobs[spec.job_id] = rec
         self.queue.add(rec, now)
+        self.pending_kinds[pending_kind(spec)] += 1
         self.arrivals_since_change.append(rec)
         for listener in self.listeners:
             listener.on_submit(rec, now)
@@ -186,6 +202,7 @@ class HubState:
         elif rec.state is JobState.PENDING:
             self._transition(rec, JobState.CANCELLED)
             self.queue.remove(rec)
+            self._forget_kind(rec)
             rec.end_s = now
             for listener in self.listeners:
                 listener.on_stop(rec, now)
@@ -212,6 +229,7 @@ class HubState:
             return str(exc)
         self.inventory.commit()
         self.queue.remove(rec)
+        self._forget_kind(rec)
         self._transition(rec, JobState.RUNNING)
         rec.allocation = start.allocation
         rec.gpu_type = types.pop()
@@ -261,7 +279,14 @@ class HubState:
         rec.end_s = None
         rec.reason = PendingReason.PRIORITY
         self.queue.add(rec, now)
+        self.pending_kinds[pending_kind(rec.spec)] += 1
         self.arrivals_since_change.append(rec)
+
+    def _forget_kind(self, rec: JobRecord) -> None:
+        kind = pending_kind(rec.spec)
+        self.pending_kinds[kind] -= 1
+        if not self.pending_kinds[kind]:
+            del self.pending_kinds[kind]
 
     def _index_cap(self, rec: JobRecord) -> None:
         was_full = self.full_power.pop(rec.job_id, None) is not None

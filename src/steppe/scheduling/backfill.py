@@ -33,7 +33,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from steppe.core.job import JobSpec, JobState, PendingReason, WorkloadClass
+from steppe.core.job import JobState, PendingReason
 from steppe.core.plan import Plan, Reservation
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
@@ -42,11 +42,6 @@ from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
-
-
-def _probes() -> list[JobRecord]:
-    """One-GPU jobs of each workload class, to bound the least power any job needs."""
-    return [JobRecord(JobSpec(0, 0.0, 1, 1.0, 1.0, "", workload=w), 0) for w in WorkloadClass]
 
 
 @dataclass
@@ -111,7 +106,7 @@ class OrderedCycle:
         power = self.power
         res_start = math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
-        min_job_w = self.power.min_job_w(_probes(), inv.types) if self.power is not None else -math.inf
+        min_job_w = power.least_need_w(snap.pending_kinds, inv.types) if power is not None else -math.inf
         for rec in snap.queue.ordered(now):
             if rec.seq > max_seq:
                 max_seq = rec.seq

@@ -30,10 +30,14 @@ but does at cap 0.6: it starts capped and runs about 9 % slower.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from steppe.core.job import JobSpec
 from steppe.core.records import JobRecord
+from steppe.core.state import PendingKind
 
 if TYPE_CHECKING:
     from steppe.scheduling.context import CycleContext
@@ -78,13 +82,25 @@ class PowerBudget:
             steps.append(round(c, 4))
             c -= CAP_STEP
         self.steps: tuple[float, ...] = tuple(steps)
-        self._min_job_w: float | None = None
+        self._kind_need: dict[PendingKind, float] = {}
 
-    def min_job_w(self, probes: list[JobRecord], gpu_types: tuple[str, ...]) -> float:
-        """The least power any of ``probes`` (1-GPU jobs of each kind) adds, on any GPU type."""
-        if self._min_job_w is None:
-            self._min_job_w = min(self.model.added_w(p, t, self.lowest_cap(p)) for p in probes for t in gpu_types)
-        return self._min_job_w
+    def least_need_w(self, kinds: Iterable[PendingKind], gpu_types: tuple[str, ...]) -> float:
+        """The least power any waiting job needs (at its lowest cap, on its cheapest GPU type).
+
+        ``kinds`` are the state's ``pending_kinds``: (workload, GPU type, QOS, GPUs).
+        """
+        best = math.inf
+        for kind in kinds:
+            need = self._kind_need.get(kind)
+            if need is None:
+                spec = JobSpec(0, 0.0, kind.gpus, 1.0, 1.0, "", gpu_type=kind.gpu_type, qos=kind.qos,
+                               workload=kind.workload)
+                probe = JobRecord(spec, 0)
+                types = (kind.gpu_type,) if kind.gpu_type in gpu_types else gpu_types
+                need = min(self.model.added_w(probe, t, self.lowest_cap(probe)) for t in types)
+                self._kind_need[kind] = need
+            best = min(best, need)
+        return best
 
     def it_budget_w(self, now: float) -> float:
         """IT power jobs may add at ``now``."""
