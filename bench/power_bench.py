@@ -31,7 +31,7 @@ START = "2026-10-01T00:00"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", default="easy-backfill")
-    ap.add_argument("--nodes", type=int, default=80)
+    ap.add_argument("--nodes", type=int, default=120)
     ap.add_argument("--site", default="astana")
     ap.add_argument("--ratio", type=float, default=1.4)
     args = ap.parse_args()
