@@ -1,0 +1,92 @@
+"""Bearer-token authentication and the three roles.
+
+* ``hub-admin``: everything (organisations, allocations, every job);
+* ``org-admin``: their organisation's projects, members, tokens and jobs;
+* ``member``: submits to their organisation's projects, sees its jobs and queue, cancels and
+  reads the logs of their own jobs.
+
+Another organisation's jobs and projects answer 404, as if they did not exist. Verified tokens
+are cached for a few seconds (revoking a token clears the cache at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from steppe.api.problems import ApiProblem, forbidden
+from steppe.store import Store, tenancy
+
+CACHE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling."""
+
+    user_id: int
+    name: str
+    role: str
+    org_id: int | None
+    org: str | None
+
+    @property
+    def is_hub_admin(self) -> bool:
+        return self.role == "hub-admin"
+
+    def sees_org(self, org_id: int) -> bool:
+        return self.is_hub_admin or self.org_id == org_id
+
+    def admins_org(self, org_id: int) -> bool:
+        return self.is_hub_admin or (self.role == "org-admin" and self.org_id == org_id)
+
+    def acts_on_job(self, org_id: int, owner_id: int) -> bool:
+        return self.admins_org(org_id) or self.user_id == owner_id
+
+    def require_hub_admin(self) -> None:
+        if not self.is_hub_admin:
+            raise forbidden("only a hub-admin may do this")
+
+    def require_org_admin(self, org_id: int) -> None:
+        if not self.admins_org(org_id):
+            raise forbidden("only a hub-admin or an org-admin of this organisation may do this")
+
+
+class Authenticator:
+    """Verifies bearer tokens against the store, with a short cache."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def __call__(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiProblem(401, "Unauthorized", "send an API token as 'Authorization: Bearer <token>'")
+        key = hashlib.sha256(token.strip().encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.store.read() as conn:
+            row = tenancy.authenticate(conn, token.strip(), time.time())
+        if row is None:
+            raise ApiProblem(401, "Unauthorized", "the API token is unknown, expired or revoked")
+        who = Principal(row.id, row.name, row.role, row.org_id, row.org)
+        expires = now + CACHE_S
+        if row.expires_s is not None:
+            expires = min(expires, now + (row.expires_s - time.time()))
+        with self._lock:
+            self._cache[key] = (who, expires)
+        return who

@@ -1,0 +1,83 @@
+"""Checks on a submission that the request's schema cannot make, each a 422 naming the field.
+
+* ``gpu_type``: the hub must have GPUs of that type, and the project's current allocation
+  must allow it (with one allowed type and none asked, the job gets that type);
+* ``gpus``: at most the largest pool of the type (a gang spans nodes of one type) and at most
+  the allocation's ``max_gpus`` (such a job could never start);
+* ``walltime_s``: at most the hub's maximum; ``qos``: a QOS the hub defines;
+* ``workdir``: an existing absolute directory (default: the job's directory in the data
+  directory); ``output``/``error``: their directory exists (``%j`` is the job id);
+* ``env``: variable names only, and not the ones the hub sets itself (``STEPPE_*``,
+  ``CUDA_VISIBLE_DEVICES``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from steppe.api.problems import field_problem
+from steppe.client.models import JobSubmit
+
+if TYPE_CHECKING:
+    from steppe.api.hub import Hub
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_submission(hub: Hub, body: JobSubmit, project: Any, now: float) -> dict[str, Any]:
+    """The job row's values for a valid submission; raises a 422 problem naming the first bad field."""
+    cluster = hub.fleet.cluster
+    pools = cluster.gpus_by_type
+    gpu_type = body.gpu_type.upper() if body.gpu_type else None
+    if gpu_type is not None and gpu_type not in pools:
+        raise field_problem("gpu_type", f"the hub has no {gpu_type} GPUs (it has {', '.join(sorted(pools))})")
+    grant = next((a for a in hub.grants(project.id) if a.start_s <= now < a.end_s), None)
+    if grant is not None and grant.gpu_types:
+        allowed = list(grant.gpu_types)
+        if gpu_type is None and len(allowed) == 1:
+            gpu_type = allowed[0]
+        elif gpu_type is None:
+            raise field_problem("gpu_type", f"required: {body.project} may use only {', '.join(allowed)}")
+        elif gpu_type not in allowed:
+            raise field_problem("gpu_type", f"{body.project} may not use {gpu_type}; allowed: {', '.join(allowed)}")
+    largest = pools[gpu_type] if gpu_type is not None else max(pools.values(), default=0)
+    if body.gpus > largest:
+        where = f"{gpu_type} GPUs" if gpu_type else "GPUs of one type"
+        raise field_problem("gpus", f"{body.gpus} asked, but the hub has at most {largest} {where}")
+    if grant is not None and grant.max_gpus is not None and body.gpus > grant.max_gpus:
+        raise field_problem("gpus", f"{body.gpus} asked, but {body.project} may use at most {grant.max_gpus} at once")
+    if body.walltime_s > hub.settings.max_walltime_s:
+        raise field_problem("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
+    if body.qos not in cluster.qos:
+        raise field_problem("qos", f"unknown QOS {body.qos!r}; valid: {', '.join(sorted(cluster.qos))}")
+    job_dir = str(hub.settings.data_dir / "jobs" / "%j")
+    workdir = body.workdir or job_dir
+    if body.workdir and not (Path(workdir).is_absolute() and Path(workdir).is_dir()):
+        raise field_problem("workdir", f"{workdir!r} is not an existing absolute directory on the hub")
+    paths = {}
+    for name, given in (("output", body.output), ("error", body.error)):
+        default = f"{job_dir}/{'stdout' if name == 'output' else 'stderr'}"
+        path = Path(workdir) / given if given else Path(default)  # an absolute ``given`` replaces workdir
+        if given and not body.workdir and not Path(given).is_absolute():
+            raise field_problem(name, "a relative path needs workdir")
+        if given and "%j" not in str(path.parent) and not path.parent.is_dir():
+            raise field_problem(name, f"directory {str(path.parent)!r} does not exist on the hub")
+        paths[name] = str(path)
+    for key in body.env:
+        if not _ENV_NAME.match(key):
+            raise field_problem(f"env.{key}", "not a valid environment variable name")
+        if key.startswith("STEPPE_") or key == "CUDA_VISIBLE_DEVICES":
+            raise field_problem(f"env.{key}", "set by the hub; it cannot be overridden")
+    return {
+        "project_id": project.id, "name": body.name or _default_name(body), "argv": body.argv, "script": body.script,
+        "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
+        "qos": body.qos, "submit_s": now, "stdout_path": paths["output"], "stderr_path": paths["error"],
+    }  # fmt: skip
+
+
+def _default_name(body: JobSubmit) -> str:
+    if body.argv:
+        return Path(body.argv[0]).name[:128]
+    return "script"

@@ -1,0 +1,99 @@
+"""Prometheus metrics at ``/metrics``, named in the ``hub_`` style of the ecosystem notes.
+
+* ``hub_queue_pending_jobs{reason}``: pending jobs by pending reason (gauge);
+* ``hub_running_jobs``: running jobs (gauge);
+* ``hub_jobs_total{state}``: transitions into each state over the hub's life (counter);
+* ``hub_gpus{gpu_type,state}``: GPUs ``allocated`` and ``free`` (gauge);
+* ``hub_gpu_allocated_seconds_total{project,gpu_type}``: GPU-seconds charged (counter);
+* ``hub_allocation_remaining_gpu_seconds{project}``: what is left of the current allocation;
+* ``hub_scheduler_cycle_duration_seconds``: one loop step, histogram;
+* ``hub_scheduler_errors_total``: steps that raised.
+
+Labels never carry job or user ids. Values are read on the loop's thread at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from steppe.control.loop import HubLoop
+from steppe.control.views import pending_by_reason
+
+CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _snapshot(loop: HubLoop) -> dict[str, Any]:
+    state, ledger = loop.state, loop.ledger
+    inv = state.inventory
+    remaining = {}
+    for project in ledger.grants:
+        grant = ledger.current(project, loop.clock())
+        if grant is not None:
+            remaining[project] = max(grant.gpu_seconds - ledger.used_in(project, grant), 0.0)
+    return {
+        "pending": pending_by_reason(state),
+        "running": len(state.running),
+        "entered": dict(loop.journal.entered),
+        "gpus": {t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t]) for t in inv.types},
+        "charged": dict(ledger.by_type_s),
+        "remaining": remaining,
+        "errors": loop.errors,
+    }
+
+
+class HubCollector:
+    """Reads the loop's state at scrape time."""
+
+    def __init__(self, loop: HubLoop) -> None:
+        self.loop = loop
+
+    def describe(self) -> list[Metric]:
+        return []  # do not collect at registration
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.loop.call(lambda: _snapshot(self.loop))
+        pending = GaugeMetricFamily("hub_queue_pending_jobs", "Pending jobs by pending reason", labels=["reason"])
+        for reason, n in sorted(snap["pending"].items()):
+            pending.add_metric([reason], n)
+        yield pending
+        yield GaugeMetricFamily("hub_running_jobs", "Running jobs", value=snap["running"])
+        entered = CounterMetricFamily("hub_jobs", "Jobs that entered each state", labels=["state"])
+        for st, n in sorted(snap["entered"].items()):
+            entered.add_metric([st], n)
+        yield entered
+        gpus = GaugeMetricFamily("hub_gpus", "GPUs by type, allocated or free", labels=["gpu_type", "state"])
+        for t, (used, free) in sorted(snap["gpus"].items()):
+            gpus.add_metric([t, "allocated"], used)
+            gpus.add_metric([t, "free"], free)
+        yield gpus
+        charged = CounterMetricFamily(
+            "hub_gpu_allocated_seconds", "GPU-seconds charged to projects", labels=["project", "gpu_type"]
+        )
+        for (project, t), s in sorted(snap["charged"].items()):
+            charged.add_metric([project, t], s)
+        yield charged
+        remaining = GaugeMetricFamily(
+            "hub_allocation_remaining_gpu_seconds", "GPU-seconds left in the current allocation", labels=["project"]
+        )
+        for project, s in sorted(snap["remaining"].items()):
+            remaining.add_metric([project], s)
+        yield remaining
+        yield CounterMetricFamily("hub_scheduler_errors", "Scheduler steps that raised", value=snap["errors"])
+
+
+def hub_registry(loop: HubLoop) -> CollectorRegistry:
+    """A registry (one per app, so tests can run several hubs) with the hub's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(loop))
+    cycle = Histogram(
+        "hub_scheduler_cycle_duration_seconds",
+        "Duration of one scheduler step",
+        buckets=CYCLE_BUCKETS,
+        registry=registry,
+    )
+    loop.cycle_observers.append(cycle.observe)
+    return registry

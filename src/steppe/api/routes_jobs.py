@@ -1,0 +1,242 @@
+"""Jobs (submit, get, list, cancel, logs), the queue, nodes and GPUs (``/api/v1``).
+
+Submitting writes the job and a request for the loop in one transaction and wakes the loop;
+it never touches the scheduler's state. With an ``Idempotency-Key`` header, the same key and
+body from the same user return the first job (200); the same key with another body is a 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.exc import IntegrityError
+
+from steppe.api.deps import HubDep, Who
+from steppe.api.jobcheck import validate_submission
+from steppe.api.problems import ApiProblem, conflict, forbidden, not_found
+from steppe.client import models as m
+from steppe.control.rows import resolve
+from steppe.control.views import QueueEntry, nodes_view, queue_view
+from steppe.store import jobs as job_repo
+from steppe.store import tenancy
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
+
+
+def job_view(
+    row: Any, node_names: list[str], events: list[Any] | None = None, entry: QueueEntry | None = None
+) -> m.Job:
+    """A job row as the API shows it."""
+    exit_code = None if getattr(row, "exit_code", None) is None else f"{row.exit_code}:{row.exit_signal or 0}"
+    handle = getattr(row, "handle", None) or {}
+    start_s, end_s = getattr(row, "start_s", None), getattr(row, "end_s", None)
+    elapsed = None
+    if start_s is not None:
+        elapsed = (end_s if end_s is not None else time.time()) - start_s
+    return m.Job(
+        id=row.id, name=row.name, project=f"{row.org}/{row.project_name}", user=row.user, state=row.state,
+        reason=row.reason, exit_code=exit_code, gpus=row.gpus, gpu_type=row.gpu_type,
+        alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
+        nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
+        devices=[d for _, ids in handle.get("devices", []) for d in ids], walltime_s=row.walltime_s,
+        submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=row.argv,
+        workdir=resolve(row.workdir, row.id), stdout_path=resolve(row.stdout_path, row.id),
+        stderr_path=resolve(row.stderr_path, row.id),
+        stop_requested=getattr(row, "stop_intent", None) is not None and row.state not in TERMINAL,
+        position=entry.position if entry else None, est_start_s=entry.est_start_s if entry else None,
+        events=None if events is None else [m.JobEvent(t_s=e.t_s, state=e.state, reason=e.reason) for e in events],
+    )  # fmt: skip
+
+
+def _visible_job(hub: HubDep, who: Who, job_id: int) -> Any:
+    with hub.store.read() as conn:
+        row = job_repo.get_job(conn, job_id)
+    if row is None or not who.sees_org(row.org_id):
+        raise not_found(f"job {job_id}")
+    return row
+
+
+@router.post("/jobs", status_code=201, response_model=m.Job)
+async def submit_job(
+    body: m.JobSubmit,
+    hub: HubDep,
+    who: Who,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> m.Job:
+    """Submit a job. Runs on the event loop: its only blocking work, the insert, is handed to the
+    group-commit writer (a thread pool hop per request cost more than the insert itself)."""
+    digest = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+    if idempotency_key is not None:
+        found = _replay(hub, who, idempotency_key, digest, response)
+        if found is not None:
+            return found
+    now = time.time()
+    org, _, name = body.project.partition("/")
+    project = hub.project(org, name)
+    if project is None or not who.sees_org(project.org_id):
+        message = f"no project {body.project!r}"
+        raise ApiProblem(422, "Invalid request", f"project: {message}", [{"field": "project", "message": message}])
+    values = validate_submission(hub, body, project, now)
+    values.update(user_id=who.user_id, idempotency_key=idempotency_key, request_sha256=digest)
+    try:
+        job_id = await asyncio.wrap_future(hub.writes.run(lambda conn: job_repo.insert_job(conn, values, who.name)))
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        found = _replay(hub, who, idempotency_key, digest, response)
+        if found is None:
+            raise
+        return found
+    hub.loop.wake()
+    response.headers["Location"] = f"/api/v1/jobs/{job_id}"
+    row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
+    return job_view(row, hub.fleet.node_names)
+
+
+def _replay(hub: HubDep, who: Who, key: str, digest: str, response: Response) -> m.Job | None:
+    with hub.store.read() as conn:
+        prior = job_repo.find_by_idempotency_key(conn, who.user_id, key)
+        row = job_repo.get_job(conn, prior.id) if prior is not None else None
+    if prior is None or row is None:
+        return None
+    if prior.request_sha256 != digest:
+        raise conflict(f"Idempotency-Key {key!r} was used for a different request (job {prior.id})")
+    response.status_code = 200
+    response.headers["Location"] = f"/api/v1/jobs/{prior.id}"
+    return job_view(row, hub.fleet.node_names)
+
+
+@router.get("/jobs", response_model=m.JobPage)
+def list_jobs(
+    hub: HubDep,
+    who: Who,
+    project: str | None = None,
+    state: Annotated[str | None, Query(description="comma-separated states, e.g. PENDING,RUNNING")] = None,
+    user: str | None = None,
+    since_s: float | None = None,
+    until_s: float | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    newest_first: bool = False,
+) -> m.JobPage:
+    states = [s.strip().upper() for s in state.split(",")] if state else []
+    with hub.store.read() as conn:
+        project_id = user_id = None
+        if project is not None:
+            prow = tenancy.get_project(conn, *(project.split("/", 1) + [""])[:2])
+            if prow is None or not who.sees_org(prow.org_id):
+                raise not_found(f"project {project}")
+            project_id = prow.id
+        if user is not None:
+            urow = tenancy.get_user(conn, user)
+            user_id = urow.id if urow is not None else -1
+        rows, total = job_repo.list_jobs(
+            conn, org_id=None if who.is_hub_admin else (who.org_id or -1), project_id=project_id, user_id=user_id,
+            states=states, since_s=since_s, until_s=until_s, limit=limit, offset=offset, newest_first=newest_first,
+        )  # fmt: skip
+    items = [job_view(r, hub.fleet.node_names) for r in rows]
+    return m.JobPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=m.Job)
+def get_job(job_id: int, hub: HubDep, who: Who) -> m.Job:
+    row = _visible_job(hub, who, job_id)
+    with hub.store.read() as conn:
+        events = job_repo.events_of(conn, job_id)
+    return job_view(row, hub.fleet.node_names, events)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=m.Job)
+def cancel_job(job_id: int, hub: HubDep, who: Who) -> m.Job:
+    """Cancel a pending job at once, or a running one (SIGTERM, then SIGKILL after the grace period)."""
+    row = _visible_job(hub, who, job_id)
+    if not who.acts_on_job(row.org_id, row.user_id):
+        raise forbidden("only the job's owner or an org-admin may cancel it")
+    if row.state in TERMINAL:
+        raise conflict(f"job {job_id} has already ended ({row.state})")
+    with hub.store.write() as conn:
+        job_repo.add_request(conn, job_id, "cancel", who.name, time.time())
+    hub.loop.wake_and_wait(timeout=5.0)
+    return job_view(_visible_job(hub, who, job_id), hub.fleet.node_names)
+
+
+@router.get("/jobs/{job_id}/logs", response_model=m.LogChunk)
+def job_logs(
+    job_id: int,
+    hub: HubDep,
+    who: Who,
+    stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    max_bytes: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 256 * 1024,
+) -> m.LogChunk:
+    row = _visible_job(hub, who, job_id)
+    if not who.acts_on_job(row.org_id, row.user_id):
+        raise forbidden("only the job's owner or an org-admin may read its output")
+    path = Path(resolve(row.stdout_path if stream == "stdout" else row.stderr_path, job_id))
+    data = b""
+    size = 0
+    if path.exists():
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(min(offset, size))
+            data = f.read(max_bytes)
+    nxt = min(offset, size) + len(data)
+    return m.LogChunk(
+        job_id=job_id, stream=stream, offset=offset, next_offset=nxt,  # type: ignore[arg-type]
+        data=data.decode("utf-8", errors="replace"), eof=row.state in TERMINAL and nxt >= size,
+    )  # fmt: skip
+
+
+@router.get("/queue", response_model=m.JobPage)
+def queue(
+    hub: HubDep,
+    who: Who,
+    project: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> m.JobPage:
+    """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts."""
+    loop = hub.loop
+
+    def snapshot() -> tuple[list[tuple[int, str, str]], list[QueueEntry]]:
+        running = sorted(loop.state.running.values(), key=lambda r: r.last_start_s)
+        runs = [(r.job_id, r.spec.tenant, r.spec.project) for r in running]
+        entries = queue_view(loop.state, loop.clock())
+        specs = {e.job_id: loop.state.jobs[e.job_id].spec for e in entries}
+        return runs + [(e.job_id, specs[e.job_id].tenant, specs[e.job_id].project) for e in entries], entries
+
+    order, entries = loop.call(snapshot)
+    by_id = {e.job_id: e for e in entries}
+    mine = [jid for jid, tenant, proj in order if (who.is_hub_admin or tenant == who.org) and proj == (project or proj)]
+    page = mine[offset : offset + limit]
+    with hub.store.read() as conn:
+        rows = job_repo.jobs_by_id(conn, page)
+    items = [job_view(rows[j], hub.fleet.node_names, entry=by_id.get(j)) for j in page if j in rows]
+    return m.JobPage(items=items, total=len(mine), limit=limit, offset=offset)
+
+
+@router.get("/nodes", response_model=list[m.Node])
+def nodes(hub: HubDep, who: Who) -> list[m.Node]:
+    views = hub.loop.call(lambda: nodes_view(hub.loop.state))
+    return [m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free, jobs=v.jobs) for v in views]
+
+
+@router.get("/gpus", response_model=list[m.Gpu])
+def gpus(hub: HubDep, who: Who) -> list[m.Gpu]:
+    with hub.store.read() as conn:
+        rows, _ = job_repo.list_jobs(conn, states=["RUNNING"], limit=100000)
+    owner = {(int(n), d): r.id for r in rows for n, ids in (r.handle or {}).get("devices", []) for d in ids}
+    out = []
+    for node in hub.fleet.cluster.nodes:
+        for d in hub.fleet.devices[node.index]:
+            out.append(m.Gpu(node=node.name, index=d, gpu_type=node.gpu_type.name, job_id=owner.get((node.index, d))))
+    return out

@@ -1,0 +1,242 @@
+"""Organisations, projects, members, tokens, allocations and usage (``/api/v1``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from steppe.api.deps import HubDep, Who
+from steppe.api.problems import conflict, field_problem, forbidden, not_found
+from steppe.client import models as m
+from steppe.control.periods import months_between, period_bounds
+from steppe.store import tenancy
+
+router = APIRouter(prefix="/api/v1", tags=["tenancy"])
+
+
+def _org(conn: Connection, who: Who, name: str) -> Any:
+    row = tenancy.get_org(conn, name)
+    if row is None or not who.sees_org(row.id):
+        raise not_found(f"organisation {name!r}")
+    return row
+
+
+def _project(conn: Connection, who: Who, org: str, name: str) -> Any:
+    row = tenancy.get_project(conn, org, name)
+    if row is None or not who.sees_org(row.org_id):
+        raise not_found(f"project {org}/{name}")
+    return row
+
+
+def _user_view(row: Any) -> m.User:
+    return m.User(
+        name=row.name, org=row.org, role=row.role, created_s=row.created_s, disabled=row.disabled_s is not None
+    )
+
+
+@router.get("/whoami", response_model=m.Whoami)
+def whoami(who: Who) -> m.Whoami:
+    return m.Whoami(name=who.name, role=who.role, org=who.org)  # type: ignore[arg-type]
+
+
+# -- organisations and projects ------------------------------------------------------------------------
+@router.post("/orgs", status_code=201, response_model=m.Org)
+def create_org(body: m.OrgCreate, hub: HubDep, who: Who) -> m.Org:
+    who.require_hub_admin()
+    now = time.time()
+    try:
+        with hub.store.write() as conn:
+            tenancy.create_org(conn, body.name, body.country, now)
+    except IntegrityError:
+        raise conflict(f"organisation {body.name!r} already exists") from None
+    return m.Org(name=body.name, country=body.country, created_s=now)
+
+
+@router.get("/orgs", response_model=list[m.Org])
+def list_orgs(hub: HubDep, who: Who) -> list[m.Org]:
+    with hub.store.read() as conn:
+        rows = tenancy.list_orgs(conn, None if who.is_hub_admin else (who.org_id or -1))
+    return [m.Org(name=r.name, country=r.country, created_s=r.created_s) for r in rows]
+
+
+@router.get("/orgs/{org}", response_model=m.Org)
+def get_org(org: str, hub: HubDep, who: Who) -> m.Org:
+    with hub.store.read() as conn:
+        r = _org(conn, who, org)
+    return m.Org(name=r.name, country=r.country, created_s=r.created_s)
+
+
+@router.post("/orgs/{org}/projects", status_code=201, response_model=m.Project)
+def create_project(org: str, body: m.ProjectCreate, hub: HubDep, who: Who) -> m.Project:
+    now = time.time()
+    try:
+        with hub.store.write() as conn:
+            org_row = _org(conn, who, org)
+            who.require_org_admin(org_row.id)
+            tenancy.create_project(conn, org_row.id, body.name, now)
+    except IntegrityError:
+        raise conflict(f"project {org}/{body.name} already exists") from None
+    return m.Project(org=org, name=body.name, key=f"{org}/{body.name}", created_s=now)
+
+
+@router.get("/projects", response_model=list[m.Project])
+def list_projects(hub: HubDep, who: Who) -> list[m.Project]:
+    with hub.store.read() as conn:
+        rows = tenancy.list_projects(conn, None if who.is_hub_admin else (who.org_id or -1))
+    return [m.Project(org=r.org, name=r.name, key=f"{r.org}/{r.name}", created_s=r.created_s) for r in rows]
+
+
+# -- members and tokens ---------------------------------------------------------------------------------
+@router.post("/orgs/{org}/members", status_code=201, response_model=m.User)
+def add_member(org: str, body: m.MemberCreate, hub: HubDep, who: Who) -> m.User:
+    now = time.time()
+    try:
+        with hub.store.write() as conn:
+            org_row = _org(conn, who, org)
+            who.require_org_admin(org_row.id)
+            tenancy.create_user(conn, body.name, org_row.id, body.role, now)
+    except IntegrityError:
+        raise conflict(f"user {body.name!r} already exists") from None
+    return m.User(name=body.name, org=org, role=body.role, created_s=now)
+
+
+@router.get("/orgs/{org}/members", response_model=list[m.User])
+def list_members(org: str, hub: HubDep, who: Who) -> list[m.User]:
+    with hub.store.read() as conn:
+        org_row = _org(conn, who, org)
+        return [_user_view(r) for r in tenancy.list_users(conn, org_row.id)]
+
+
+@router.delete("/orgs/{org}/members/{name}", status_code=204)
+def remove_member(org: str, name: str, hub: HubDep, who: Who) -> Response:
+    with hub.store.write() as conn:
+        org_row = _org(conn, who, org)
+        who.require_org_admin(org_row.id)
+        user = tenancy.get_user(conn, name)
+        if user is None or user.org_id != org_row.id:
+            raise not_found(f"member {name!r} of {org}")
+        tenancy.disable_user(conn, user.id, time.time())
+    hub.auth.clear()
+    return Response(status_code=204)
+
+
+def _user_for_tokens(conn: Connection, who: Who, name: str) -> Any:
+    user = tenancy.get_user(conn, name)
+    if user is None or not (who.is_hub_admin or user.org_id == who.org_id):
+        raise not_found(f"user {name!r}")
+    if (
+        user.id != who.user_id
+        and not (user.org_id is not None and who.admins_org(user.org_id))
+        and not who.is_hub_admin
+    ):
+        raise forbidden("members may manage only their own tokens")
+    return user
+
+
+@router.post("/users/{name}/tokens", status_code=201, response_model=m.TokenCreated)
+def create_token(name: str, body: m.TokenCreate, hub: HubDep, who: Who) -> m.TokenCreated:
+    now = time.time()
+    expires = now + body.expires_in_s if body.expires_in_s else None
+    with hub.store.write() as conn:
+        user = _user_for_tokens(conn, who, name)
+        if user.disabled_s is not None:
+            raise conflict(f"user {name!r} is disabled")
+        token, prefix = tenancy.create_token(conn, user.id, body.name, now, expires)
+    return m.TokenCreated(token=token, prefix=prefix, user=name, name=body.name, expires_s=expires)
+
+
+@router.get("/users/{name}/tokens", response_model=list[m.TokenInfo])
+def list_tokens(name: str, hub: HubDep, who: Who) -> list[m.TokenInfo]:
+    with hub.store.read() as conn:
+        user = _user_for_tokens(conn, who, name)
+        return [m.TokenInfo(**dict(r)) for r in tenancy.list_tokens(conn, user.id)]
+
+
+@router.delete("/tokens/{prefix}", status_code=204)
+def revoke_token(prefix: str, hub: HubDep, who: Who) -> Response:
+    with hub.store.write() as conn:
+        tok = tenancy.get_token(conn, prefix)
+        allowed = tok is not None and (
+            who.user_id == tok.user_id or who.is_hub_admin or (tok.org_id is not None and who.admins_org(tok.org_id))
+        )
+        if tok is None or not allowed:
+            raise not_found(f"token {prefix!r}")
+        tenancy.revoke_token(conn, prefix, time.time())
+    hub.auth.clear()
+    return Response(status_code=204)
+
+
+# -- allocations and usage -------------------------------------------------------------------------------
+def _allocation_view(conn: Connection, a: Any) -> m.Allocation:
+    used = _used_s(conn, a.project_id, a.start_s, a.end_s) / 3600.0
+    return m.Allocation(
+        project=f"{a.org}/{a.project}", period=a.period, start_s=a.start_s, end_s=a.end_s, gpu_hours=a.gpu_hours,
+        max_gpus=a.max_gpus, gpu_types=a.gpu_types, used_gpu_hours=round(used, 6),
+        remaining_gpu_hours=round(max(a.gpu_hours - used, 0.0), 6),
+    )  # fmt: skip
+
+
+def _used_s(conn: Connection, project_id: int, start_s: float, end_s: float) -> float:
+    months = set(months_between(start_s, end_s))
+    return sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, project_id) if r.period in months)
+
+
+@router.post("/orgs/{org}/projects/{project}/allocations", status_code=201, response_model=m.Allocation)
+def create_allocation(org: str, project: str, body: m.AllocationCreate, hub: HubDep, who: Who) -> m.Allocation:
+    who.require_hub_admin()
+    try:
+        start_s, end_s = period_bounds(body.period)
+    except ValueError as exc:
+        raise field_problem("period", str(exc)) from None
+    types = None
+    if body.gpu_types:
+        types = [t.upper() for t in body.gpu_types]
+        unknown = [t for t in types if t not in hub.fleet.cluster.gpus_by_type]
+        if unknown:
+            have = ", ".join(sorted(hub.fleet.cluster.gpus_by_type))
+            raise field_problem("gpu_types", f"the hub has no GPUs of type {', '.join(unknown)} (it has {have})")
+    with hub.store.write() as conn:
+        prow = _project(conn, who, org, project)
+        for a in tenancy.list_allocations(conn, project_id=prow.id):
+            if a.start_s < end_s and start_s < a.end_s:
+                raise conflict(
+                    f"{org}/{project} already has an allocation for {a.period}, which overlaps {body.period}"
+                )
+        values = {
+            "project_id": prow.id, "period": body.period, "start_s": start_s, "end_s": end_s,
+            "gpu_hours": body.gpu_hours, "max_gpus": body.max_gpus, "gpu_types": types, "created_s": time.time(),
+        }  # fmt: skip
+        tenancy.create_allocation(conn, values)
+        row = next(a for a in tenancy.list_allocations(conn, project_id=prow.id) if a.period == body.period)
+        view = _allocation_view(conn, row)
+    hub.allocations_changed()
+    return view
+
+
+@router.get("/allocations", response_model=list[m.Allocation])
+def list_allocations(hub: HubDep, who: Who, project: str | None = None) -> list[m.Allocation]:
+    with hub.store.read() as conn:
+        project_id = None
+        if project is not None:
+            org, _, name = project.partition("/")
+            project_id = _project(conn, who, org, name).id
+        rows = tenancy.list_allocations(
+            conn, project_id=project_id, org_id=None if who.is_hub_admin else (who.org_id or -1)
+        )
+        return [_allocation_view(conn, a) for a in rows]
+
+
+@router.get("/orgs/{org}/projects/{project}/usage", response_model=list[m.UsageRow])
+def project_usage(org: str, project: str, hub: HubDep, who: Who) -> list[m.UsageRow]:
+    with hub.store.read() as conn:
+        prow = _project(conn, who, org, project)
+        rows = tenancy.usage_by_month(conn, prow.id)
+    key = f"{org}/{project}"
+    return [
+        m.UsageRow(project=key, period=r.period, gpu_type=r.gpu_type, gpu_hours=round(r.gpu_seconds / 3600.0, 6))
+        for r in sorted(rows, key=lambda r: (r.period, r.gpu_type))
+    ]

@@ -1,0 +1,372 @@
+"""The live hub's commands: ``serve``, ``login``, Slurm-like job verbs and ``admin``.
+
+Every command except ``serve`` talks to the hub through the SDK (``steppe.client``), which
+finds the hub in ``STEPPE_URL``/``STEPPE_TOKEN`` or the file ``steppe login`` writes. Listings
+take ``--json``. Exit codes: 0 success, 1 an error reported by the hub or in the input, 2 bad
+usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from steppe.client import HubClient
+from steppe.client import models as m
+from steppe.client.config import save_config
+from steppe.client.script import DirectiveError, parse_directives, parse_gres
+from steppe.core.units import format_duration, parse_duration
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+STATE_CODES = {"PENDING": "PD", "RUNNING": "R", "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO"}
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-A", help="ORG/PROJECT")]
+admin = typer.Typer(help="Manage organisations, projects, members, tokens and allocations.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+project_app = typer.Typer(help="Projects of an organisation.", no_args_is_help=True)
+user_app = typer.Typer(help="Members of an organisation.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+alloc_app = typer.Typer(help="GPU-hour allocations.", no_args_is_help=True)
+for _name, _sub in (("org", org_app), ("project", project_app), ("user", user_app), ("token", token_app),
+                    ("alloc", alloc_app)):  # fmt: skip
+    admin.add_typer(_sub, name=_name)
+
+
+def _client() -> HubClient:
+    return HubClient.from_config()
+
+
+def _when(t: float | None) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S") if t else "N/A"
+
+
+def _emit(items: list[BaseModel] | BaseModel, as_json: bool, columns: list[str], rows: list[list[str]]) -> None:
+    if as_json:
+        data = [i.model_dump() for i in items] if isinstance(items, list) else items.model_dump()
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+# -- serve and login --------------------------------------------------------------------------------------
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8642,
+    data_dir: Annotated[Path, typer.Option(help="database, job outputs, admin token")] = Path("steppe-data"),
+    db: Annotated[str | None, typer.Option(help="postgresql://... (default: SQLite in --data-dir)")] = None,
+    policy: Annotated[str, typer.Option(help="scheduling policy")] = "easy-backfill",
+    cluster: Annotated[str | None, typer.Option(help="cluster TOML or NODESxGPUS:TYPE instead of NVML")] = None,
+    gpus: Annotated[int | None, typer.Option(help="declare N GPUs on this machine instead of NVML")] = None,
+    gpu_type: Annotated[str, typer.Option(help="type of the declared GPUs")] = "GENERIC",
+    grace: Annotated[float, typer.Option(help="seconds between SIGTERM and SIGKILL")] = 10.0,
+    charge_interval: Annotated[float, typer.Option(help="seconds between usage charges")] = 10.0,
+    require_allocation: Annotated[bool, typer.Option(help="hold jobs of projects without an allocation")] = False,
+    public_metrics: Annotated[bool, typer.Option(help="serve /metrics without a token")] = False,
+    reset_admin_token: Annotated[bool, typer.Option(help="write a new admin token")] = False,
+) -> None:
+    """Run the hub: API, scheduler loop and local executor."""
+    from steppe.api.hub import HubSettings
+    from steppe.api.server import serve as run
+
+    settings = HubSettings(
+        data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
+        grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
+        public_metrics=public_metrics,
+    )  # fmt: skip
+    run(settings, host, port, reset_admin_token)
+
+
+def login(
+    url: Annotated[str, typer.Option(help="the hub's URL")] = "http://127.0.0.1:8642",
+    token: Annotated[str | None, typer.Option(help="API token (default: read from stdin)")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="read the token from a file")] = None,
+) -> None:
+    """Check a token against a hub and save both for later commands."""
+    secret = token or (token_file.read_text().strip() if token_file else sys.stdin.readline().strip())
+    who = HubClient(url, secret).whoami()
+    path = save_config(url, secret)
+    typer.echo(f"Logged in to {url} as {who.name} ({who.role}{', ' + who.org if who.org else ''}); saved {path}")
+
+
+# -- jobs -------------------------------------------------------------------------------------------------
+def submit(
+    command: Annotated[list[str] | None, typer.Argument(help="SCRIPT, or -- COMMAND ARGS...")] = None,
+    project: ProjectOpt = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", "-G", help="number of GPUs")] = None,
+    gpu_type: Annotated[str | None, typer.Option(help="GPU type, e.g. H100")] = None,
+    gres: Annotated[str | None, typer.Option(help="gpu:N or gpu:TYPE:N")] = None,
+    time_limit: Annotated[str | None, typer.Option("--time", "-t", help="D-HH:MM:SS, HH:MM:SS, MM...")] = None,
+    job_name: Annotated[str | None, typer.Option("--job-name", "-J")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="stdout file (%j = job id)")] = None,
+    error: Annotated[str | None, typer.Option("--error", "-e", help="stderr file (%j = job id)")] = None,
+    chdir: Annotated[str | None, typer.Option("--chdir", "-D", help="working directory on the hub")] = None,
+    qos: Annotated[str | None, typer.Option("--qos", "-q")] = None,
+    wrap: Annotated[str | None, typer.Option(help="run this shell command line")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="resubmitting with the same key is a no-op")] = None,
+    parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job (like sbatch): a script with #STEPPE lines, a command after --, or --wrap."""
+    args = list(command or [])
+    opts: dict[str, str] = {}
+    script = argv = None
+    if wrap is not None:
+        argv = ["/bin/sh", "-c", wrap]
+    elif len(args) == 1 and Path(args[0]).is_file() and Path(args[0]).read_text()[:2] == "#!":
+        script = Path(args[0]).read_text()
+        try:
+            opts = parse_directives(script)
+        except DirectiveError as exc:
+            raise typer.BadParameter(str(exc), param_hint="SCRIPT") from None
+    elif args:
+        argv = args
+    else:
+        raise typer.BadParameter("give a script, a command after --, or --wrap", param_hint="COMMAND")
+    given = {"project": project, "gpus": gpus, "gpu_type": gpu_type, "gres": gres, "time": time_limit,
+             "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos}  # fmt: skip
+    opts.update({k: str(v) for k, v in given.items() if v is not None})
+    body: dict[str, Any] = {"argv": argv, "script": script, "env": {}}
+    if "gres" in opts:
+        body["gpu_type"], body["gpus"] = parse_gres(opts["gres"])
+    try:
+        body.update(
+            project=opts.get("project"), gpus=int(opts.get("gpus", body.get("gpus", 1))),
+            gpu_type=opts.get("gpu_type", body.get("gpu_type")), name=opts.get("job_name", ""),
+            output=opts.get("output"), error=opts.get("error"), workdir=opts.get("chdir", os.getcwd()),
+            qos=opts.get("qos", "normal"),
+        )  # fmt: skip
+        if "time" in opts:
+            body["walltime_s"] = parse_duration(opts["time"])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not body["project"]:
+        raise typer.BadParameter("which project? give --project ORG/PROJECT or #STEPPE -A", param_hint="--project")
+    for item in env or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        body["env"][key] = value
+    job = _client().submit(m.JobSubmit(**{k: v for k, v in body.items() if v is not None}), idempotency_key)
+    if as_json:
+        typer.echo(job.model_dump_json(indent=2))
+    else:
+        typer.echo(str(job.id) if parsable else f"Submitted batch job {job.id}")
+
+
+def _reason_or_nodes(j: m.Job) -> str:
+    return ",".join(j.nodes) if j.state == "RUNNING" else f"({j.reason})"
+
+
+def queue(
+    project: ProjectOpt = None,
+    me: Annotated[bool, typer.Option("--me", help="only my jobs")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Running and pending jobs (like squeue), with pending reasons and estimated starts."""
+    client = _client()
+    jobs = client.queue(project=project).items
+    if me:
+        user = client.whoami().name
+        jobs = [j for j in jobs if j.user == user]
+    rows = [[str(j.id), j.project, j.name, j.user, STATE_CODES.get(j.state, j.state),
+             format_duration(j.elapsed_s or 0), str(j.gpus), _reason_or_nodes(j),
+             _when(j.est_start_s) if j.state == "PENDING" else _when(j.start_s)] for j in jobs]  # fmt: skip
+    cols = ["JOBID", "PROJECT", "NAME", "USER", "ST", "TIME", "GPUS", "NODELIST(REASON)", "START"]
+    _emit(list(jobs), as_json, cols, rows)
+
+
+def logs(
+    job_id: int,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the job ends")] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="the job's stderr instead of stdout")] = False,
+) -> None:
+    """Print a job's output."""
+    client = _client()
+    stream = "stderr" if stderr else "stdout"
+    if follow:
+        for text in client.follow_logs(job_id, stream):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return
+    offset = 0
+    while True:
+        chunk = client.logs(job_id, stream, offset)
+        sys.stdout.write(chunk.data)
+        if chunk.next_offset == offset or not chunk.data:
+            break
+        offset = chunk.next_offset
+
+
+def cancel(job_ids: Annotated[list[int], typer.Argument(help="job ids")]) -> None:
+    """Cancel jobs (like scancel; prints nothing on success)."""
+    client = _client()
+    for job_id in job_ids:
+        client.cancel(job_id)
+
+
+def history(
+    project: ProjectOpt = None,
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help="e.g. COMPLETED,FAILED")] = None,
+    starttime: Annotated[str | None, typer.Option("--starttime", "-S", help="YYYY-MM-DD[THH:MM]")] = None,
+    endtime: Annotated[str | None, typer.Option("--endtime", "-E", help="YYYY-MM-DD[THH:MM]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Jobs and how they ended (like sacct)."""
+    try:
+        since = datetime.fromisoformat(starttime).timestamp() if starttime else None
+        until = datetime.fromisoformat(endtime).timestamp() if endtime else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    jobs = list(_client().iter_jobs(project=project, user=user, state=state, since_s=since, until_s=until))
+    rows = [[str(j.id), j.name, j.project, j.user, j.state, j.exit_code or "", format_duration(j.elapsed_s or 0),
+             f"gres/gpu={j.gpus}", _when(j.start_s), _when(j.end_s)] for j in jobs]  # fmt: skip
+    cols = ["JobID", "JobName", "Project", "User", "State", "ExitCode", "Elapsed", "AllocTRES", "Start", "End"]
+    _emit(list(jobs), as_json, cols, rows)
+
+
+def show(job_id: int, as_json: JsonOpt = False) -> None:
+    """One job in full, with its history of transitions (like scontrol show job)."""
+    job = _client().get_job(job_id)
+    if as_json:
+        typer.echo(job.model_dump_json(indent=2))
+        return
+    for key, value in job.model_dump(exclude={"events"}).items():
+        typer.echo(f"{key}={value}")
+    for e in job.events or []:
+        typer.echo(f"  {_when(e.t_s)}  {e.state:<10} {e.reason}")
+
+
+def nodes(as_json: JsonOpt = False) -> None:
+    """Nodes and their free GPUs (like sinfo)."""
+    items = _client().nodes()
+    rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), ",".join(map(str, n.jobs))] for n in items]
+    _emit(list(items), as_json, ["NODE", "GPU_TYPE", "GPUS", "FREE", "JOBS"], rows)
+
+
+# -- admin ------------------------------------------------------------------------------------------------
+@org_app.command("create")
+def org_create(name: str, country: Annotated[str, typer.Option(help="ISO 3166 code, e.g. KZ")]) -> None:
+    org = _client().create_org(name, country.upper())
+    typer.echo(f"Created organisation {org.name} ({org.country})")
+
+
+@org_app.command("list")
+def org_list(as_json: JsonOpt = False) -> None:
+    items = _client().list_orgs()
+    _emit(list(items), as_json, ["ORG", "COUNTRY", "CREATED"], [[o.name, o.country, _when(o.created_s)] for o in items])
+
+
+@project_app.command("create")
+def project_create(project: Annotated[str, typer.Argument(help="ORG/PROJECT")]) -> None:
+    org, _, name = project.partition("/")
+    p = _client().create_project(org, name)
+    typer.echo(f"Created project {p.key}")
+
+
+@project_app.command("list")
+def project_list(as_json: JsonOpt = False) -> None:
+    items = _client().list_projects()
+    _emit(list(items), as_json, ["PROJECT", "CREATED"], [[p.key, _when(p.created_s)] for p in items])
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    org: Annotated[str, typer.Option(help="organisation")],
+    role: Annotated[str, typer.Option(help="member or org-admin")] = "member",
+    token: Annotated[bool, typer.Option(help="also create and print a token")] = True,
+) -> None:
+    client = _client()
+    user = client.add_member(org, name, role)
+    typer.echo(f"Created {user.role} {user.name} in {org}")
+    if token:
+        typer.echo(client.create_token(name).token)
+
+
+@user_app.command("list")
+def user_list(org: Annotated[str, typer.Option(help="organisation")], as_json: JsonOpt = False) -> None:
+    items = _client().list_members(org)
+    rows = [[u.name, u.role, "disabled" if u.disabled else "active"] for u in items]
+    _emit(list(items), as_json, ["USER", "ROLE", "STATUS"], rows)
+
+
+@user_app.command("remove")
+def user_remove(name: str, org: Annotated[str, typer.Option(help="organisation")]) -> None:
+    """Disable a member and revoke their tokens (their jobs and history stay)."""
+    _client().remove_member(org, name)
+
+
+@token_app.command("create")
+def token_create(
+    user: str,
+    name: Annotated[str, typer.Option(help="a label")] = "default",
+    expires: Annotated[str | None, typer.Option(help="lifetime, e.g. 30-00:00:00")] = None,
+) -> None:
+    """Create a token (printed once; only its hash is stored)."""
+    lifetime = parse_duration(expires) if expires else None
+    typer.echo(_client().create_token(user, name, lifetime).token)
+
+
+@token_app.command("list")
+def token_list(user: str, as_json: JsonOpt = False) -> None:
+    items = _client().list_tokens(user)
+    rows = [[t.prefix, t.name, _when(t.created_s), _when(t.expires_s), "revoked" if t.revoked_s else "active"]
+            for t in items]  # fmt: skip
+    _emit(list(items), as_json, ["PREFIX", "NAME", "CREATED", "EXPIRES", "STATUS"], rows)
+
+
+@token_app.command("revoke")
+def token_revoke(prefix: str) -> None:
+    _client().revoke_token(prefix)
+
+
+@alloc_app.command("create")
+def alloc_create(
+    project: Annotated[str, typer.Argument(help="ORG/PROJECT")],
+    gpu_hours: Annotated[float, typer.Option(help="GPU-hours for the period")],
+    period: Annotated[str, typer.Option(help="YYYY, YYYY-H1, YYYY-Q1 or YYYY-MM")],
+    max_gpus: Annotated[int | None, typer.Option(help="most GPUs in use at once")] = None,
+    gpu_type: Annotated[list[str] | None, typer.Option(help="allowed GPU type, repeatable")] = None,
+) -> None:
+    a = _client().create_allocation(project, period, gpu_hours, max_gpus, gpu_type)
+    typer.echo(f"Allocated {a.gpu_hours:g} GPU-hours to {a.project} for {a.period}")
+
+
+@alloc_app.command("list")
+def alloc_list(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    items = _client().list_allocations(project)
+    rows = [[a.project, a.period, f"{a.gpu_hours:g}", f"{a.used_gpu_hours:.2f}", f"{a.remaining_gpu_hours:.2f}",
+             str(a.max_gpus or "-"), ",".join(a.gpu_types or []) or "any"] for a in items]  # fmt: skip
+    _emit(list(items), as_json, ["PROJECT", "PERIOD", "GPU_HOURS", "USED", "LEFT", "MAX_GPUS", "GPU_TYPES"], rows)
+
+
+@admin.command("usage")
+def usage(project: Annotated[str, typer.Argument(help="ORG/PROJECT")], as_json: JsonOpt = False) -> None:
+    """GPU-hours charged per month and GPU type."""
+    items = _client().usage(project)
+    rows = [[u.period, u.gpu_type, f"{u.gpu_hours:.3f}"] for u in items]
+    _emit(list(items), as_json, ["MONTH", "GPU_TYPE", "GPU_HOURS"], rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the hub's commands to the ``steppe`` app."""
+    for name, fn in (("serve", serve), ("login", login), ("submit", submit), ("queue", queue), ("logs", logs),
+                     ("cancel", cancel), ("history", history), ("show", show), ("nodes", nodes)):  # fmt: skip
+        app.command(name)(fn)
+    app.add_typer(admin, name="admin")

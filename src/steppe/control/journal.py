@@ -1,0 +1,108 @@
+"""The loop's write buffer: every change the single writer makes, flushed in one transaction.
+
+``Journal`` listens to the hub state. Each start and stop becomes an update of the job's row
+and an event row (state, time, reason); reason changes of pending jobs and the executor's
+process handles are updates only. ``flush`` writes all of it, the usage the ledger charged
+(and each job's ``charged_until_s``) and deletes the inbox requests the cycle consumed, in one
+transaction, so the store never holds half a cycle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from steppe.core.job import TERMINAL_STATES, JobState
+from steppe.core.records import JobRecord
+from steppe.executors.local import ExitInfo
+from steppe.store import jobs as job_repo
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the loop decided a job ends: final state, the short reason code and the event's text."""
+
+    state: JobState
+    reason: str
+    detail: str
+    exit: ExitInfo | None = None
+
+
+class Journal:
+    """A state listener that buffers the store writes of one cycle."""
+
+    def __init__(self) -> None:
+        self.updates: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+        self.events: list[dict[str, Any]] = []
+        self.endings: dict[int, Ending] = {}
+        self.node_names: list[str] = []
+        self.entered: defaultdict[str, int] = defaultdict(int)  # state -> transitions into it (metrics)
+        self.ended: list[int] = []  # jobs that reached a terminal state
+
+    def __bool__(self) -> bool:
+        return bool(self.updates or self.events)
+
+    def event(self, job_id: int, t_s: float, state: str, reason: str) -> None:
+        self.events.append({"job_id": job_id, "t_s": t_s, "state": state, "reason": reason})
+        self.entered[state] += 1
+
+    # -- state listener --------------------------------------------------------------------------------
+    def on_submit(self, rec: JobRecord, now: float) -> None:
+        """The API wrote the job and its PENDING event already."""
+
+    def on_start(self, rec: JobRecord, now: float) -> None:
+        where = ",".join(f"{self.node_names[n]}:{g}" for n, g in rec.allocation)
+        self.updates[rec.job_id].update(
+            state="RUNNING",
+            reason="None",
+            start_s=now,
+            end_s=None,
+            alloc=[list(a) for a in rec.allocation],
+            alloc_gpu_type=rec.gpu_type,
+            handle=None,
+            stop_intent=None,
+            exit_code=None,
+            exit_signal=None,
+            charged_until_s=now,
+        )
+        self.event(rec.job_id, now, "RUNNING", f"started on {where}")
+
+    def on_stop(self, rec: JobRecord, now: float) -> None:
+        ending = self.endings.pop(rec.job_id, None)
+        if ending is None:
+            ending = Ending(rec.state, "None", rec.state.value.lower())
+        end_s = now
+        cols: dict[str, Any] = {"state": rec.state.value, "reason": ending.reason, "executed_s": rec.executed_s}
+        if ending.exit is not None:
+            end_s = min(max(ending.exit.end_s, rec.last_start_s), now) if rec.first_start_s is not None else now
+            cols.update(exit_code=ending.exit.exit_code, exit_signal=ending.exit.signal)
+        cols["end_s"] = end_s
+        self.updates[rec.job_id].update(cols)
+        self.event(rec.job_id, end_s, rec.state.value, ending.detail)
+        if rec.state in TERMINAL_STATES:
+            self.ended.append(rec.job_id)
+
+    # -- other writes ------------------------------------------------------------------------------------
+    def requeued(self, rec: JobRecord, now: float) -> None:
+        self.updates[rec.job_id].update(state="PENDING", reason=rec.reason.value, end_s=None, handle=None)
+        self.event(rec.job_id, now, "PENDING", "requeued after preemption")
+
+    def reason(self, job_id: int, reason: str) -> None:
+        self.updates[job_id]["reason"] = reason
+
+    def set(self, job_id: int, **cols: Any) -> None:
+        self.updates[job_id].update(cols)
+
+    def flush(self, conn: Connection, usage_rows: list[dict[str, Any]], request_ids: list[int], store: Any) -> None:
+        """Write everything buffered (in the caller's transaction) and forget it."""
+        for row in usage_rows:
+            upd = self.updates[row["job_id"]]
+            upd["charged_until_s"] = max(upd.get("charged_until_s") or 0.0, row["last_s"])
+        job_repo.apply_changes(conn, dict(self.updates), self.events)
+        store.add_usage(conn, usage_rows)
+        job_repo.delete_requests(conn, request_ids)
+        self.updates = defaultdict(dict)
+        self.events = []

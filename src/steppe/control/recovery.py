@@ -1,0 +1,120 @@
+"""Restart recovery: rebuild the hub state from the store, so a crash loses no job and no transition.
+
+On start, for every job the store holds as pending or running, in submission order:
+
+* **Pending**: queued again with its original submit time and last reason, so it keeps its
+  place (the queue orders by submit time, then by the order jobs entered it).
+* **Running**: its process handle (from the store, or from ``handle.json`` if the hub died
+  between launching the job and recording the handle) names a pid, process group and start
+  time. If that process still runs, the job is adopted (``HubState.adopt_running``) on the GPUs
+  it holds, and a stop the hub had asked for (cancel, walltime) is asked again. If it has
+  ended, the wrapper's ``exit.json`` says how and when, and the job ends as it would have
+  (COMPLETED, FAILED, or the state of the stop the hub had asked for); with no exit record
+  it ends ``FAILED`` with reason ``LostOnRestart``. Its GPU time is charged up to its end.
+
+Inbox ``submit`` requests are dropped (their jobs were just queued from the jobs table);
+``cancel`` requests stay for the first step. All recovery writes go in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+from steppe.control.journal import Ending
+from steppe.control.rows import launch_from_row, project_key, spec_from_row
+from steppe.core.job import JobState
+from steppe.executors.local import ExitInfo, process_alive
+from steppe.store import jobs as job_repo
+from steppe.store import tenancy
+
+if TYPE_CHECKING:
+    from steppe.control.loop import HubLoop
+
+
+def recover(loop: HubLoop, now: float) -> None:
+    """Restore ``loop``'s state from its store (see the module docstring)."""
+    from steppe.control.loop import exit_ending, intent_ending
+
+    with loop.store.read() as conn:
+        keys = tenancy.project_keys(conn)
+        loop.ledger.load(tenancy.list_allocations(conn), tenancy.usage_by_month(conn), keys)
+        rows = job_repo.active_jobs(conn)
+        loop.journal.entered.update(job_repo.count_events_by_state(conn))
+    loop.ledger.now = loop.ledger.last_charge_s = now
+    journal = loop.journal
+    for row in rows:
+        if row.state == "PENDING":
+            loop.admit_row(row, now)
+            continue
+        handle = row.handle or loop.executor.handle_on_disk(row.id)
+        if handle is not None and _adopt(loop, row, handle):
+            continue
+        info = loop.executor.outcome(row.id) if handle is not None else None
+        if row.stop_intent:
+            ending = intent_ending(row.stop_intent, row.walltime_s, info)
+        elif info is not None:
+            ending = exit_ending(info)
+        else:
+            detail = "lost on restart: its process was gone and left no exit status"
+            ending = Ending(JobState.FAILED, "LostOnRestart", detail, None)
+        _end_while_down(loop, row, ending, now)
+    with loop.store.write() as conn:
+        journal.flush(conn, loop.ledger.take_usage_rows(), [], loop.store)
+        job_repo.delete_submit_requests(conn)
+    journal.ended.clear()
+    for rec in list(loop.state.running.values()):
+        if rec.job_id in loop.stopping:
+            loop.executor.stop(rec, now)
+
+
+def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
+    """Adopt a running job whose process still runs; False if it is gone (or cannot be placed)."""
+    from steppe.control.loop import intent_ending
+
+    if not process_alive(handle):
+        return False
+    loop.launches[row.id] = launch_from_row(row)
+    loop.ledger.project_ids[project_key(row)] = row.project_id
+    allocation = tuple((int(n), int(g)) for n, g in (row.alloc or []))
+    try:
+        rec = loop.state.adopt_running(spec_from_row(row), allocation, row.start_s, row.executed_s)
+    except ValueError:  # its GPUs are no longer in the inventory: end it rather than run unaccounted
+        _kill(handle)
+        loop.state.jobs.pop(row.id, None)
+        return False
+    if not loop.executor.adopt(rec, handle):
+        return False
+    loop.ledger.adopt(rec, row.charged_until_s or row.start_s)
+    if row.handle is None:
+        loop.journal.set(row.id, handle=handle)
+    if row.stop_intent:
+        loop.stopping[row.id] = intent_ending(row.stop_intent, row.walltime_s)
+    return True
+
+
+def _kill(handle: dict[str, Any]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(int(handle["pgid"]), signal.SIGKILL)
+
+
+def _end_while_down(loop: HubLoop, row: Any, ending: Ending, now: float) -> None:
+    """Record the end of a running job whose process ended while the hub was down."""
+    info: ExitInfo | None = ending.exit
+    end_s = min(max(info.end_s, row.start_s), now) if info is not None else now
+    cols: dict[str, Any] = {
+        "state": ending.state.value,
+        "reason": ending.reason,
+        "end_s": end_s,
+        "executed_s": row.executed_s + (end_s - row.start_s),
+    }
+    if info is not None:
+        cols.update(exit_code=info.exit_code, exit_signal=info.signal)
+    loop.journal.set(row.id, **cols)
+    loop.journal.event(row.id, end_s, ending.state.value, ending.detail)
+    if info is not None and row.alloc:  # charge up to its known end; with no record, up to the last charge
+        gpus = sum(int(g) for _, g in row.alloc)
+        since = row.charged_until_s or row.start_s
+        loop.ledger.charge_span(row.id, project_key(row), row.project_id, row.alloc_gpu_type or "", gpus, since, end_s)

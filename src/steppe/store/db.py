@@ -1,0 +1,196 @@
+"""Engines, migrations on open, and transactions.
+
+``open_store(url)`` accepts ``sqlite:///path.db`` (WAL journal, ``synchronous=NORMAL``,
+foreign keys on) or ``postgresql://user@host:port/db`` (driven by psycopg 3), creates the
+engine and upgrades the schema to the latest Alembic revision.
+
+SQLite upgrades a read lock to a write lock only if no other writer committed in between, so
+write transactions start with ``BEGIN IMMEDIATE`` (``Store.write``) and wait on the busy
+timeout instead of failing; reads use ``Store.read`` (a deferred transaction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from steppe.core.errors import ConfigError
+from steppe.store.schema import usage_records
+
+BUSY_TIMEOUT_MS = 30000
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of an SQLite database file."""
+    return f"sqlite:///{path}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and pick the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("sqlite:", "postgresql+psycopg:")):
+        return url
+    raise ConfigError(url, "", "database URL must start with sqlite:/// or postgresql://")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings the hub needs."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, pool_size=8, max_overflow=16)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # transactions are begun explicitly in _sqlite_begin
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get("steppe_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the latest revision (a no-op when it is current)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", "steppe.store:migrations")
+    with engine.connect().execution_options(steppe_write=True) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """An engine plus the transactions and dialect-specific statements the hub uses."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        # SQLite has one writer at a time and its busy handler waits by sleeping; queueing this
+        # process's writers on a lock instead keeps throughput up under many concurrent requests.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on error."""
+        with (
+            self._write_lock,
+            self.engine.connect().execution_options(steppe_write=True) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def add_usage(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Add GPU-seconds to usage records, creating them on first use (an upsert).
+
+        Each row has ``job_id, project_id, period, gpu_type, gpu_seconds, first_s, last_s``.
+        """
+        if not rows:
+            return
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(usage_records)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["job_id", "period", "gpu_type"],
+            set_={
+                "gpu_seconds": usage_records.c.gpu_seconds + stmt.excluded.gpu_seconds,
+                "last_s": stmt.excluded.last_s,
+            },
+        )
+        conn.execute(stmt, rows)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class GroupCommit:
+    """Runs write functions handed over by many threads in shared transactions (group commit).
+
+    Each ``run(fn)`` returns a future for ``fn(conn)``'s result, set once the transaction that
+    ran it has committed. A single thread takes every function waiting, runs them in one
+    transaction and commits once, so N concurrent submissions cost one commit, not N. If one
+    function raises, the batch is rolled back and each function is run again in its own
+    transaction, so only the failing one sees the error.
+    """
+
+    def __init__(self, store: Store, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="steppe-group-commit", daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[[Connection], Any]) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queue.put((fn, fut))
+        return fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                with self.store.write() as conn:
+                    results = [fn(conn) for fn, _ in batch]
+            except Exception:
+                for fn, fut in batch:
+                    try:
+                        with self.store.write() as conn:
+                            result = fn(conn)
+                    except Exception as exc:
+                        fut.set_exception(exc)
+                    else:
+                        fut.set_result(result)
+            else:
+                for (_, fut), result in zip(batch, results, strict=True):
+                    fut.set_result(result)
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the store at ``url``."""
+    engine = make_engine(url)
+    migrate(engine)
+    return Store(engine)

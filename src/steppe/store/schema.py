@@ -1,0 +1,169 @@
+"""The hub's tables (SQLAlchemy Core). Migrations in ``steppe/store/migrations`` create them.
+
+Times are epoch seconds (floats, suffix ``_s``). A job's spec lives in ``jobs`` next to what
+only the live hub needs (command, working directory, environment, log paths, the executor's
+process handle); every state change is appended to ``job_events`` and never rewritten.
+``job_requests`` is the loop's inbox: the API writes a request (submit or cancel) in the same
+transaction as the job, and the single writer consumes and deletes it in its cycle.
+
+A test checks that the migrated schema equals this metadata (``alembic check`` style).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+ROLES = ("hub-admin", "org-admin", "member")
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("country", String(2), nullable=False),
+    Column("created_s", Float, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_s", Float, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("org_id", Integer, ForeignKey("organisations.id"), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("created_s", Float, nullable=False),
+    Column("disabled_s", Float, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_s", Float, nullable=False),
+    Column("expires_s", Float, nullable=True),
+    Column("revoked_s", Float, nullable=True),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("start_s", Float, nullable=False),
+    Column("end_s", Float, nullable=False),
+    Column("gpu_hours", Float, nullable=False),
+    Column("max_gpus", Integer, nullable=True),
+    Column("gpu_types", JSON, nullable=True),
+    Column("created_s", Float, nullable=False),
+    UniqueConstraint("project_id", "period"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("argv", JSON, nullable=True),
+    Column("script", Text, nullable=True),
+    Column("workdir", Text, nullable=False),
+    Column("env", JSON, nullable=False),
+    Column("gpus", Integer, nullable=False),
+    Column("gpu_type", String(32), nullable=True),
+    Column("walltime_s", Float, nullable=False),
+    Column("qos", String(32), nullable=False),
+    Column("submit_s", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("start_s", Float, nullable=True),
+    Column("end_s", Float, nullable=True),
+    Column("executed_s", Float, nullable=False),
+    Column("alloc", JSON, nullable=True),
+    Column("alloc_gpu_type", String(32), nullable=True),
+    Column("handle", JSON, nullable=True),
+    Column("stop_intent", String(16), nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("exit_signal", Integer, nullable=True),
+    Column("stdout_path", Text, nullable=False),
+    Column("stderr_path", Text, nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("request_sha256", String(64), nullable=True),
+    Column("charged_until_s", Float, nullable=True),
+    UniqueConstraint("user_id", "idempotency_key"),
+    Index(None, "state"),
+    Index(None, "project_id", "submit_s"),
+    sqlite_autoincrement=True,
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("t_s", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(200), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False, index=True),
+    Column("period", String(32), nullable=False),
+    Column("gpu_type", String(32), nullable=False),
+    Column("gpu_seconds", Float, nullable=False),
+    Column("first_s", Float, nullable=False),
+    Column("last_s", Float, nullable=False),
+    UniqueConstraint("job_id", "period", "gpu_type"),
+)
+
+job_requests = Table(
+    "job_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("t_s", Float, nullable=False),
+    Column("actor", String(64), nullable=False),
+    sqlite_autoincrement=True,
+)

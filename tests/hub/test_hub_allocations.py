@@ -1,0 +1,102 @@
+"""Allocation periods, the usage ledger and its admission checks, under a real policy (no mocks)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
+from steppe.control.periods import month_start, months_between, period_bounds, split_by_month
+from steppe.core.cluster import Cluster
+from steppe.core.job import JobSpec, PendingReason
+from steppe.core.state import HubState
+from steppe.core.usage import DecayedUsage
+from steppe.scheduling.admission import DEFAULT_CHECKS
+from steppe.scheduling.policies import make_policy
+
+JAN = month_start(2026, 1)
+
+
+@pytest.mark.parametrize(
+    ("period", "months"),
+    [("2026", 12), ("2026-H2", 6), ("2026-Q1", 3), ("2026-02", 1)],
+)
+def test_periods(period: str, months: int) -> None:
+    assert len(months_between(*period_bounds(period))) == months
+
+
+@pytest.mark.parametrize("bad", ["2026-Q5", "2026-13", "26", "2026-H3", "Q1"])
+def test_bad_periods(bad: str) -> None:
+    with pytest.raises(ValueError, match="expected YYYY"):
+        period_bounds(bad)
+
+
+def test_usage_is_split_at_month_ends() -> None:
+    feb = month_start(2026, 2)
+    assert [(m, b - a) for m, a, b in split_by_month(feb - 10, feb + 5)] == [("2026-01", 10), ("2026-02", 5)]
+
+
+def hub(ledger: Ledger, grants: list[tuple[str, float, int | None]], gpus: int = 8) -> tuple[HubState, object]:
+    rows = [SimpleNamespace(project_id=i, period="2026-Q1", start_s=JAN, end_s=month_start(2026, 4), gpu_hours=h,
+                            max_gpus=mx, gpu_types=None) for i, (_, h, mx) in enumerate(grants)]  # fmt: skip
+    ledger.load(rows, [], {i: key for i, (key, _, _) in enumerate(grants)})
+    ledger.charge_all(JAN)  # the loop does this before every cycle; it sets the ledger's clock
+    policy = make_policy("easy-backfill", checks=(*DEFAULT_CHECKS, GpuHoursCheck(ledger), ProjectGpuLimit(ledger)))
+    cluster = Cluster.uniform(1, gpus, "H100")
+    usage = DecayedUsage()
+    state = HubState(cluster, policy.new_queue(cluster, usage), usage)
+    state.listeners.append(ledger)
+    return state, policy
+
+
+def spec(job_id: int, gpus: int, project: str = "a/p", walltime: float = 3600.0) -> JobSpec:
+    return JobSpec(job_id, JAN, gpus, walltime, walltime, project.split("/")[0], project)
+
+
+@pytest.mark.parametrize(
+    ("name", "jobs", "max_gpus", "started", "held"),
+    [
+        ("under the limit", [2, 2], 4, [1, 2], {}),
+        ("second job would pass it", [3, 2], 4, [1], {2: PendingReason.QOS_GRP_GRES}),
+        ("a smaller job behind still fits", [3, 2, 1], 4, [1, 3], {2: PendingReason.QOS_GRP_GRES}),
+        ("no limit", [4, 4], None, [1, 2], {}),
+    ],
+)
+def test_concurrent_gpu_limit(name: str, jobs: list[int], max_gpus: int | None, started: list[int],
+                              held: dict[int, PendingReason]) -> None:  # fmt: skip
+    ledger = Ledger()
+    state, policy = hub(ledger, [("a/p", 1000.0, max_gpus)])
+    for i, g in enumerate(jobs, start=1):
+        state.submit(spec(i, g), JAN)
+    plan = policy.schedule(state, JAN)  # type: ignore[attr-defined]
+    assert [s.job_id for s in plan.starts] == started, name
+    assert {j: r for j, r in plan.reasons.items() if r is not PendingReason.PRIORITY} == held, name
+
+
+def test_gpu_hours_run_out_as_jobs_run() -> None:
+    ledger = Ledger(charge_interval_s=60.0)
+    state, policy = hub(ledger, [("a/p", 2.0, None), ("b/p", 100.0, None)])
+    state.submit(spec(1, 2), JAN)
+    state.apply(policy.schedule(state, JAN), JAN)  # type: ignore[attr-defined]
+    assert ledger.project_gpus["a/p"] == 2
+    t = JAN + 3600.0  # 2 GPUs x 1 h = the whole allocation, charged while the job still runs
+    assert ledger.charge_all(t)
+    assert ledger.used_in("a/p", ledger.current("a/p", t)) == pytest.approx(7200.0)  # type: ignore[arg-type]
+    state.submit(spec(2, 1), t)
+    state.submit(spec(3, 1, "b/p"), t)
+    plan = policy.schedule(state, t)  # type: ignore[attr-defined]
+    assert plan.reasons[2] is PendingReason.ASSOC_GRP_GRES_MINUTES and [s.job_id for s in plan.starts] == [3]
+    rows = ledger.take_usage_rows()
+    assert [(r["job_id"], r["period"], r["gpu_type"], r["gpu_seconds"]) for r in rows] == [
+        (1, "2026-01", "H100", 7200.0)
+    ]
+
+
+def test_projects_without_allocations() -> None:
+    free, _ = hub(Ledger(), [])
+    strict_ledger = Ledger(require_allocation=True)
+    strict, policy = hub(strict_ledger, [])
+    strict.submit(spec(1, 1), JAN)
+    assert policy.schedule(strict, JAN).reasons[1] is PendingReason.ASSOC_GRP_GRES_MINUTES  # type: ignore[attr-defined]
+    assert free.queue is not None

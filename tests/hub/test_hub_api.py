@@ -1,0 +1,220 @@
+"""The hub's API against a real server on loopback running real processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import httpx
+import pytest
+from hubtest import HubProcess, Tenant, current_quarter, make_tenant, wait_for
+
+from steppe.client import HubError
+from steppe.client import models as m
+
+PY = sys.executable
+
+
+def job(project: str, code: str, **kw: object) -> m.JobSubmit:
+    return m.JobSubmit(project=project, argv=[PY, "-c", code], **kw)  # type: ignore[arg-type]
+
+
+def test_full_lifecycle(tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    code = (
+        "import os; print(os.environ['STEPPE_JOB_ID'], os.environ['CUDA_VISIBLE_DEVICES'], os.environ['STEPPE_GPUS'])"
+    )
+    submitted = t.member.submit(job(t.project, code, gpus=2, name="train"))
+    assert submitted.state == "PENDING" and submitted.name == "train" and submitted.user == t.member_name
+    done = t.member.wait(submitted.id, timeout_s=20)
+    assert done.state == "COMPLETED" and done.exit_code == "0:0" and done.alloc_gpu_type == "H100"
+    assert [e.state for e in t.member.get_job(done.id).events or []] == ["PENDING", "RUNNING", "COMPLETED"]
+    out = t.member.logs(done.id).data.split()
+    assert out[0] == str(done.id) and len(out[1].split(",")) == 2 and out[2] == "2"
+    failed = t.member.wait(t.member.submit(job(t.project, "import sys; sys.exit(3)")).id, timeout_s=20)
+    assert (failed.state, failed.reason, failed.exit_code) == ("FAILED", "NonZeroExitCode", "3:0")
+    history = t.member.list_jobs(project=t.project, state="COMPLETED,FAILED")
+    assert {done.id, failed.id} <= {j.id for j in history.items}
+
+
+def test_walltime_ends_a_job_with_timeout(tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    j = t.member.submit(job(t.project, "import time; time.sleep(60)", walltime_s=1))
+    done = t.member.wait(j.id, timeout_s=20)
+    assert done.state == "TIMEOUT" and done.reason == "TimeLimit" and done.exit_code == "0:15"
+    assert done.elapsed_s is not None and 0.9 <= done.elapsed_s < 5
+
+
+def test_cancel_pending_and_running(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
+    running = t.member.submit(job(t.project, stubborn, gpus=4))
+    wait_for(lambda: t.member.logs(running.id).data.startswith("up"), what="job output")
+    pending = t.member.submit(job(t.project, "print(1)", gpus=4))
+    assert t.member.cancel(pending.id).state == "CANCELLED"
+    t.member.cancel(running.id)  # ignores SIGTERM: SIGKILL after the 1 s grace period
+    done = t.member.wait(running.id, timeout_s=20)
+    assert done.state == "CANCELLED" and done.exit_code == "0:9"
+    assert done.events is not None and done.events[-1].reason == f"cancelled by {t.member_name}"
+    with pytest.raises(HubError) as err:
+        t.member.cancel(done.id)
+    assert err.value.status == 409
+
+
+def test_idempotent_submit(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    body = job(t.project, "print('once')")
+    first = t.member.submit(body, idempotency_key="key-1")
+    again = t.member.request("POST", "/api/v1/jobs", json=body.model_dump(exclude_none=True),
+                             headers={"Idempotency-Key": "key-1"})  # fmt: skip
+    assert again.status_code == 200 and again.json()["id"] == first.id
+    with pytest.raises(HubError) as err:
+        t.member.submit(job(t.project, "print('other')"), idempotency_key="key-1")
+    assert err.value.status == 409 and "key-1" in err.value.problem.detail
+    other_user = t.admin.submit(body, idempotency_key="key-1")  # keys are per user
+    assert other_user.id != first.id
+
+
+def test_tenant_isolation(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    kaznu, enu = tenants["kaznu"], tenants["enu"]
+    theirs = enu.member.submit(job(enu.project, "import time; time.sleep(30)"))
+    for client in (kaznu.member, kaznu.admin):
+        for call in (lambda c: c.get_job(theirs.id), lambda c: c.cancel(theirs.id), lambda c: c.logs(theirs.id)):
+            with pytest.raises(HubError) as err:
+                call(client)
+            assert err.value.status == 404  # as if it did not exist
+        assert theirs.id not in {j.id for j in client.iter_jobs()}
+        assert theirs.id not in {j.id for j in client.queue().items}
+        with pytest.raises(HubError) as err:
+            client.submit(job(enu.project, "print(1)"))
+        assert err.value.status == 422 and err.value.problem.errors[0].field == "project"
+        assert [o.name for o in client.list_orgs()] == ["kaznu"]
+    assert enu.member.get_job(theirs.id).state in ("PENDING", "RUNNING")
+    enu.member.cancel(theirs.id)
+
+
+def test_roles(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    kaznu = tenants["kaznu"]
+    mine = kaznu.admin.submit(job(kaznu.project, "import time; time.sleep(30)"))
+    with pytest.raises(HubError) as err:  # a member may not cancel a colleague's job...
+        kaznu.member.cancel(mine.id)
+    assert err.value.status == 403
+    with pytest.raises(HubError) as err:  # ...nor create organisations or allocations
+        kaznu.member.create_org("rogue", "KZ")
+    assert err.value.status == 403
+    with pytest.raises(HubError):
+        kaznu.admin.create_allocation(kaznu.project, current_quarter(), 10)
+    theirs = kaznu.member.submit(job(kaznu.project, "import time; time.sleep(30)"))
+    kaznu.admin.cancel(theirs.id)  # an org-admin may cancel members' jobs
+    kaznu.admin.cancel(mine.id)
+    assert kaznu.member.whoami().role == "member"
+    with pytest.raises(HubError) as err:
+        hub.client("stp_00000000_forged").whoami()
+    assert err.value.status == 401
+
+
+def test_allocation_limits(hub: HubProcess) -> None:
+    t = make_tenant(hub, "kbtu")
+    root = hub.client()
+    root.create_project("kbtu", "tiny")
+    root.create_allocation("kbtu/tiny", current_quarter(), gpu_hours=2 / 3600, max_gpus=2, gpu_types=["H100"])
+    with pytest.raises(HubError) as err:
+        t.member.submit(job("kbtu/tiny", "print(1)", gpu_type="A100"))
+    assert err.value.status == 422 and err.value.problem.errors[0].field == "gpu_type"
+    with pytest.raises(HubError) as err:
+        t.member.submit(job("kbtu/tiny", "print(1)", gpus=3))
+    assert err.value.status == 422 and err.value.problem.errors[0].field == "gpus"
+    sleeper = "import time; time.sleep(2)"
+    first = t.member.submit(job("kbtu/tiny", sleeper, gpus=2))
+    second = t.member.submit(job("kbtu/tiny", sleeper, gpus=1))
+    wait_for(lambda: t.member.get_job(second.id).reason == "QOSGrpGRES", what="QOSGrpGRES")
+    assert t.member.get_job(first.id).state == "RUNNING"
+    t.member.wait(first.id, timeout_s=20)  # 2 GPUs x 2 s = 4 GPU-seconds > 2: the allocation is used up
+    wait_for(lambda: t.member.get_job(second.id).reason == "AssocGrpGRESMinutes", what="AssocGrpGRESMinutes")
+    alloc = t.member.list_allocations("kbtu/tiny")[0]
+    assert alloc.remaining_gpu_hours == 0 and alloc.used_gpu_hours * 3600 == pytest.approx(4, abs=0.5)
+    usage = t.member.usage("kbtu/tiny")
+    assert [(u.gpu_type, round(u.gpu_hours * 3600)) for u in usage] == [("H100", 4)]
+    t.member.cancel(second.id)
+
+
+def test_malformed_requests_change_nothing(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    before = t.member.list_jobs(limit=1).total
+    good = {"project": t.project, "argv": ["true"]}
+    cases: list[tuple[dict[str, object] | bytes, int, str]] = [
+        (b"{not json", 400, ""),
+        ({**good, "gpus": 0}, 422, "gpus"),
+        ({**good, "gpus": "two"}, 422, "gpus"),
+        ({**good, "gpu": 2}, 422, "gpu"),
+        ({"project": t.project}, 422, "body"),
+        ({**good, "script": "#!/bin/sh\ntrue"}, 422, "body"),
+        ({**good, "walltime_s": -5}, 422, "walltime_s"),
+        ({**good, "project": "nope"}, 422, "project"),
+        ({**good, "gpu_type": "Z9"}, 422, "gpu_type"),
+        ({**good, "gpus": 5}, 422, "gpus"),
+        ({**good, "workdir": "/does/not/exist"}, 422, "workdir"),
+        ({**good, "env": {"STEPPE_JOB_ID": "1"}}, 422, "env.STEPPE_JOB_ID"),
+        ({**good, "qos": "gold"}, 422, "qos"),
+    ]
+    auth = {"Authorization": t.member._http.headers["Authorization"]}
+    for body, status, field in cases:
+        if isinstance(body, bytes):
+            r = httpx.post(f"{hub.url}/api/v1/jobs", content=body, headers={**auth, "content-type": "application/json"})
+        else:
+            r = httpx.post(f"{hub.url}/api/v1/jobs", json=body, headers=auth)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["status"] == status and problem["title"] and problem["type"].startswith("https://")
+        if field:
+            assert field in [e["field"] for e in problem["errors"]], (body, problem)
+    assert httpx.get(f"{hub.url}/api/v1/jobs").status_code == 401
+    assert httpx.get(f"{hub.url}/api/v1/jobs/abc", headers=auth).status_code == 422
+    assert httpx.get(f"{hub.url}/api/v1/nothing", headers=auth).status_code == 404
+    assert t.member.list_jobs(limit=1).total == before
+
+
+def test_queue_reasons_and_estimates(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    t = tenants["enu"]
+    blocker = t.member.submit(job(t.project, "import time; time.sleep(30)", gpus=4, walltime_s=600))
+    wait_for(lambda: t.member.get_job(blocker.id).state == "RUNNING", what="blocker running")
+    a = t.member.submit(job(t.project, "print(1)", gpus=4, walltime_s=60))
+    b = t.member.submit(job(t.project, "print(1)", gpus=2, walltime_s=60))
+    wait_for(lambda: len(t.member.queue(project=t.project).items) == 3, what="both jobs queued")
+    q = {j.id: j for j in t.member.queue(project=t.project).items}
+    assert q[a.id].reason == "Resources"
+    assert q[blocker.id].state == "RUNNING" and q[a.id].position == 1 and q[b.id].position == 2
+    start = t.member.get_job(blocker.id).start_s
+    assert start is not None and q[a.id].est_start_s == pytest.approx(start + 600, abs=1)
+    assert q[b.id].est_start_s == pytest.approx(start + 660, abs=1)  # after a, which takes every GPU
+    for j in (b, a, blocker):
+        t.member.cancel(j.id)
+
+
+def test_openapi_metrics_and_nodes(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    spec = httpx.get(f"{hub.url}/api/v1/openapi.json").json()
+    assert spec["info"]["title"] == "Steppe hub API" and "/api/v1/jobs/{job_id}/cancel" in spec["paths"]
+    assert "application/problem+json" in spec["paths"]["/api/v1/jobs"]["post"]["responses"]["422"]["content"]
+    text = hub.client().metrics()
+    for name in ("hub_queue_pending_jobs", "hub_jobs_total", "hub_gpu_allocated_seconds_total",
+                 "hub_scheduler_cycle_duration_seconds_bucket", "hub_gpus"):  # fmt: skip
+        assert name in text
+    with pytest.raises(HubError) as err:
+        tenants["kaznu"].member.metrics()
+    assert err.value.status == 403
+    nodes = tenants["kaznu"].member.nodes()
+    assert [(n.gpu_type, n.gpus) for n in nodes] == [("H100", 4)]
+    assert len(tenants["kaznu"].member.gpus()) == 4
+    assert hub.client().version().fleet == "declared 4 x H100"
+
+
+def test_submit_to_start_is_prompt(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
+    t = tenants["kaznu"]
+    wait_for(lambda: not t.member.queue().items, what="an idle hub")
+    t0 = time.time()
+    j = t.member.submit(m.JobSubmit(project=t.project, argv=["date", "+%s.%N"]))
+    t.member.wait(j.id, timeout_s=10, poll_s=0.02)
+    assert float(t.member.logs(j.id).data) - t0 < 1.0

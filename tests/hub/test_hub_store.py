@@ -1,0 +1,180 @@
+"""The store against SQLite and a real PostgreSQL server, and the control loop on each."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from steppe.control.loop import HubLoop
+from steppe.control.machine import Fleet
+from steppe.core.cluster import Cluster
+from steppe.executors.local import ExitInfo, Launch
+from steppe.store import Store, open_store, tenancy
+from steppe.store import jobs as job_repo
+from steppe.store.db import GroupCommit, sqlite_url
+from steppe.store.schema import api_tokens, metadata
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = open_store(sqlite_url(tmp_path / "t.db"))
+    else:
+        s = open_store(request.getfixturevalue("postgres_url"))
+        with s.write() as conn:  # each test starts from an empty schema
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+    yield s
+    s.close()
+
+
+def _tenant(store: Store) -> tuple[int, int, int]:
+    now = time.time()
+    with store.write() as conn:
+        org = tenancy.create_org(conn, "kaznu", "KZ", now)
+        project = tenancy.create_project(conn, org, "nlp", now)
+        user = tenancy.create_user(conn, "alice", org, "member", now)
+    return org, project, user
+
+
+def _job(project: int, user: int, **kw: Any) -> dict[str, Any]:
+    values = {"project_id": project, "user_id": user, "name": "j", "argv": ["true"], "script": None, "workdir": "/",
+              "env": {}, "gpus": 1, "gpu_type": None, "walltime_s": 60.0, "qos": "normal", "submit_s": time.time(),
+              "stdout_path": "/dev/null", "stderr_path": "/dev/null"}  # fmt: skip
+    return {**values, **kw}
+
+
+def test_migrations_match_the_tables(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diff == []
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    open_store(str(store.engine.url.render_as_string(hide_password=False))).close()  # re-opening is a no-op
+
+
+def test_tokens_are_hashed_at_rest(store: Store) -> None:
+    _, _, user = _tenant(store)
+    now = time.time()
+    with store.write() as conn:
+        token, prefix = tenancy.create_token(conn, user, "laptop", now, expires_s=now + 60)
+        stored = conn.execute(select(api_tokens.c.secret_sha256)).scalar_one()
+    assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    with store.read() as conn:
+        assert tenancy.authenticate(conn, token, now).name == "alice"
+        assert tenancy.authenticate(conn, token + "x", now) is None
+        assert tenancy.authenticate(conn, token, now + 120) is None  # expired
+    with store.write() as conn:
+        tenancy.revoke_token(conn, prefix, now)
+    with store.read() as conn:
+        assert tenancy.authenticate(conn, token, now) is None
+
+
+def test_jobs_events_requests_and_filters(store: Store) -> None:
+    _, project, user = _tenant(store)
+    with store.write() as conn:
+        ids = [job_repo.insert_job(conn, _job(project, user, gpus=g), "alice") for g in (1, 2, 4)]
+    with store.write() as conn:
+        job_repo.apply_changes(conn, {ids[0]: {"state": "RUNNING", "start_s": 5.0}},
+                               [{"job_id": ids[0], "t_s": 5.0, "state": "RUNNING", "reason": "started"}])  # fmt: skip
+    with store.read() as conn:
+        assert [r.kind for r in job_repo.pending_requests(conn)] == ["submit"] * 3
+        assert [e.state for e in job_repo.events_of(conn, ids[0])] == ["PENDING", "RUNNING"]
+        rows, total = job_repo.list_jobs(conn, states=["PENDING"], limit=1, offset=1)
+        assert total == 2 and [r.id for r in rows] == [ids[2]] and rows[0].org == "kaznu"
+        assert [r.id for r in job_repo.active_jobs(conn)] == ids
+        assert job_repo.count_events_by_state(conn) == {"PENDING": 3, "RUNNING": 1}
+
+
+def test_idempotency_key_is_unique_per_user(store: Store) -> None:
+    _, project, user = _tenant(store)
+    with store.write() as conn:
+        job_repo.insert_job(conn, _job(project, user, idempotency_key="k"), "alice")
+    with pytest.raises(IntegrityError), store.write() as conn:
+        job_repo.insert_job(conn, _job(project, user, idempotency_key="k"), "alice")
+    with store.read() as conn:
+        assert job_repo.list_jobs(conn)[1] == 1
+
+
+def test_usage_upsert_accumulates(store: Store) -> None:
+    _, project, user = _tenant(store)
+    with store.write() as conn:
+        job_id = job_repo.insert_job(conn, _job(project, user), "alice")
+        row = {"job_id": job_id, "project_id": project, "period": "2026-01", "gpu_type": "H100",
+               "gpu_seconds": 10.0, "first_s": 0.0, "last_s": 10.0}  # fmt: skip
+        store.add_usage(conn, [row])
+        store.add_usage(conn, [{**row, "gpu_seconds": 5.0, "first_s": 10.0, "last_s": 15.0}])
+    with store.read() as conn:
+        (usage,) = tenancy.usage_by_month(conn, project)
+    assert (usage.period, usage.gpu_type, usage.gpu_seconds) == ("2026-01", "H100", 15.0)
+
+
+def test_group_commit_isolates_a_failing_write(store: Store) -> None:
+    _, project, user = _tenant(store)
+    with store.write() as conn:
+        job_repo.insert_job(conn, _job(project, user, idempotency_key="dup"), "alice")
+    writes = GroupCommit(store)
+    futures = [writes.run(lambda c, k=k: job_repo.insert_job(c, _job(project, user, idempotency_key=k), "alice"))
+               for k in ("a", "dup", "b")]  # fmt: skip
+    assert isinstance(futures[1].exception(10), IntegrityError)
+    assert futures[0].result(10) > 0 and futures[2].result(10) > 0
+    writes.close()
+
+
+class RecordingExecutor:
+    """Records starts and stops; the test reports exits by hand."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    def bind(self, on_exit: Any, launch_of: Any) -> None:
+        self.on_exit, self.launch_of = on_exit, launch_of
+
+    def start(self, rec: Any, now: float) -> None:
+        assert isinstance(self.launch_of(rec.job_id), Launch)
+        self.started.append(rec.job_id)
+
+    def stop(self, rec: Any, now: float) -> None: ...
+
+    def adopt(self, rec: Any, handle: Any) -> bool:
+        return True
+
+    def handle_on_disk(self, job_id: int) -> None:
+        return None
+
+    def outcome(self, job_id: int) -> None:
+        return None
+
+    def take_launched(self) -> dict[int, Any]:
+        return {j: {"pid": 1, "pgid": 1, "devices": []} for j in self.started}
+
+    def close(self) -> None: ...
+
+
+def test_loop_persists_every_transition(store: Store) -> None:
+    _, project, user = _tenant(store)
+    cluster = Cluster.uniform(1, 2, "H100")
+    executor = RecordingExecutor()
+    loop = HubLoop(store, Fleet(cluster, {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
+    loop.restore()
+    with store.write() as conn:
+        ids = [job_repo.insert_job(conn, _job(project, user, gpus=2), "alice") for _ in range(2)]
+    loop.step()
+    assert executor.started == [ids[0]]
+    executor.on_exit(ids[0], 1, ExitInfo(0, 0, time.time()))
+    loop.step()
+    assert executor.started == ids
+    with store.read() as conn:
+        first, second = job_repo.get_job(conn, ids[0]), job_repo.get_job(conn, ids[1])
+        assert (first.state, first.exit_code, second.state) == ("COMPLETED", 0, "RUNNING")
+        assert [e.state for e in job_repo.events_of(conn, ids[0])] == ["PENDING", "RUNNING", "COMPLETED"]
+        assert job_repo.pending_requests(conn) == []
+        assert tenancy.usage_by_month(conn, project)[0].gpu_type == "H100"
