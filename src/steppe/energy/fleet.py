@@ -15,6 +15,7 @@ static draw, the facility's limits over time, and a job's slowdown under a cap.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import lru_cache
 
@@ -91,6 +92,7 @@ class TimelineLimits:
 
     def __init__(self, timeline: SiteTimeline) -> None:
         self.timeline = timeline
+        self._next: tuple[float, float] = (math.inf, -math.inf)  # (asked at, answer), valid until the answer
 
     def cap_w_at(self, t_s: float) -> float:
         return self.timeline.cap_w_at(t_s)
@@ -99,7 +101,12 @@ class TimelineLimits:
         return self.timeline.pue_at(t_s)
 
     def next_change_s(self, t_s: float) -> float:
-        return min(self.timeline.next_hour_s(t_s), self.timeline.next_cap_change_s(t_s))
+        asked, answer = self._next
+        if asked <= t_s < answer:
+            return answer
+        answer = min(self.timeline.next_hour_s(t_s), self.timeline.next_cap_change_s(t_s))
+        self._next = (t_s, answer)
+        return answer
 
 
 def with_base_cap(site: Site, base_cap_w: float) -> Site:

@@ -123,7 +123,7 @@ class OrderedCycle:
                 if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
                     if single_type and rec.gpus > spare.gpus:
                         continue  # would delay the reservation's GPUs
-                    need_w = power.model.added_w(rec, res.gpu_type, power.lowest_cap(rec)) if power else 0.0
+                    need_w = power.floor_w(rec, res.gpu_type) if power else 0.0
                     if need_w > spare.power_w:
                         continue  # would delay the reservation's power
             reason = ctx.admit(rec)
@@ -190,7 +190,7 @@ class OrderedCycle:
             return False
         if ctx.power is None:
             return True
-        return ctx.power.model.added_w(rec, gpu_type, ctx.power.lowest_cap(rec)) <= spare.power_w
+        return ctx.power.floor_w(rec, gpu_type) <= spare.power_w
 
     # -- memoised cycle ----------------------------------------------------------------------
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:

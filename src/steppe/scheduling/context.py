@@ -106,7 +106,7 @@ class CycleContext:
                 self.blocked = PendingReason.POWER_CAP
                 return False
             cap, power_w = got
-            floor_w = self.power.model.added_w(rec, t, self.power.lowest_cap(rec))
+            floor_w = self.power.floor_w(rec, t)
             self.power_extra_w += power_w
         inv.allocate(alloc)
         self.plan.starts.append(Start(rec.job_id, alloc, cap, power_w, floor_w))

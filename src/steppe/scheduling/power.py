@@ -83,6 +83,7 @@ class PowerBudget:
             c -= CAP_STEP
         self.steps: tuple[float, ...] = tuple(steps)
         self._kind_need: dict[PendingKind, float] = {}
+        self._ladders: dict[tuple[object, ...], tuple[tuple[float, float], ...]] = {}
 
     def least_need_w(self, kinds: Iterable[PendingKind], gpu_types: tuple[str, ...]) -> float:
         """The least power any waiting job needs (at its lowest cap, on its cheapest GPU type).
@@ -97,7 +98,7 @@ class PowerBudget:
                                workload=kind.workload)
                 probe = JobRecord(spec, 0)
                 types = (kind.gpu_type,) if kind.gpu_type in gpu_types else gpu_types
-                need = min(self.model.added_w(probe, t, self.lowest_cap(probe)) for t in types)
+                need = min(self.floor_w(probe, t) for t in types)
                 self._kind_need[kind] = need
             best = min(best, need)
         return best
@@ -106,18 +107,25 @@ class PowerBudget:
         """IT power jobs may add at ``now``."""
         return self.limits.cap_w_at(now) / self.limits.pue_at(now) - self.static_it_w
 
+    def ladder(self, rec: JobRecord, gpu_type: str) -> tuple[tuple[float, float], ...]:
+        """(cap, added power) from full power down to the lowest cap ``rec`` may get (memoised by kind)."""
+        key = (gpu_type, rec.spec.workload, rec.spec.qos, rec.gpus)
+        got = self._ladders.get(key)
+        if got is None:
+            caps = (1.0, *self.steps) if self.capping and self.model.cappable(rec) else (1.0,)
+            got = self._ladders[key] = tuple((c, self.model.added_w(rec, gpu_type, c)) for c in caps)
+        return got
+
     def lowest_cap(self, rec: JobRecord) -> float:
         return self.steps[-1] if self.capping and self.steps and self.model.cappable(rec) else 1.0
 
+    def floor_w(self, rec: JobRecord, gpu_type: str) -> float:
+        """What ``rec`` adds at the lowest cap it may get."""
+        return self.ladder(rec, gpu_type)[-1][1]
+
     def fit(self, rec: JobRecord, gpu_type: str, headroom_w: float) -> tuple[float, float] | None:
         """The highest cap at which ``rec`` fits ``headroom_w``: (cap fraction, added power), or None."""
-        full = self.model.added_w(rec, gpu_type, 1.0)
-        if full <= headroom_w:
-            return 1.0, full
-        if not (self.capping and self.model.cappable(rec)):
-            return None
-        for c in self.steps:
-            p = self.model.added_w(rec, gpu_type, c)
+        for c, p in self.ladder(rec, gpu_type):
             if p <= headroom_w:
                 return c, p
         return None
@@ -133,10 +141,9 @@ class PowerBudget:
             for rec in sorted(snap.running.values(), key=lambda r: (-r.power_w, r.job_id)):
                 if excess <= 1e-6:
                     return
-                low = self.lowest_cap(rec)
+                low, p = self.ladder(rec, rec.gpu_type)[-1]
                 if rec.cap_fraction <= low:
                     continue
-                p = self.model.added_w(rec, rec.gpu_type, low)
                 excess -= rec.power_w - p
                 ctx.recap(rec, low, p)
         for rec in sorted(snap.running.values(), key=lambda r: (-r.last_start_s, -r.job_id)):
@@ -150,8 +157,7 @@ class PowerBudget:
         """Cap running full-power jobs (oldest first) so ``rec`` can start at its lowest cap."""
         if not self.capping:
             return None
-        low = self.lowest_cap(rec)
-        need = self.model.added_w(rec, gpu_type, low) - ctx.power_headroom_w()
+        need = self.floor_w(rec, gpu_type) - ctx.power_headroom_w()
         if need <= 0:
             return self.fit(rec, gpu_type, ctx.power_headroom_w())
         if need > ctx.power_potential_w() - ctx.power_headroom_w():
@@ -160,10 +166,9 @@ class PowerBudget:
         for run in ctx.snap.full_power.values():
             if run.job_id in ctx.recapped or run.job_id in ctx.preempted:
                 continue
-            c = self.lowest_cap(run)
+            c, p = self.ladder(run, run.gpu_type)[-1]
             if c >= 1.0:
                 continue
-            p = self.model.added_w(run, run.gpu_type, c)
             picks.append((run, c, p))
             need -= run.power_w - p
             if need <= 0:

@@ -89,7 +89,7 @@ def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, take
         free = inv.free_by_type[t]
         headroom, need_w = ctx.power_headroom_w(), 0.0
         if ctx.power is not None:
-            need_w = ctx.power.model.added_w(rec, t, ctx.power.lowest_cap(rec))
+            need_w = ctx.power.floor_w(rec, t)
         picked: list[JobRecord] = []
         for victim in _eligible(queue.victims(rec, ctx.now), taken):
             if victim.gpu_type != t and free >= rec.gpus:

@@ -44,7 +44,7 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
         need_w = 0.0
         headroom = math.inf
         if ctx.power is not None:
-            need_w = ctx.power.model.added_w(rec, t, ctx.power.lowest_cap(rec))
+            need_w = ctx.power.floor_w(rec, t)
             headroom = ctx.power_headroom_w()
         free = inv.free_by_type[t]
         shadow = ctx.now
