@@ -1,0 +1,184 @@
+"""Governance admission checks for the scheduler: AI-use review and data residency.
+
+Both implement ``steppe.scheduling.admission.AdmissionCheck`` and slot into a cycle's checks
+next to ``FitsFleet`` and ``TenantQuota``. They hold jobs rather than refuse them at submit: a
+job of a project without a current approval waits with ``AwaitingReview``, so an approval
+later releases the project's jobs in their queue order, with no need to resubmit. Each check
+has ``why(rec)``, the explanation to show with the job.
+
+``ReviewCheck`` (``JobSpec.project`` is the ``org/project`` key):
+
+* no approval, or one expired or revoked on the cycle's date -> ``AwaitingReview``;
+* the job's GPU type is not allowed (or the job names none while the fleet has other types),
+  or the hub's site is not allowed -> ``AwaitingReview`` (an amendment is needed);
+* the approval's GPU-hour cap is used up, per the usage ledger passed in ->
+  ``AssocGrpGRESMinutes``, Slurm's reason for an exhausted GPU-minute limit.
+
+Running jobs are not checked again: expiry lets them finish; revocation's running-jobs choice
+is carried out by the caller (``steppe.governance.approval.revocation_effect``).
+
+``ResidencyCheck``: a job reading a dataset that may not be processed at this site, or may
+only reach it over forbidden routes, or that is not registered, waits with ``DataResidency``.
+Jobs have no datasets field yet, so the job -> dataset names mapping is injected (the store
+will provide it); ``staging(rec)`` gives each dataset's route and estimated staging time.
+
+>>> from datetime import date
+>>> from steppe.core.cluster import Cluster
+>>> from steppe.core.job import JobSpec
+>>> from steppe.core.records import JobRecord
+>>> from steppe.core.state import HubState
+>>> from steppe.scheduling.policies import make_policy
+>>> from steppe.core.usage import DecayedUsage
+>>> cluster, usage = Cluster.uniform(1, 8, "H200"), DecayedUsage()
+>>> snap = HubState(cluster, make_policy("fifo").new_queue(cluster, usage), usage)
+>>> check = ReviewCheck(lambda project: None, lambda now: date(2026, 2, 1), site="astana")
+>>> check.begin_cycle(0.0)
+>>> rec = JobRecord(JobSpec(1, 0.0, 8, 60.0, 60.0, tenant="kaznu", project="kaznu/kazllm"), seq=1)
+>>> check.check(rec, snap, Counter()), check.why(rec)
+(<PendingReason.AWAITING_REVIEW: 'AwaitingReview'>, 'project kaznu/kazllm has no approved AI-use review')
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from steppe.core.job import PendingReason
+from steppe.core.records import JobRecord
+from steppe.core.state import Snapshot
+from steppe.governance.approval import Approval
+from steppe.governance.errors import GovernanceError
+from steppe.governance.residency import Dataset, ResidencyDecision, Topology, decide
+
+
+def local_date(utc_offset_h: float = 5.0) -> Callable[[float], date]:
+    """``now`` (seconds since the Unix epoch, UTC) -> the hub's local date; Kazakhstan is UTC+5.
+
+    >>> local_date()(1_767_207_600.0)  # 2025-12-31 19:00 UTC = 2026-01-01 00:00 in Astana
+    datetime.date(2026, 1, 1)
+    """
+    offset = timedelta(hours=utc_offset_h)
+    return lambda now: (datetime.fromtimestamp(now, UTC) + offset).date()
+
+
+class ReviewCheck:
+    """Hold jobs of projects without a current approval, or outside its conditions."""
+
+    def __init__(
+        self,
+        approvals: Callable[[str], Approval | None],
+        today: Callable[[float], date],
+        *,
+        used_gpu_hours: Callable[[str], float] | None = None,
+        site: str | None = None,
+    ) -> None:
+        self.approvals = approvals
+        self.today = today
+        self.used_gpu_hours = used_gpu_hours
+        self.site = site
+        self._date: date | None = None
+        self._fleet_types: frozenset[str] | None = None
+
+    def begin_cycle(self, now: float) -> None:
+        self._date = self.today(now)
+        self._fleet_types = None
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        if self._fleet_types is None:
+            self._fleet_types = frozenset(t.upper() for t in snap.cluster.gpus_by_type)
+        found = self._evaluate(rec)
+        return found[0] if found else None
+
+    def why(self, rec: JobRecord) -> str | None:
+        """Why ``rec`` is held by this check on the last cycle's date, or None."""
+        found = self._evaluate(rec)
+        return found[1] if found else None
+
+    def _evaluate(self, rec: JobRecord) -> tuple[PendingReason, str] | None:
+        if self._date is None:
+            raise GovernanceError("ReviewCheck: begin_cycle(now) must run before check() (it sets the date)")
+        project = rec.spec.project
+        approval = self.approvals(project)
+        if approval is None:
+            return PendingReason.AWAITING_REVIEW, f"project {project} has no approved AI-use review"
+        not_current = approval.not_current_reason(self._date)
+        if not_current is not None:
+            return PendingReason.AWAITING_REVIEW, not_current
+        c = approval.conditions
+        if c.allowed_gpu_types:
+            allowed = ", ".join(sorted(c.allowed_gpu_types))
+            gpu = rec.spec.gpu_type
+            fleet = self._fleet_types or frozenset()
+            if gpu is None and not fleet <= c.allowed_gpu_types:
+                return PendingReason.AWAITING_REVIEW, (
+                    f"approval of {project} allows only GPU types {allowed}; the job names no GPU type and "
+                    f"the fleet also has {', '.join(sorted(fleet - c.allowed_gpu_types))}: set gpu_type")
+            if gpu is not None and not c.allows_gpu_type(gpu):
+                return PendingReason.AWAITING_REVIEW, (
+                    f"approval of {project} allows GPU types {allowed}, not {gpu}; ask for an amendment")
+        if c.allowed_sites:
+            sites = ", ".join(sorted(c.allowed_sites))
+            if self.site is None:
+                return PendingReason.AWAITING_REVIEW, f"approval of {project} allows sites {sites}; site unknown here"
+            if not c.allows_site(self.site):
+                return PendingReason.AWAITING_REVIEW, f"approval of {project} allows sites {sites}, not {self.site}"
+        if c.gpu_hour_cap is not None:
+            if self.used_gpu_hours is None:
+                return PendingReason.AWAITING_REVIEW, (
+                    f"approval of {project} caps GPU-hours at {c.gpu_hour_cap:g} but no usage ledger is configured")
+            used = self.used_gpu_hours(project)
+            if used >= c.gpu_hour_cap:
+                return PendingReason.ASSOC_GRP_GRES_MINUTES, (
+                    f"project {project} used {used:,.1f} of the {c.gpu_hour_cap:,.1f} GPU-hours its approval allows")
+        return None
+
+
+class ResidencyCheck:
+    """Hold jobs whose datasets may not be used at this site (or not moved to it over an allowed route)."""
+
+    def __init__(
+        self,
+        datasets_of: Mapping[int, Sequence[str]],
+        registry: Mapping[str, Dataset],
+        topology: Topology,
+        site: str,
+    ) -> None:
+        self.datasets_of = datasets_of
+        self.registry = registry
+        self.topology = topology
+        self.site = topology.site(site).name
+        self._cache: dict[str, ResidencyDecision] = {}
+
+    def begin_cycle(self, now: float) -> None:
+        """Forget cached decisions: the registry may have changed since the last cycle."""
+        self._cache.clear()
+
+    def decision(self, name: str) -> ResidencyDecision:
+        """The decision for one dataset name at this site (unregistered names are denied)."""
+        got = self._cache.get(name)
+        if got is None:
+            ds = self.registry.get(name)
+            if ds is None:
+                got = ResidencyDecision(name, self.site, False, None, f"dataset {name} is not registered", None)
+            else:
+                got = decide(ds, self.site, self.topology)
+            self._cache[name] = got
+        return got
+
+    def staging(self, rec: JobRecord) -> list[ResidencyDecision]:
+        """One decision per dataset the job reads (route and staging time when allowed)."""
+        return [self.decision(name) for name in self.datasets_of.get(rec.job_id, ())]
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        if not self.datasets_of.get(rec.job_id):
+            return None
+        return PendingReason.DATA_RESIDENCY if self.why(rec) is not None else None
+
+    def why(self, rec: JobRecord) -> str | None:
+        """The first denied dataset's reason, or None when every dataset may be used here."""
+        return next((d.reason for d in self.staging(rec) if not d.allowed), None)
+
+    def staging_time_s(self, rec: JobRecord) -> float:
+        """Estimated time to stage all the job's datasets here, one after another (0 when all are local)."""
+        return sum(d.staging_time_s or 0.0 for d in self.staging(rec) if d.allowed)

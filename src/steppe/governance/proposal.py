@@ -1,0 +1,288 @@
+"""Project proposals: what a project declares before it may get compute, and the hub's FLOP estimate.
+
+A proposal states the project's purpose and sector, its risk class and autonomy class as the
+owner self-assigns them (Law 230-VIII "On Artificial Intelligence", Art. 17(1) and 17(2)), the
+data it uses, the practices it involves (from a fixed vocabulary the screening rules refer to),
+its estimated training compute, an output-labelling plan for generative systems (Art. 21) and
+an end-use declaration (the export-control terms of the hub's GPUs; hub-facts 0.4 alem.gpu).
+
+Validation is structural and strict: unknown keys, wrong types, unknown enum values and empty
+texts are refused field by field (``field_errors``). Conditional duties (a high-risk system
+needs a human-oversight plan, ...) are not checked here but by the versioned screening rules
+(``steppe.governance.rules``), so they can change without a code change.
+
+Training compute is estimated as GPU-hours x 3,600 s x peak dense BF16 FLOP/s x MFU
+(reference/governance.md, review item 5). Peak values are NVIDIA datasheet figures for dense
+BF16 (half the "with sparsity" figure):
+
+=========  ==================  =====================================================
+GPU type   peak dense BF16      source
+=========  ==================  =====================================================
+A100       312 TFLOP/s          NVIDIA A100 Tensor Core GPU datasheet (SXM)
+H100       989 TFLOP/s          NVIDIA H100 Tensor Core GPU datasheet (SXM, 1,979 sparse)
+H200       989 TFLOP/s          NVIDIA H200 Tensor Core GPU datasheet (SXM, same core as H100)
+B200       ~2,250 TFLOP/s       NVIDIA HGX B200 datasheet (per GPU); hub-facts section 5
+GB200      ~2,500 TFLOP/s       NVIDIA GB200 NVL72 datasheet (per GPU, 360 PFLOP/s sparse / 72)
+=========  ==================  =====================================================
+
+The model FLOP utilisation (MFU) defaults to 0.4, the figure reference/governance.md uses;
+large dense training runs report 0.3-0.5 (PaLM: 46 %), so the estimate may be off by ~25 %
+either way. The screening rules therefore take the larger of the declared and the estimated
+compute. Example: 1,000 H200 GPU-hours -> 1,000 x 3,600 x 989e12 x 0.4 = 1.42e21 FLOP.
+
+>>> f"{estimate_training_flop(1000, 'H200'):.3g}"
+'1.42e+21'
+>>> p = parse_proposal({**EXAMPLE_PROPOSAL, "risk_class": "extreme"})
+Traceback (most recent call last):
+...
+steppe.governance.errors.ProposalError: proposal is invalid: risk_class: Input should be 'minimal', 'medium' or 'high'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+
+from steppe.core.errors import UnknownNameError
+from steppe.governance.errors import FieldError, ProposalError
+
+PEAK_BF16_FLOPS: dict[str, float] = {
+    "A100": 312e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "B200": 2250e12,
+    "GB200": 2500e12,
+}
+"""Peak dense BF16 FLOP/s per GPU (NVIDIA datasheets; see the module docstring)."""
+
+DEFAULT_MFU = 0.4
+"""Model FLOP utilisation assumed by ``estimate_training_flop`` (reference/governance.md item 5)."""
+
+
+def estimate_training_flop(gpu_hours: float, gpu_type: str, utilization: float = DEFAULT_MFU) -> float:
+    """Training FLOP of ``gpu_hours`` on ``gpu_type`` at ``utilization`` of peak dense BF16.
+
+    GPU-hours of H200 for 1e24 FLOP, and days on 500 H200 for 1e25 (reference/governance.md: ~585):
+
+    >>> round(1e24 / estimate_training_flop(1, "H200")), round(1e25 / estimate_training_flop(500 * 24, "H200"))
+    (702168, 585)
+    """
+    peak = PEAK_BF16_FLOPS.get(gpu_type.upper())
+    if peak is None:
+        raise UnknownNameError("GPU type for FLOP estimates", gpu_type, list(PEAK_BF16_FLOPS))
+    if gpu_hours < 0:
+        raise ValueError(f"gpu_hours must be >= 0, got {gpu_hours}")
+    if not 0.0 < utilization <= 1.0:
+        raise ValueError(f"utilization must be in (0, 1], got {utilization}")
+    return gpu_hours * 3600.0 * peak * utilization
+
+
+class RiskClass(StrEnum):
+    """Law 230-VIII Art. 17(1): self-assigned by the system's owner."""
+
+    MINIMAL = "minimal"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AutonomyClass(StrEnum):
+    """Law 230-VIII Art. 17(2): low (human decides), medium (human can correct), high (cannot)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Sector(StrEnum):
+    """Where the system will be used; the EU AI Act Annex III domains are named so rules can refer to them."""
+
+    RESEARCH = "research"
+    EDUCATION = "education"
+    HEALTHCARE = "healthcare"
+    FINANCE = "finance"
+    PUBLIC_ADMINISTRATION = "public-administration"
+    ENERGY = "energy"
+    AGRICULTURE = "agriculture"
+    TRANSPORT = "transport"
+    TELECOMMUNICATIONS = "telecommunications"
+    MEDIA = "media"
+    MANUFACTURING = "manufacturing"
+    EMPLOYMENT = "employment"
+    CRITICAL_INFRASTRUCTURE = "critical-infrastructure"
+    BIOMETRICS = "biometrics"
+    LAW_ENFORCEMENT = "law-enforcement"
+    MIGRATION = "migration"
+    JUSTICE = "justice"
+    OTHER = "other"
+
+
+class DataCategory(StrEnum):
+    """Categories of data the project uses that the rules ask about."""
+
+    PERSONAL_DATA = "personal_data"
+    CROSS_BORDER_TRANSFER = "cross_border_transfer"
+    COPYRIGHTED_TRAINING_DATA = "copyrighted_training_data"
+
+
+class Practice(StrEnum):
+    """Practices a proposal declares (a checklist on the form). Which of them are prohibited is
+    decided by the rules file, not here; the names follow Law 230-VIII's prohibitions and EU AI Act Art. 5."""
+
+    SUBLIMINAL_MANIPULATION = "subliminal_manipulation"
+    EXPLOITING_VULNERABILITIES = "exploiting_vulnerabilities"
+    SOCIAL_SCORING = "social_scoring"
+    EMOTION_RECOGNITION_WITHOUT_CONSENT = "emotion_recognition_without_consent"
+    UNLAWFUL_PERSONAL_DATA_PROCESSING = "unlawful_personal_data_processing"
+    PROHIBITED_CONTENT = "prohibited_content"
+    REALTIME_REMOTE_BIOMETRIC_ID = "realtime_remote_biometric_id"
+    WORKPLACE_EDUCATION_EMOTION_RECOGNITION = "workplace_education_emotion_recognition"
+    UNTARGETED_FACE_SCRAPING = "untargeted_face_scraping"
+    SENSITIVE_BIOMETRIC_CATEGORISATION = "sensitive_biometric_categorisation"
+    INDIVIDUAL_PREDICTIVE_POLICING = "individual_predictive_policing"
+    EMOTION_RECOGNITION_WITH_CONSENT = "emotion_recognition_with_consent"
+    BIOMETRIC_IDENTIFICATION = "biometric_identification"
+    AUTOMATED_DECISIONS = "automated_decisions"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"must be {what}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _matching(_NAME, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")]
+Email = Annotated[str, _matching(_EMAIL, "an e-mail address")]
+Country = Annotated[str, _matching(_COUNTRY, "an ISO 3166-1 alpha-2 country code such as 'KZ'")]
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+Flop = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=False)
+
+
+class LabellingPlan(_Strict):
+    """Art. 21: synthetic outputs carry a machine-readable marking and a perceivable warning."""
+
+    machine_readable_marking: StrictBool
+    visible_warning: StrictBool
+    method: Text
+
+
+class EndUseDeclaration(_Strict):
+    """The end user and end use the GPUs' export licence asks about (terms assumed: reference/governance.md item 6)."""
+
+    end_user: Text
+    end_user_country: Country
+    end_use: Text
+    military_end_use: StrictBool
+    wmd_end_use: StrictBool
+    transfer_to_third_parties: StrictBool
+
+
+class ProposalSpec(_Strict):
+    """What a project declares to get compute. Optional fields are required by rules when they apply."""
+
+    org: Name
+    project: Name
+    title: Annotated[str, Field(min_length=3, max_length=200)]
+    purpose: Annotated[str, Field(min_length=20, max_length=10_000)]
+    sector: Sector
+    risk_class: RiskClass
+    autonomy_class: AutonomyClass
+    generative: StrictBool
+    practices: list[Practice] = Field(default_factory=list)
+    data_categories: list[DataCategory] = Field(default_factory=list)
+    personal_data_legal_basis: Text | None = None
+    copyright_opt_out_plan: Text | None = None
+    requested_gpu_hours: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+    gpu_type: str
+    estimated_training_flop: Flop | None = None
+    labelling_plan: LabellingPlan | None = None
+    human_oversight_plan: Text | None = None
+    incident_contact: Email | None = None
+    eu_nexus: StrictBool = False
+    end_use: EndUseDeclaration | None = None
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, value: str) -> str:
+        if value.upper() not in PEAK_BF16_FLOPS:
+            raise ValueError(f"unknown GPU type {value!r}; valid: {', '.join(PEAK_BF16_FLOPS)}")
+        return value.upper()
+
+    @field_validator("practices", "data_categories")
+    @classmethod
+    def _no_duplicates(cls, value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an item more than once")
+        return value
+
+    @property
+    def key(self) -> str:
+        """The project key used by jobs: ``org/project``."""
+        return f"{self.org}/{self.project}"
+
+    def hub_estimated_flop(self, utilization: float = DEFAULT_MFU) -> float:
+        """The hub's own estimate from the requested GPU-hours and GPU type."""
+        return estimate_training_flop(self.requested_gpu_hours, self.gpu_type, utilization)
+
+    def screening_flop(self, utilization: float = DEFAULT_MFU) -> float:
+        """The compute the rules judge: the larger of the declared and the hub's estimate."""
+        return max(self.estimated_training_flop or 0.0, self.hub_estimated_flop(utilization))
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Turn a pydantic error into ``[{field, message}]`` with dotted paths (``end_use.wmd_end_use``)."""
+    out: list[FieldError] = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        out.append({"field": field, "message": message})
+    return out
+
+
+def parse_proposal(data: Mapping[str, Any]) -> ProposalSpec:
+    """Validate a proposal; raise ``ProposalError`` listing every bad field (nothing is stored then)."""
+    if not isinstance(data, Mapping):
+        raise ProposalError([{"field": "", "message": f"expected an object, got {type(data).__name__}"}])
+    try:
+        return ProposalSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ProposalError(field_errors(exc)) from None
+
+
+EXAMPLE_PROPOSAL: dict[str, Any] = {
+    "org": "kaznu",
+    "project": "kazllm",
+    "title": "Kazakh language model",
+    "purpose": "Pretrain an open Kazakh-Russian-English language model for public-sector assistants.",
+    "sector": "research",
+    "risk_class": "minimal",
+    "autonomy_class": "low",
+    "generative": True,
+    "requested_gpu_hours": 50_000.0,
+    "gpu_type": "H200",
+    "labelling_plan": {"machine_readable_marking": True, "visible_warning": True, "method": "C2PA manifest + banner"},
+    "end_use": {
+        "end_user": "Al-Farabi Kazakh National University",
+        "end_user_country": "KZ",
+        "end_use": "civil research and public services",
+        "military_end_use": False,
+        "wmd_end_use": False,
+        "transfer_to_third_parties": False,
+    },
+}
+"""A well-formed proposal used by examples and tests."""

@@ -1,0 +1,98 @@
+"""Reading the governance YAML files (rules, topology): typed accessors that fail with ``ConfigError``.
+
+Every problem names the file and the dotted key, e.g. ``topology.yaml: routes[1].bandwidth_gbps:
+must be a number, got 'fast'``. Files are read with ``yaml.safe_load`` (no Python objects).
+
+>>> r = YamlReader("t.yaml")
+>>> r.get({"n": "1.0e24"}, "n", "compute[0]", float)  # PyYAML reads 1.0e24 as text; accepted as a number
+1e+24
+>>> r.get({}, "n", "compute[0]", float)
+Traceback (most recent call last):
+...
+steppe.core.errors.ConfigError: t.yaml: compute[0].n: missing
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from steppe.core.errors import ConfigError
+
+
+def load_yaml(path: str | Path | None, default_name: str) -> tuple[str, Any]:
+    """(source name, parsed YAML) of ``path``, or of the packaged ``data/governance/<default_name>``."""
+    if path is None:
+        ref = resources.files("steppe") / "data" / "governance" / default_name
+        source, text = str(ref), ref.read_text(encoding="utf-8")
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return source, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"not valid YAML: {exc}") from None
+
+
+class YamlReader:
+    """Typed accessors that raise ``ConfigError(file, key, problem)``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def mapping(self, value: Any, key: str, allowed: set[str] | None = None) -> dict[str, Any]:
+        """``value`` as a mapping whose keys are all in ``allowed`` (when given)."""
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        extra = sorted(str(k) for k in set(value) - allowed) if allowed is not None else []
+        if extra:
+            where = f"{key}.{extra[0]}" if key else extra[0]
+            raise self.fail(where, f"unknown key; valid: {', '.join(sorted(allowed or ()))}")
+        return value
+
+    def get(self, d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        """``d[key]`` checked against ``kind`` (``float`` accepts ints and numeric text); ``default`` if absent."""
+        path = f"{where}.{key}" if where else key
+        if key not in d:
+            if default is ...:
+                raise self.fail(path, "missing")
+            return default
+        value = d[key]
+        if kind is float:
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                return float(value)
+            except (TypeError, ValueError):
+                raise self.fail(path, f"must be a number, got {value!r}") from None
+        if not isinstance(value, kind):
+            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(path, f"must be {name}, got {type(value).__name__} {value!r}")
+        if isinstance(value, str) and not value.strip():
+            raise self.fail(path, "must not be empty")
+        return value
+
+    def choice(self, value: Any, key: str, options: type[Enum]) -> Any:
+        """``options(value)``, or a ``ConfigError`` listing the valid values."""
+        try:
+            return options(value)
+        except ValueError:
+            valid = ", ".join(str(o.value) for o in options)
+            raise self.fail(key, f"unknown value {value!r}; valid: {valid}") from None
+
+    def str_list(self, d: dict[str, Any], key: str, where: str, default: Any = ...) -> list[str]:
+        """A list of non-empty strings."""
+        items = self.get(d, key, where, list, default)
+        if not all(isinstance(t, str) and t.strip() for t in items):
+            raise self.fail(f"{where}.{key}" if where else key, "must be a list of non-empty strings")
+        return list(items)
