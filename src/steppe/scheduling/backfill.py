@@ -38,7 +38,7 @@ from steppe.core.plan import Plan, Reservation
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
-from steppe.scheduling.context import CycleContext
+from steppe.scheduling.context import CycleContext, timed_checks
 from steppe.scheduling.placement import candidate_types
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
@@ -81,6 +81,7 @@ class OrderedCycle:
         self.backfill = backfill
         self.depth = depth
         self.checks = tuple(checks)
+        self._timed = timed_checks(self.checks)
         self.refresh_s = refresh_s
         self.power = power
         self._memo: _Memo | None = None
@@ -93,7 +94,7 @@ class OrderedCycle:
 
     # -- phases 1-5 --------------------------------------------------------------------------
     def _full(self, snap: Snapshot, now: float) -> Plan:
-        ctx = CycleContext(snap, now, self.checks, self.power)
+        ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
         ctx.open()
         inv = snap.inventory
         head: JobRecord | None = None
@@ -205,7 +206,7 @@ class OrderedCycle:
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
-        ctx = CycleContext(snap, now, self.checks, self.power)
+        ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
         ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
         if not arrivals:
             return ctx.close()  # nothing to decide; still ask for the wake-ups that are due

@@ -21,11 +21,21 @@ from steppe.scheduling.placement import place
 from steppe.scheduling.power import PowerBudget
 
 
+def timed_checks(checks: Sequence[AdmissionCheck]) -> tuple[AdmissionCheck, ...]:
+    """The checks with ``begin_cycle`` or ``next_wakeup`` hooks."""
+    return tuple(c for c in checks if hasattr(c, "begin_cycle") or hasattr(c, "next_wakeup"))
+
+
 class CycleContext:
     """Tentative state of one cycle over a snapshot."""
 
     def __init__(
-        self, snap: Snapshot, now: float, checks: Sequence[AdmissionCheck], power: PowerBudget | None = None
+        self,
+        snap: Snapshot,
+        now: float,
+        checks: Sequence[AdmissionCheck],
+        power: PowerBudget | None = None,
+        timed: Sequence[AdmissionCheck] | None = None,
     ) -> None:
         self.snap = snap
         self.now = now
@@ -41,7 +51,7 @@ class CycleContext:
         self.power_waiting = False
         self.blocked = PendingReason.RESOURCES
         self._it_budget_w = power.it_budget_w(now) if power is not None else math.inf
-        self._timed = [c for c in checks if hasattr(c, "begin_cycle") or hasattr(c, "next_wakeup")]
+        self._timed = timed_checks(checks) if timed is None else timed
         for check in self._timed:
             begin = getattr(check, "begin_cycle", None)
             if begin is not None:

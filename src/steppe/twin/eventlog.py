@@ -20,8 +20,7 @@ class EventLog:
 
     def _add(self, line: str) -> None:
         self.count += 1
-        self._hash.update(line.encode())
-        self._hash.update(b"\n")
+        self._hash.update(f"{line}\n".encode())
         if self.lines is not None:
             self.lines.append(line)
 
@@ -29,8 +28,7 @@ class EventLog:
         self._add(f"{now:.6f} SUBMIT {rec.job_id}")
 
     def on_start(self, rec: JobRecord, now: float) -> None:
-        nodes = ",".join(f"{n}:{g}" for n, g in rec.allocation)
-        self._add(f"{now:.6f} START {rec.job_id} {nodes} cap={rec.cap_fraction:.3f}")
+        self._add(f"{now:.6f} START {rec.job_id} {rec.allocation!r} cap={rec.cap_fraction:.3f}")
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         self._add(f"{now:.6f} {rec.state.value} {rec.job_id}")
