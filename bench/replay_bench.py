@@ -24,16 +24,17 @@ TRACES = ROOT.parent / "shared" / "traces"
 POLICIES = ("fifo", "easy-backfill", "multifactor", "las", "srtf")
 
 # A hub-scale synthetic year: ~1M jobs on 8,192 nodes x 8 H200. Sizes and run times are larger
-# than Philly's so that the workload fills a 65,536-GPU hub (offered load about 0.7).
+# than Philly's so that the workload fills a 65,536-GPU hub: mean 29.7 GPUs per job, mean run
+# time 14,400 s x exp(1.6^2 / 2) = 51,800 s (before the 14-day cap), 114 jobs/h -> offered load ~0.7.
 SCALE_SPEC = dict(
     jobs=1_000_000,
     arrival_rate_per_h=1_000_000 / 8760,
     tenants=40,
     tenant_skew=1.0,
     gpu_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-    gpu_probs=(0.40, 0.08, 0.10, 0.20, 0.08, 0.06, 0.04, 0.02, 0.015, 0.005),
-    median_runtime_s=7200.0,
-    runtime_sigma=1.4,
+    gpu_probs=(0.30, 0.06, 0.08, 0.22, 0.10, 0.08, 0.08, 0.04, 0.03, 0.01),
+    median_runtime_s=14400.0,
+    runtime_sigma=1.6,
     max_runtime_s=14 * 86400.0,
     seed=7,
 )
