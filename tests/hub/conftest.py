@@ -14,9 +14,15 @@ from hubtest import ROOT, HubProcess, Tenant, make_tenant
 
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One hub shared by the API tests: 4 declared H100 GPUs, a 1 s grace period, fast charging."""
+    """One hub shared by the API tests: 4 declared H100 GPUs, a 1 s grace period, fast charging.
+
+    It runs without the review gate (a lab's hub): these tests are about scheduling and tenancy;
+    the governance tests (test_hub_governance.py) run gated hubs of their own.
+    """
     data = tmp_path_factory.mktemp("hub") / "data"
-    proc = HubProcess(data, "--gpus", "4", "--gpu-type", "H100", "--grace", "1", "--charge-interval", "0.2").start()
+    proc = HubProcess(
+        data, "--gpus", "4", "--gpu-type", "H100", "--grace", "1", "--charge-interval", "0.2", "--no-review-gate"
+    ).start()
     yield proc
     proc.stop()
     proc.kill_jobs()

@@ -105,7 +105,7 @@ def test_roles(hub: HubProcess, tenants: dict[str, Tenant]) -> None:
         kaznu.member.create_org("rogue", "KZ")
     assert err.value.status == 403
     with pytest.raises(HubError):
-        kaznu.admin.create_allocation(kaznu.project, current_quarter(), 10)
+        kaznu.admin.create_allocation(kaznu.project, current_quarter(), 10, reason="test")
     theirs = kaznu.member.submit(job(kaznu.project, "import time; time.sleep(30)"))
     kaznu.admin.cancel(theirs.id)  # an org-admin may cancel members' jobs
     kaznu.admin.cancel(mine.id)
@@ -119,7 +119,8 @@ def test_allocation_limits(hub: HubProcess) -> None:
     t = make_tenant(hub, "kbtu")
     root = hub.client()
     root.create_project("kbtu", "tiny")
-    root.create_allocation("kbtu/tiny", current_quarter(), gpu_hours=2 / 3600, max_gpus=2, gpu_types=["H100"])
+    root.create_allocation("kbtu/tiny", current_quarter(), gpu_hours=2 / 3600, max_gpus=2, gpu_types=["H100"],
+                           reason="a tiny grant")
     with pytest.raises(HubError) as err:
         t.member.submit(job("kbtu/tiny", "print(1)", gpu_type="A100"))
     assert err.value.status == 422 and err.value.problem.errors[0].field == "gpu_type"

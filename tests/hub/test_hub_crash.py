@@ -17,7 +17,7 @@ from steppe.executors.local import process_alive
 
 
 def test_crash_and_restart(fresh_hub: Callable[..., HubProcess]) -> None:
-    hub = fresh_hub("--gpus", "3", "--gpu-type", "H100", "--grace", "1")
+    hub = fresh_hub("--gpus", "3", "--gpu-type", "H100", "--grace", "1", "--no-review-gate")
     t = make_tenant(hub, "kaznu")
     py = sys.executable
 

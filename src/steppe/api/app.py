@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from steppe import __version__
-from steppe.api import problems, routes_jobs, routes_tenancy
+from steppe.api import problems, routes_governance, routes_jobs, routes_tenancy
 from steppe.api.deps import HubDep
 from steppe.api.hub import Hub
 from steppe.api.metrics import hub_registry
@@ -53,6 +53,7 @@ def create_app(hub: Hub, manage: bool = True) -> FastAPI:
     problems.install(app)
     app.include_router(routes_tenancy.router, responses=RESPONSES)
     app.include_router(routes_jobs.router, responses=RESPONSES)
+    app.include_router(routes_governance.router, responses=RESPONSES)
     registry = hub_registry(hub.loop)
 
     @app.get("/api/v1/version", response_model=m.Version, tags=["meta"])

@@ -3,7 +3,10 @@
 * ``hub-admin``: everything (organisations, allocations, every job);
 * ``org-admin``: their organisation's projects, members, tokens and jobs;
 * ``member``: submits to their organisation's projects, sees its jobs and queue, cancels and
-  reads the logs of their own jobs.
+  reads the logs of their own jobs;
+* ``reviewer``: decides on AI-use proposals of other organisations (never their own: conflict
+  of interest), sees every proposal and the audit log; otherwise like a member of their
+  organisation, if they have one.
 
 Another organisation's jobs and projects answer 404, as if they did not exist. Verified tokens
 are cached for a few seconds (revoking a token clears the cache at once).
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from steppe.api.problems import ApiProblem, forbidden
+from steppe.governance.review import Actor, Role
 from steppe.store import Store, tenancy
 
 CACHE_S = 30.0
@@ -37,6 +41,15 @@ class Principal:
     @property
     def is_hub_admin(self) -> bool:
         return self.role == "hub-admin"
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.role == "reviewer"
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts, as the review workflow sees them."""
+        return Actor(self.name, Role(self.role), self.org)
 
     def sees_org(self, org_id: int) -> bool:
         return self.is_hub_admin or self.org_id == org_id

@@ -4,6 +4,12 @@
 local executor and the loop; ``start`` restores the state and starts the loop; on the very
 first start it creates the ``admin`` user (role hub-admin) and writes its token to
 ``<data-dir>/admin-token`` (mode 0600).
+
+Governance: the loop gets a ``GovernanceView`` (review gate on unless ``review_gate`` is False;
+the hub's ``site``, whose jurisdiction comes from the topology). ``today()`` is the hub's local
+date (UTC+5), on which approvals start and expire; ``governance_changed`` makes the loop
+re-read approvals and datasets and waits for one cycle. The acceptable-use terms in force and
+each user's acceptances are cached for the submission path (``terms_required``).
 """
 
 from __future__ import annotations
@@ -12,15 +18,22 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from steppe.api.auth import Authenticator
+from steppe.control.governance import GovernanceView
 from steppe.control.ledger import Ledger
 from steppe.control.loop import HubLoop
 from steppe.control.machine import Fleet, build_fleet
 from steppe.executors.local import LocalExecutor
+from steppe.governance.admission import local_date
+from steppe.governance.rules import RuleSet, load_rules
+from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
 from steppe.store import Store, open_store, tenancy
+from steppe.store import governance as gov_repo
+from steppe.store.audit import record
 from steppe.store.db import GroupCommit, sqlite_url
 
 
@@ -39,6 +52,9 @@ class HubSettings:
     require_allocation: bool = False
     max_walltime_s: float = 30 * 86400.0
     public_metrics: bool = False
+    review_gate: bool = True
+    site: str = "astana"
+    clock_offset_days: float = 0.0  # tests only: shift the hub's calendar (approval dates and expiry)
 
 
 class Hub:
@@ -56,6 +72,12 @@ class Hub:
         self._grants: dict[int, list[Any]] | None = None
         self._lock = threading.Lock()
         self.writes = GroupCommit(store)
+        self.rules: RuleSet = load_rules()
+        self._local_date = local_date(5.0)
+        self._terms: list[TermsVersion] | None = None
+        self._accepted: dict[int, set[str]] = {}
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @staticmethod
     def open(settings: HubSettings) -> Hub:
@@ -64,14 +86,29 @@ class Hub:
         fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
         executor = LocalExecutor(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s)
         ledger = Ledger(settings.charge_interval_s, settings.require_allocation)
-        loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger)
+        shift = settings.clock_offset_days * 86400.0
+        today = local_date(5.0)
+        governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
+                                    today=lambda now: today(now + shift))
+        loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance)
         return Hub(settings, store, fleet, loop)
 
     def start(self) -> None:
+        from steppe.api.review_ops import expire_sweep
+
         self.ensure_admin()
         self.loop.start()
+        expire_sweep(self)
+
+        def sweep() -> None:  # approvals expire at the end of their date: look every 5 minutes
+            while not self._stop.wait(300.0):
+                expire_sweep(self)
+
+        self._sweeper = threading.Thread(target=sweep, name="steppe-expiry", daemon=True)
+        self._sweeper.start()
 
     def close(self) -> None:
+        self._stop.set()
         self.loop.close()
         self.writes.close()
         self.store.close()
@@ -105,6 +142,40 @@ class Hub:
             self._grants = None
         self.loop.reload_allocations()
 
+    # -- governance ----------------------------------------------------------------------------------------
+    def today(self) -> date:
+        """The hub's local date (UTC+5), shifted by ``clock_offset_days`` in tests."""
+        return self._local_date(time.time() + self.settings.clock_offset_days * 86400.0)
+
+    def governance_changed(self) -> None:
+        """Make the loop re-read approvals and datasets, and wait for the cycle that does."""
+        self.loop.reload_governance()
+        self.loop.wake_and_wait(timeout=5.0)
+
+    def terms_changed(self) -> None:
+        with self._lock:
+            self._terms = None
+            self._accepted.clear()
+
+    def terms_required(self, user_id: int, user: str) -> str | None:
+        """Why ``user`` must (re)accept the terms before submitting, or None."""
+        with self._lock:
+            versions, accepted = self._terms, self._accepted.get(user_id)
+        if versions is None or accepted is None:
+            with self.store.read() as conn:
+                versions = gov_repo.terms(conn) if versions is None else versions
+                accepted = gov_repo.accepted_versions(conn, user_id) if accepted is None else accepted
+            with self._lock:
+                self._terms = versions
+                self._accepted[user_id] = accepted
+        current = terms_in_force(versions, self.today())
+        if current is None or not must_accept_terms(current.version if current.version in accepted else None,
+                                                    current):
+            return None
+        had = "accepted an earlier version" if accepted else "not accepted any version"
+        return (f"user {user} must accept the acceptable-use terms version {current.version} (in force since "
+                f"{current.effective_on}) before submitting jobs; they have {had}: steppe terms accept")
+
     def ensure_admin(self, reset: bool = False) -> bool:
         """Create the hub-admin and write its token on first start (or on ``reset``); True if written."""
         now = time.time()
@@ -113,7 +184,9 @@ class Hub:
                 return False
             user = tenancy.get_user(conn, "admin")
             user_id = user.id if user is not None else tenancy.create_user(conn, "admin", None, "hub-admin", now)
-            token, _ = tenancy.create_token(conn, user_id, "admin-token", now, None)
+            token, prefix = tenancy.create_token(conn, user_id, "admin-token", now, None)
+            record(conn, actor="steppe", action="token.issue", subject="admin", time_s=now,
+                   details={"prefix": prefix, "name": "admin-token", "reset": reset})
         fd = os.open(self.admin_token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")

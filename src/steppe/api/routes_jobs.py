@@ -3,6 +3,12 @@
 Submitting writes the job and a request for the loop in one transaction and wakes the loop;
 it never touches the scheduler's state. With an ``Idempotency-Key`` header, the same key and
 body from the same user return the first job (200); the same key with another body is a 409.
+
+Governance at submit: once acceptable-use terms are in force, a user who has not accepted them
+gets a 403 (``steppe terms accept``); ``datasets`` must name registered datasets (422). Jobs of
+projects without a current approval are accepted and wait (``AwaitingReview``); ``GET
+/jobs/{id}`` explains why (``reason_detail``) and shows each dataset's route and estimated
+staging time to the hub's site (``staging``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -24,6 +31,8 @@ from steppe.api.problems import ApiProblem, conflict, forbidden, not_found
 from steppe.client import models as m
 from steppe.control.rows import resolve
 from steppe.control.views import QueueEntry, nodes_view, queue_view
+from steppe.governance.residency import decide
+from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
 from steppe.store import tenancy
 
@@ -87,8 +96,18 @@ async def submit_job(
         raise ApiProblem(422, "Invalid request", f"project: {message}", [{"field": "project", "message": message}])
     values = validate_submission(hub, body, project, now)
     values.update(user_id=who.user_id, idempotency_key=idempotency_key, request_sha256=digest)
+    terms = hub.terms_required(who.user_id, who.name)
+    if terms is not None:
+        raise ApiProblem(403, "Terms not accepted", terms, kind="terms-not-accepted")
+    dataset_ids = _dataset_ids(hub, body.datasets)
+
+    def write(conn: Any) -> int:
+        job_id = job_repo.insert_job(conn, values, who.name)
+        gov_repo.link_job_datasets(conn, job_id, dataset_ids)
+        return job_id
+
     try:
-        job_id = await asyncio.wrap_future(hub.writes.run(lambda conn: job_repo.insert_job(conn, values, who.name)))
+        job_id = await asyncio.wrap_future(hub.writes.run(write))
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -100,6 +119,18 @@ async def submit_job(
     response.headers["Location"] = f"/api/v1/jobs/{job_id}"
     row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
     return job_view(row, hub.fleet.node_names)
+
+
+def _dataset_ids(hub: HubDep, names: list[str]) -> list[int]:
+    if not names:
+        return []
+    with hub.store.read() as conn:
+        ids = {r.name: r.id for r in gov_repo.list_datasets(conn)}
+    unknown = [n for n in names if n not in ids]
+    if unknown:
+        message = f"not registered: {', '.join(unknown)}"
+        raise ApiProblem(422, "Invalid request", f"datasets: {message}", [{"field": "datasets", "message": message}])
+    return [ids[n] for n in dict.fromkeys(names)]
 
 
 def _replay(hub: HubDep, who: Who, key: str, digest: str, response: Response) -> m.Job | None:
@@ -152,7 +183,23 @@ def get_job(job_id: int, hub: HubDep, who: Who) -> m.Job:
     row = _visible_job(hub, who, job_id)
     with hub.store.read() as conn:
         events = job_repo.events_of(conn, job_id)
-    return job_view(row, hub.fleet.node_names, events)
+        names = gov_repo.datasets_of_jobs(conn, [job_id]).get(job_id, [])
+        registry = gov_repo.registry(conn) if names else {}
+    view = job_view(row, hub.fleet.node_names, events)
+    gov = hub.loop.governance
+    if names:
+        view.datasets = names
+        view.staging = [
+            m.Staging(**asdict(decide(registry[n], gov.site, gov.topology))) for n in names if n in registry
+        ]
+    if row.state == "PENDING":
+        view.reason_detail = hub.loop.call(lambda: _why(hub, job_id))
+    return view
+
+
+def _why(hub: HubDep, job_id: int) -> str | None:
+    rec = hub.loop.state.jobs.get(job_id)
+    return hub.loop.governance.why(rec) if rec is not None else None
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=m.Job)

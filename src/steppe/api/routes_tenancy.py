@@ -1,4 +1,8 @@
-"""Organisations, projects, members, tokens, allocations and usage (``/api/v1``)."""
+"""Organisations, projects, members, tokens, allocations and usage (``/api/v1``).
+
+Token issue and revocation, new members and allocations are written to the audit log in the
+same transaction as the change; allocations need a ``reason``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from steppe.api.problems import conflict, field_problem, forbidden, not_found
 from steppe.client import models as m
 from steppe.control.periods import months_between, period_bounds
 from steppe.store import tenancy
+from steppe.store.audit import record
 
 router = APIRouter(prefix="/api/v1", tags=["tenancy"])
 
@@ -51,6 +56,8 @@ def create_org(body: m.OrgCreate, hub: HubDep, who: Who) -> m.Org:
     try:
         with hub.store.write() as conn:
             tenancy.create_org(conn, body.name, body.country, now)
+            record(conn, actor=who.name, action="org.create", subject=body.name, time_s=now,
+                   details={"country": body.country})
     except IntegrityError:
         raise conflict(f"organisation {body.name!r} already exists") from None
     return m.Org(name=body.name, country=body.country, created_s=now)
@@ -93,12 +100,17 @@ def list_projects(hub: HubDep, who: Who) -> list[m.Project]:
 # -- members and tokens ---------------------------------------------------------------------------------
 @router.post("/orgs/{org}/members", status_code=201, response_model=m.User)
 def add_member(org: str, body: m.MemberCreate, hub: HubDep, who: Who) -> m.User:
+    """Add a member or org-admin (org-admins may), or a reviewer belonging to ``org`` (hub-admins only)."""
     now = time.time()
+    if body.role == "reviewer":
+        who.require_hub_admin()
     try:
         with hub.store.write() as conn:
             org_row = _org(conn, who, org)
             who.require_org_admin(org_row.id)
             tenancy.create_user(conn, body.name, org_row.id, body.role, now)
+            record(conn, actor=who.name, action="user.create", subject=body.name, time_s=now,
+                   details={"org": org, "role": body.role})
     except IntegrityError:
         raise conflict(f"user {body.name!r} already exists") from None
     return m.User(name=body.name, org=org, role=body.role, created_s=now)
@@ -119,7 +131,10 @@ def remove_member(org: str, name: str, hub: HubDep, who: Who) -> Response:
         user = tenancy.get_user(conn, name)
         if user is None or user.org_id != org_row.id:
             raise not_found(f"member {name!r} of {org}")
-        tenancy.disable_user(conn, user.id, time.time())
+        now = time.time()
+        tenancy.disable_user(conn, user.id, now)
+        record(conn, actor=who.name, action="user.disable", subject=name, time_s=now,
+               details={"org": org, "tokens": "all revoked"})
     hub.auth.clear()
     return Response(status_code=204)
 
@@ -146,6 +161,8 @@ def create_token(name: str, body: m.TokenCreate, hub: HubDep, who: Who) -> m.Tok
         if user.disabled_s is not None:
             raise conflict(f"user {name!r} is disabled")
         token, prefix = tenancy.create_token(conn, user.id, body.name, now, expires)
+        record(conn, actor=who.name, action="token.issue", subject=name, time_s=now,
+               details={"prefix": prefix, "name": body.name, "expires_s": expires})
     return m.TokenCreated(token=token, prefix=prefix, user=name, name=body.name, expires_s=expires)
 
 
@@ -165,7 +182,9 @@ def revoke_token(prefix: str, hub: HubDep, who: Who) -> Response:
         )
         if tok is None or not allowed:
             raise not_found(f"token {prefix!r}")
-        tenancy.revoke_token(conn, prefix, time.time())
+        now = time.time()
+        tenancy.revoke_token(conn, prefix, now)
+        record(conn, actor=who.name, action="token.revoke", subject=prefix, time_s=now, details={"prefix": prefix})
     hub.auth.clear()
     return Response(status_code=204)
 
@@ -211,6 +230,8 @@ def create_allocation(org: str, project: str, body: m.AllocationCreate, hub: Hub
             "gpu_hours": body.gpu_hours, "max_gpus": body.max_gpus, "gpu_types": types, "created_s": time.time(),
         }  # fmt: skip
         tenancy.create_allocation(conn, values)
+        record(conn, actor=who.name, action="allocation.create", subject=f"{org}/{project}", time_s=values["created_s"],
+               reason=body.reason, details={k: v for k, v in values.items() if k not in ("project_id", "created_s")})
         row = next(a for a in tenancy.list_allocations(conn, project_id=prow.id) if a.period == body.period)
         view = _allocation_view(conn, row)
     hub.allocations_changed()

@@ -77,6 +77,11 @@ def serve(
     require_allocation: Annotated[bool, typer.Option(help="hold jobs of projects without an allocation")] = False,
     public_metrics: Annotated[bool, typer.Option(help="serve /metrics without a token")] = False,
     reset_admin_token: Annotated[bool, typer.Option(help="write a new admin token")] = False,
+    review_gate: Annotated[bool, typer.Option(help="hold jobs of projects without an approved AI-use review")] = True,
+    site: Annotated[str, typer.Option(help="this hub's site in the topology (its jurisdiction comes from there)")] = (
+        "astana"
+    ),
+    clock_offset_days: Annotated[float, typer.Option(hidden=True, help="tests: shift the hub's calendar")] = 0.0,
 ) -> None:
     """Run the hub: API, scheduler loop and local executor."""
     from steppe.api.hub import HubSettings
@@ -85,7 +90,7 @@ def serve(
     settings = HubSettings(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
-        public_metrics=public_metrics,
+        public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)
 
@@ -117,6 +122,7 @@ def submit(
     qos: Annotated[str | None, typer.Option("--qos", "-q")] = None,
     wrap: Annotated[str | None, typer.Option(help="run this shell command line")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="a dataset it reads, repeatable")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="resubmitting with the same key is a no-op")] = None,
     parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
     as_json: JsonOpt = False,
@@ -140,7 +146,7 @@ def submit(
     given = {"project": project, "gpus": gpus, "gpu_type": gpu_type, "gres": gres, "time": time_limit,
              "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos}  # fmt: skip
     opts.update({k: str(v) for k, v in given.items() if v is not None})
-    body: dict[str, Any] = {"argv": argv, "script": script, "env": {}}
+    body: dict[str, Any] = {"argv": argv, "script": script, "env": {}, "datasets": list(dataset or [])}
     if "gres" in opts:
         body["gpu_type"], body["gpus"] = parse_gres(opts["gres"])
     try:
@@ -246,8 +252,11 @@ def show(job_id: int, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
         return
-    for key, value in job.model_dump(exclude={"events"}).items():
+    for key, value in job.model_dump(exclude={"events", "staging"}).items():
         typer.echo(f"{key}={value}")
+    for st in job.staging or []:
+        eta = f"~{st.staging_time_s:,.0f} s" if st.staging_time_s is not None else "not allowed"
+        typer.echo(f"  dataset {st.dataset}: {st.route or 'local'} {eta}: {st.reason}")
     for e in job.events or []:
         typer.echo(f"  {_when(e.t_s)}  {e.state:<10} {e.reason}")
 
@@ -289,7 +298,7 @@ def project_list(as_json: JsonOpt = False) -> None:
 def user_create(
     name: str,
     org: Annotated[str, typer.Option(help="organisation")],
-    role: Annotated[str, typer.Option(help="member or org-admin")] = "member",
+    role: Annotated[str, typer.Option(help="member, org-admin or reviewer (hub-admins only)")] = "member",
     token: Annotated[bool, typer.Option(help="also create and print a token")] = True,
 ) -> None:
     client = _client()
@@ -341,10 +350,12 @@ def alloc_create(
     project: Annotated[str, typer.Argument(help="ORG/PROJECT")],
     gpu_hours: Annotated[float, typer.Option(help="GPU-hours for the period")],
     period: Annotated[str, typer.Option(help="YYYY, YYYY-H1, YYYY-Q1 or YYYY-MM")],
+    reason: Annotated[str, typer.Option(help="why (required; written to the audit log)")],
     max_gpus: Annotated[int | None, typer.Option(help="most GPUs in use at once")] = None,
     gpu_type: Annotated[list[str] | None, typer.Option(help="allowed GPU type, repeatable")] = None,
 ) -> None:
-    a = _client().create_allocation(project, period, gpu_hours, max_gpus, gpu_type)
+    """Grant GPU-hours to a project for a period (audited with its reason)."""
+    a = _client().create_allocation(project, period, gpu_hours, max_gpus, gpu_type, reason=reason)
     typer.echo(f"Allocated {a.gpu_hours:g} GPU-hours to {a.project} for {a.period}")
 
 
@@ -370,3 +381,6 @@ def register(app: typer.Typer) -> None:
                      ("cancel", cancel), ("history", history), ("show", show), ("nodes", nodes)):  # fmt: skip
         app.command(name)(fn)
     app.add_typer(admin, name="admin")
+    from steppe.cli.governance_commands import register as register_governance
+
+    register_governance(app)

@@ -7,12 +7,13 @@ Errors are RFC 9457 ``application/problem+json`` documents (``Problem``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="lowercase letters, digits, _ . -")]
-Role = Literal["hub-admin", "org-admin", "member"]
+Role = Literal["hub-admin", "org-admin", "member", "reviewer"]
 
 
 class _Request(BaseModel):
@@ -59,7 +60,7 @@ class Project(BaseModel):
 
 class MemberCreate(_Request):
     name: Name
-    role: Literal["org-admin", "member"] = "member"
+    role: Literal["org-admin", "member", "reviewer"] = "member"
 
 
 class User(BaseModel):
@@ -102,6 +103,7 @@ class AllocationCreate(_Request):
     gpu_hours: Annotated[float, Field(gt=0)]
     max_gpus: Annotated[int | None, Field(ge=1)] = None
     gpu_types: Annotated[list[str] | None, Field(min_length=1)] = None
+    reason: Annotated[str, Field(min_length=1, description="why: written to the audit log (required)")]
 
 
 class Allocation(BaseModel):
@@ -139,12 +141,24 @@ class JobSubmit(_Request):
     env: dict[str, str] = {}
     output: str | None = Field(None, description="stdout file; %j is replaced by the job id")
     error: str | None = Field(None, description="stderr file; %j is replaced by the job id")
+    datasets: Annotated[list[Name], Field(description="registered datasets the job reads")] = []
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSubmit:
         if (self.argv is None) == (self.script is None):
             raise ValueError("give exactly one of argv (a command) or script")
         return self
+
+
+class Staging(BaseModel):
+    """Whether a dataset may be used at the hub's site, over which route, and the estimated staging time."""
+
+    dataset: str
+    site: str
+    allowed: bool
+    route: str | None
+    reason: str
+    staging_time_s: float | None
 
 
 class JobEvent(BaseModel):
@@ -179,6 +193,9 @@ class Job(BaseModel):
     position: int | None = None
     est_start_s: float | None = None
     events: list[JobEvent] | None = None
+    datasets: list[str] = []
+    reason_detail: str | None = Field(default=None, description="why a governance check holds the job")
+    staging: list[Staging] | None = Field(default=None, description="per dataset: route, staging time")
 
 
 class JobPage(BaseModel):
@@ -217,3 +234,116 @@ class Version(BaseModel):
     api: str = "v1"
     policy: str
     fleet: str
+
+
+# -- governance --------------------------------------------------------------------------------------------
+class ReviewAction(_Request):
+    """A reviewer's (or hub-admin's) action on a proposal; approve needs ``expires_on``."""
+
+    action: Literal["start_review", "request_changes", "approve", "reject", "revoke", "expire"]
+    reason: str = ""
+    expires_on: date | None = None
+    gpu_hour_cap: Annotated[float | None, Field(gt=0)] = None
+    allowed_gpu_types: list[str] = []
+    allowed_sites: list[str] = []
+    running_jobs: Literal["finish", "cancel"] = Field("finish", description="on revoke: what running jobs do")
+
+
+class Finding(BaseModel):
+    rule_id: str
+    effect: str
+    citation: str
+    reason: str
+
+
+class Screening(BaseModel):
+    outcome: str
+    rules_version: str
+    compute_flop: float
+    systemic_risk: bool
+    findings: list[Finding]
+
+
+class ReviewStep(BaseModel):
+    t_s: float
+    actor: str
+    role: str
+    action: str
+    from_state: str
+    to_state: str
+    reason: str
+
+
+class Proposal(BaseModel):
+    id: int
+    project: str
+    state: str
+    revision: int
+    spec: dict[str, Any]
+    screening: Screening | None
+    approval: dict[str, Any] | None
+    approval_current: bool
+    created_s: float
+    updated_s: float
+    transitions: list[ReviewStep] | None = None
+
+
+class DatasetCreate(_Request):
+    name: Name
+    jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO country code whose law governs it")]
+    sensitivity: Literal["public", "internal", "personal", "restricted"]
+    location: Annotated[str, Field(description="the site holding it, e.g. astana")]
+    size_bytes: Annotated[int, Field(ge=0)]
+    allowed_jurisdictions: list[str] = Field([], description="where it may be processed (countries or blocs)")
+    forbidden_transit: list[str] = Field([], description="countries it may not cross in transit")
+
+
+class Dataset(BaseModel):
+    name: str
+    jurisdiction: str
+    sensitivity: str
+    location: str
+    size_bytes: int
+    allowed_jurisdictions: list[str]
+    forbidden_transit: list[str]
+    created_s: float
+    here: Staging | None = Field(None, description="the residency decision at this hub's site")
+
+
+class TermsPublish(_Request):
+    version: Annotated[str, Field(min_length=1, max_length=32)]
+    effective_on: date
+    text: Annotated[str, Field(min_length=1)]
+
+
+class Terms(BaseModel):
+    version: str
+    effective_on: date
+    digest: str
+    text: str
+    accepted: bool = False
+
+
+class TermsAccept(_Request):
+    version: str
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    time_s: float
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditVerify(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+    head_seq: int | None = None
+    head_hash: str | None = None

@@ -137,9 +137,13 @@ class HubClient:
         gpu_hours: float,
         max_gpus: int | None = None,
         gpu_types: list[str] | None = None,
+        *,
+        reason: str,
     ) -> m.Allocation:
+        """Grant GPU-hours for a period; ``reason`` goes to the audit log (required)."""
         org, _, name = project.partition("/")
-        body = m.AllocationCreate(period=period, gpu_hours=gpu_hours, max_gpus=max_gpus, gpu_types=gpu_types or None)
+        body = m.AllocationCreate(period=period, gpu_hours=gpu_hours, max_gpus=max_gpus, gpu_types=gpu_types or None,
+                                  reason=reason)
         return self._post(m.Allocation, f"/api/v1/orgs/{org}/projects/{name}/allocations", body)
 
     def list_allocations(self, project: str | None = None) -> list[m.Allocation]:
@@ -213,3 +217,52 @@ class HubClient:
 
     def metrics(self) -> str:
         return self.request("GET", "/metrics").text
+
+    # -- governance: proposals, datasets, terms, audit -----------------------------------------------------
+    def submit_proposal(self, spec: dict[str, Any]) -> m.Proposal:
+        """Submit a proposal (a dict as in docs/governance.md); the answer includes its screening."""
+        return m.Proposal.model_validate(self.request("POST", "/api/v1/proposals", json=spec).json())
+
+    def amend_proposal(self, proposal_id: int, spec: dict[str, Any]) -> m.Proposal:
+        return m.Proposal.model_validate(self.request("PUT", f"/api/v1/proposals/{proposal_id}", json=spec).json())
+
+    def get_proposal(self, proposal_id: int) -> m.Proposal:
+        return self._get(m.Proposal, f"/api/v1/proposals/{proposal_id}")
+
+    def list_proposals(self, project: str | None = None, state: str | None = None) -> list[m.Proposal]:
+        return self._list(m.Proposal, "/api/v1/proposals", project=project, state=state)
+
+    def review(self, proposal_id: int, action: m.ReviewAction) -> m.Proposal:
+        """Start review, request changes, approve (with conditions), reject, revoke or expire."""
+        payload = action.model_dump(mode="json", exclude_none=True)
+        return m.Proposal.model_validate(
+            self.request("POST", f"/api/v1/proposals/{proposal_id}/review", json=payload).json()
+        )
+
+    def register_dataset(self, dataset: m.DatasetCreate) -> m.Dataset:
+        return self._post(m.Dataset, "/api/v1/datasets", dataset)
+
+    def list_datasets(self) -> list[m.Dataset]:
+        return self._list(m.Dataset, "/api/v1/datasets")
+
+    def publish_terms(self, terms: m.TermsPublish) -> m.Terms:
+        payload = terms.model_dump(mode="json")
+        return m.Terms.model_validate(self.request("POST", "/api/v1/terms", json=payload).json())
+
+    def terms(self) -> m.Terms:
+        return self._get(m.Terms, "/api/v1/terms")
+
+    def accept_terms(self, version: str) -> m.Terms:
+        return self._post(m.Terms, "/api/v1/terms/accept", m.TermsAccept(version=version))
+
+    def audit_entries(self, since_seq: int = 0, limit: int = 1000) -> list[m.AuditEntry]:
+        return self._list(m.AuditEntry, "/api/v1/audit", since_seq=since_seq, limit=limit)
+
+    def audit_verify(self, head: tuple[int, str] | None = None) -> m.AuditVerify:
+        """Verify the stored chain; with ``head`` (seq, hash) recorded earlier, also detect truncation."""
+        seq, digest = head if head is not None else (None, None)
+        return self._get(m.AuditVerify, "/api/v1/audit/verify", head_seq=seq, head_hash=digest)
+
+    def audit_export(self) -> bytes:
+        """The whole log as JSON lines (canonical encoding, with hashes)."""
+        return self.request("GET", "/api/v1/audit/export").content

@@ -9,7 +9,9 @@ API, a process exit, a walltime expiry, a charge or wake-up due), mirrors ``twin
 2. **Walltime**: ask the executor to stop every job past its limit (it ends as ``TIMEOUT``).
 3. **Charge** running jobs' GPU time to their projects (``steppe.control.ledger``).
 4. **Schedule**: the configured policy reads the state and returns a plan; the state verifies
-   and commits it (``HubState.apply``).
+   and commits it (``HubState.apply``). Its admission checks include the allocation ledger's
+   and governance's (``steppe.control.governance``: AI-use review, data residency), whose
+   in-memory views are re-read from the store after the API changes them.
 5. **Persist** every transition of the step (state, time, reason), reason changes, usage and
    the consumed requests in one transaction (``Journal.flush``).
 6. **Execute**: hand stops and starts to the executor, then persist the process handles it
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
+from steppe.control.governance import GovernanceView
 from steppe.control.journal import Ending, Journal
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.machine import Fleet
@@ -100,6 +103,7 @@ class HubLoop:
         *,
         policy: str = "easy-backfill",
         ledger: Ledger | None = None,
+        governance: GovernanceView | None = None,
         clock: Callable[[], float] = time.time,
         min_interval_s: float = 0.02,
     ) -> None:
@@ -109,7 +113,8 @@ class HubLoop:
         self.clock = clock
         self.min_interval_s = min_interval_s
         self.ledger = ledger or Ledger()
-        checks = (*DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger))
+        self.governance = governance or GovernanceView(self.ledger, review_gate=False)
+        checks = (*DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger), *self.governance.checks())
         self.policy = make_policy(policy, checks=checks)
         usage = DecayedUsage()
         self.state = HubState(fleet.cluster, self.policy.new_queue(fleet.cluster, usage), usage)
@@ -125,6 +130,7 @@ class HubLoop:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._reload = threading.Event()
+        self._reload_gov = threading.Event()
         self._cond = threading.Condition()
         self._begun = self._done = 0
         self._to_stop: list[JobRecord] = []
@@ -138,6 +144,9 @@ class HubLoop:
         from steppe.control.recovery import recover
 
         recover(self, self.clock())
+        with self.store.read() as conn:
+            self.governance.load(conn)
+            self.governance.add_jobs(conn, list(self.state.jobs))
         self.state.listeners.extend([self.journal, self.ledger])
 
     def start(self) -> None:
@@ -168,6 +177,11 @@ class HubLoop:
 
     def reload_allocations(self) -> None:
         self._reload.set()
+        self._wake.set()
+
+    def reload_governance(self) -> None:
+        """Re-read approvals and datasets from the store before the next cycle, and run one."""
+        self._reload_gov.set()
         self._wake.set()
 
     def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
@@ -228,6 +242,10 @@ class HubLoop:
             self._reload.clear()
             with self.store.read() as conn:
                 self.ledger.set_allocations(tenancy.list_allocations(conn), tenancy.project_keys(conn))
+        if self._reload_gov.is_set():
+            self._reload_gov.clear()
+            with self.store.read() as conn:
+                self.governance.load(conn)
         self._take_exits(now)
         request_ids = self._take_requests(now)
         self._enforce_walltime(now)
@@ -280,6 +298,8 @@ class HubLoop:
         with self.store.read() as conn:
             requests = job_repo.pending_requests(conn)
             rows = job_repo.jobs_by_id(conn, {r.job_id for r in requests if r.kind == "submit"})
+            if rows:
+                self.governance.add_jobs(conn, list(rows))
         for req in requests:
             if req.kind == "submit":
                 row = rows.get(req.job_id)
@@ -331,6 +351,7 @@ class HubLoop:
         for job_id in self.journal.ended:
             self.state.jobs.pop(job_id, None)
             self.launches.pop(job_id, None)
+            self.governance.forget(job_id)
         self.journal.ended.clear()
 
     def _next_wake(self, plan_wakeup_s: float | None) -> float | None:

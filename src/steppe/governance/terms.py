@@ -36,9 +36,10 @@ class TermsVersion:
 
 
 def terms_in_force(versions: Sequence[TermsVersion], today: date) -> TermsVersion | None:
-    """The latest version effective on or before ``today`` (None before the first)."""
+    """The latest version effective on or before ``today`` (None before the first); of versions effective
+    on the same date, the one listed (published) last."""
     live = [v for v in versions if v.effective_on <= today]
-    return max(live, key=lambda v: v.effective_on) if live else None
+    return max(reversed(live), key=lambda v: v.effective_on) if live else None
 
 
 def must_accept_terms(accepted_version: str | None, current: TermsVersion | None) -> bool:

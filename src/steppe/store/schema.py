@@ -6,6 +6,11 @@ process handle); every state change is appended to ``job_events`` and never rewr
 ``job_requests`` is the loop's inbox: the API writes a request (submit or cancel) in the same
 transaction as the job, and the single writer consumes and deletes it in its cycle.
 
+Governance (revision 0002): ``proposals`` (the spec, state, screening and approval of a
+project's AI-use review, as JSON), ``review_transitions`` (every workflow step), ``terms_versions``
+and ``terms_acceptances``, ``datasets`` and ``job_datasets`` (which registered datasets a job
+reads), and ``audit_log``: the hash-chained, append-only log (``steppe.store.audit``).
+
 A test checks that the migrated schema equals this metadata (``alembic check`` style).
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -34,7 +40,7 @@ NAMING = {
 
 metadata = MetaData(naming_convention=NAMING)
 
-ROLES = ("hub-admin", "org-admin", "member")
+ROLES = ("hub-admin", "org-admin", "member", "reviewer")
 
 organisations = Table(
     "organisations",
@@ -165,5 +171,99 @@ job_requests = Table(
     Column("kind", String(16), nullable=False),
     Column("t_s", Float, nullable=False),
     Column("actor", String(64), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+
+# -- governance (revision 0002) ----------------------------------------------------------------------
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False, index=True),
+    Column("org_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("screening", JSON, nullable=True),
+    Column("rules_version", String(32), nullable=True),
+    Column("approval", JSON, nullable=True),
+    Column("created_s", Float, nullable=False),
+    Column("updated_s", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+review_transitions = Table(
+    "review_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("proposal_id", Integer, ForeignKey("proposals.id"), nullable=False, index=True),
+    Column("t_s", Float, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(24), nullable=False),
+    Column("from_state", String(24), nullable=False),
+    Column("to_state", String(24), nullable=False),
+    Column("reason", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+terms_versions = Table(
+    "terms_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(32), nullable=False, unique=True),
+    Column("effective_on", String(10), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_s", Float, nullable=False),
+)
+
+terms_acceptances = Table(
+    "terms_acceptances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("t_s", Float, nullable=False),
+    UniqueConstraint("user_id", "version"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("sensitivity", String(16), nullable=False),
+    Column("location", String(32), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("allowed_jurisdictions", JSON, nullable=False),
+    Column("forbidden_transit", JSON, nullable=False),
+    Column("created_s", Float, nullable=False),
+)
+
+job_datasets = Table(
+    "job_datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    UniqueConstraint("job_id", "dataset_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("time_s", Float, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     sqlite_autoincrement=True,
 )

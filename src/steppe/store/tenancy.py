@@ -172,8 +172,10 @@ def list_tokens(conn: Connection, user_id: int) -> list[RowMapping]:
 
 
 def get_token(conn: Connection, prefix: str) -> RowMapping | None:
-    stmt = select(api_tokens.c.prefix, api_tokens.c.user_id, api_tokens.c.revoked_s).where(
-        api_tokens.c.prefix == prefix
+    stmt = (
+        select(api_tokens.c.prefix, api_tokens.c.user_id, api_tokens.c.revoked_s, users.c.org_id)
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(api_tokens.c.prefix == prefix)
     )
     return conn.execute(stmt).mappings().first()
 
