@@ -192,3 +192,22 @@ def test_writer_refuses_stale_plan_entries() -> None:
     done = hub.state.apply(stale, 0.0)
     assert [r.job_id for r in done.started] == [1]
     assert done.refused and done.refused[0][1] == "not pending"
+
+
+def test_failed_adoption_leaves_no_trace() -> None:
+    hub = Hub.of(1, 4, policy="fifo")
+    hub.run(job(1, 4, runtime=1000.0))
+    with pytest.raises(ValueError, match="cannot adopt"):
+        hub.state.adopt_running(job(2, 2), ((0, 2),), started_s=0.0)
+    assert 2 not in hub.state.jobs and len(hub.state.queue) == 0 and not hub.state.pending_kinds
+
+
+def test_forget_drops_only_ended_jobs() -> None:
+    hub = Hub.of(1, 4, policy="fifo")
+    hub.run(job(1, 2, runtime=10.0)).submit(job(2, 4, submit=1.0), at=1.0)
+    hub.state.forget(1)
+    hub.state.forget(2)
+    assert set(hub.state.jobs) == {1, 2}
+    hub.state.finish(1, 10.0, JobState.COMPLETED)
+    hub.state.forget(1)
+    assert set(hub.state.jobs) == {2}

@@ -349,7 +349,7 @@ class HubLoop:
     def _forget_finished(self) -> None:
         """Drop ended jobs from memory (the store keeps them), so a long-lived hub does not grow."""
         for job_id in self.journal.ended:
-            self.state.jobs.pop(job_id, None)
+            self.state.forget(job_id)
             self.launches.pop(job_id, None)
             self.governance.forget(job_id)
         self.journal.ended.clear()

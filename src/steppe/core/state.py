@@ -23,7 +23,7 @@ from sortedcontainers import SortedList
 
 from steppe.core.cluster import Cluster
 from steppe.core.inventory import Allocation, GpuInventory
-from steppe.core.job import JobSpec, JobState, PendingReason, WorkloadClass, can_transition
+from steppe.core.job import TERMINAL_STATES, JobSpec, JobState, PendingReason, WorkloadClass, can_transition
 from steppe.core.plan import Plan, Start
 from steppe.core.records import JobRecord
 from steppe.core.usage import DecayedUsage
@@ -146,6 +146,10 @@ class HubState:
         rec.executed_s = executed_s
         problem = self._start(Start(spec.job_id, allocation), started_s)
         if problem:
+            self.queue.remove(rec)  # leave no trace of the failed adoption
+            self._forget_kind(rec)
+            del self.jobs[spec.job_id]
+            self.arrivals_since_change.remove(rec)
             raise ValueError(f"job {spec.job_id}: cannot adopt as running: {problem}")
         return rec
 
@@ -209,6 +213,15 @@ class HubState:
         else:
             raise ValueError(f"job {job_id} is {rec.state}, cannot cancel")
         return rec
+
+    def forget(self, job_id: int) -> None:
+        """Drop an ended job from memory (a store or the metrics keep what is needed of it).
+
+        Only jobs that can no longer change are dropped; a pending or running job stays.
+        """
+        rec = self.jobs.get(job_id)
+        if rec is not None and rec.state in TERMINAL_STATES:
+            del self.jobs[job_id]
 
     # -- internals ---------------------------------------------------------------------------
     def _start(self, start: Start, now: float) -> str:
