@@ -52,7 +52,7 @@ def main() -> None:
     runs = {"no cap": metered}
     for label, capping in (("cap, hold jobs", False), ("cap, per-job capping", True)):
         power = build_power(cluster, args.site, power_cap_w=cap_w, capping=capping, start=START)
-        runs[label] = replay(trace, cluster, args.policy, check_invariants=True, power=power)
+        runs[label] = replay(trace, cluster, args.policy, check_invariants=False, power=power)
     cols = ("mean JCT h", "p99 JCT h", "mean wait h", "makespan d", "IT MWh", "facility MWh", "t CO2e",
             "M KZT", "k USD", "peak kW", "h at cap", "capped jobs", "wall s", "x plain")
     print(f"{'run':>22} | " + " | ".join(f"{c:>11}" for c in cols))

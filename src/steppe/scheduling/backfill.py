@@ -106,6 +106,7 @@ class OrderedCycle:
         single_type = len(inv.types) == 1
         power = self.power
         res_start = math.inf
+        last_decided, potential_w = -1, math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
         min_job_w = power.least_need_w(snap.pending_kinds, inv.types) if power is not None else -math.inf
         for rec in snap.queue.ordered(now):
@@ -117,15 +118,20 @@ class OrderedCycle:
                 break
             if head is not None:
                 free = inv.total_free
-                if free == 0 or (power is not None and ctx.power_potential_w() < min_job_w):
+                if free == 0:
                     break
+                if power is not None:
+                    decided = len(ctx.plan.starts) + len(ctx.plan.recaps)
+                    if decided != last_decided:  # the power potential changes only with decisions
+                        last_decided, potential_w = decided, ctx.power_potential_w()
+                    if potential_w < min_job_w:
+                        break
                 if rec.gpus > free:
                     continue  # cannot fit anywhere now; keeps its reason
                 if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
-                    if single_type and rec.gpus > spare.gpus:
-                        continue  # would delay the reservation's GPUs
-                    need_w = power.floor_w(rec, res.gpu_type) if power else 0.0
-                    if need_w > spare.power_w:
+                    if spare.power_w < min_job_w or (single_type and rec.gpus > spare.gpus):
+                        continue  # would delay the reservation's GPUs or power
+                    if power is not None and power.floor_w(rec, res.gpu_type) > spare.power_w:
                         continue  # would delay the reservation's power
             reason = ctx.admit(rec)
             if reason is not None:
