@@ -29,11 +29,8 @@ Rules applied:
 from __future__ import annotations
 
 import csv
-import gc
 import math
 import statistics
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -41,6 +38,7 @@ from pathlib import Path
 from steppe.core.cluster import TenantSpec
 from steppe.core.errors import SteppeError, TraceError
 from steppe.core.job import JobSpec
+from steppe.twin.memory import gc_paused
 from steppe.twin.trace import Trace
 
 COLUMNS = ("timestamp", "duration", "num_gpus", "gpu_time", "cluster")
@@ -59,22 +57,6 @@ def check_walltime_rule(factor: float, round_s: float) -> None:
 def derive_walltime(runtime_s: float, factor: float = 2.0, round_s: float = 3600.0) -> float:
     """The walltime limit for a trace that logs none: ``runtime x factor`` rounded up to ``round_s``."""
     return max(max(1, math.ceil(runtime_s * factor / round_s)) * round_s, runtime_s)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a reader builds many small objects.
-
-    Rows and ``JobSpec`` objects form no reference cycles, but creating a hundred thousand of them
-    triggers repeated full collections that cost a sixth to a third of the read time.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def walltime_rule_note(factor: float, round_s: float) -> str:

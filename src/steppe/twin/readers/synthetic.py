@@ -31,7 +31,8 @@ import numpy as np
 
 from steppe.core.errors import SteppeError, UnknownNameError
 from steppe.core.job import JobSpec
-from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, gc_paused, walltime_rule_note
+from steppe.twin.memory import gc_paused
+from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, walltime_rule_note
 from steppe.twin.trace import Trace
 
 DAY_S = 86400.0
