@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/steppe compare --trace philly-sample --cluster hub-sample --policies fifo,easy-backfill,multifactor,las,srtf --out results/demo
-	$(BIN)/steppe simulate --trace philly-sample --cluster hub-sample --policy easy-backfill --site astana --power-cap 45kW --out results/demo
+	$(BIN)/steppe simulate --trace philly-sample --cluster hub-sample --policy easy-backfill --site astana --power-cap 45kW --out results/demo/power-cap
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
