@@ -212,6 +212,8 @@ class OrderedCycle:
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
+        if not arrivals and self.power is None and not self._timed:
+            return Plan()  # nothing to decide and no wake-up to ask for
         ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
         ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
         if not arrivals:
