@@ -33,10 +33,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from steppe.core.errors import SteppeError, TraceError
+from steppe.core.errors import TraceError
 from steppe.core.gpu import GPU_TYPES
 from steppe.core.job import JobSpec, WorkloadClass
-from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, walltime_rule_note
+from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, existing_file, walltime_rule_note
 from steppe.twin.trace import Trace
 
 POD_COLUMNS = (
@@ -242,8 +242,4 @@ def _seconds(text: str, field: str, src: str, line: int) -> float:
 
 def _existing(path: str | Path, default_name: str) -> Path:
     p = Path(path)
-    if p.is_dir():
-        p = p / default_name
-    if not p.is_file():
-        raise SteppeError(f"{p}: no such trace file")
-    return p
+    return existing_file(p / default_name if p.is_dir() else p)

@@ -46,7 +46,7 @@ from typing import Any
 from steppe.core.errors import SteppeError, TraceError
 from steppe.core.gpu import gpu_type
 from steppe.core.job import JobSpec, WorkloadClass
-from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, walltime_rule_note
+from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, existing_file, walltime_rule_note
 from steppe.twin.trace import Trace
 
 REQUIRED = ("submit_s", "gpus", "runtime_s", "tenant")
@@ -147,9 +147,7 @@ def read_csv(
 ) -> Trace:
     """Read a generic CSV trace; the schema is in the module docstring."""
     check_walltime_rule(walltime_factor, walltime_round_s)
-    p = Path(path)
-    if not p.is_file():
-        raise SteppeError(f"{p}: no such trace file")
+    p = existing_file(path)
     src = str(p)
     trace = Trace(source=f"csv:{p}", jobs=[])
     rows: list[tuple[float, int, dict[str, Any]]] = []

@@ -67,6 +67,14 @@ def walltime_rule_note(factor: float, round_s: float) -> str:
     )
 
 
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a Path, or an error naming it when no such file exists (shared by every reader)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SteppeError(f"{p}: no such trace file")
+    return p
+
+
 def read_philly(
     path: str | Path,
     *,
@@ -76,9 +84,7 @@ def read_philly(
 ) -> Trace:
     """Read a Philly job list; see the module docstring for the rules."""
     check_walltime_rule(walltime_factor, walltime_round_s)
-    p = Path(path)
-    if not p.is_file():
-        raise SteppeError(f"{p}: no such trace file")
+    p = existing_file(path)
     ceil = math.ceil
     jobs: list[JobSpec] = []
     append = jobs.append

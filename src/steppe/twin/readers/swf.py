@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 
-from steppe.core.errors import SteppeError, TraceError
+from steppe.core.errors import TraceError
 from steppe.core.job import JobSpec
-from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, walltime_rule_note
+from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, existing_file, walltime_rule_note
 from steppe.twin.trace import Trace
 
 FIELDS = (
@@ -58,7 +58,7 @@ def read_swf(
 ) -> Trace:
     """Read an SWF log; see the module docstring for the mapping."""
     check_walltime_rule(walltime_factor, walltime_round_s)
-    p = _existing(path)
+    p = existing_file(path)
     trace = Trace(source=f"swf:{p}", jobs=[])
     rows: list[tuple[float, int, int, float, float, str, str]] = []
     for _line, f in _records(p, trace):
@@ -97,7 +97,7 @@ def read_swf_logged_waits(path: str | Path) -> dict[int, float]:
     Jobs whose wait is unknown (-1) are left out. The fidelity benchmark compares these with the
     waits the twin simulates for the same job ids.
     """
-    p = _existing(path)
+    p = existing_file(path)
     return {int(f[0]): f[2] for _line, f in _records(p, Trace(source="", jobs=[])) if f[2] >= 0}
 
 
@@ -148,10 +148,3 @@ def _bad_field(parts: list[str]) -> str:
 
 def _group(gid: float) -> str:
     return f"g{int(gid)}" if gid >= 0 else "unknown"
-
-
-def _existing(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise SteppeError(f"{p}: no such trace file")
-    return p
