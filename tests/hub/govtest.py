@@ -6,7 +6,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from hubtest import HubProcess, Tenant
+from hubtest import JOB_PY, HubProcess, Tenant
 
 from steppe.client import HubClient
 from steppe.client import models as m
@@ -43,6 +43,5 @@ def approve(t: Tenant, rev: HubClient, days: int = 30, **conditions: Any) -> m.P
 
 
 def job(project: str, code: str, **kw: Any) -> m.JobSubmit:
-    import sys
 
-    return m.JobSubmit(project=project, argv=[sys.executable, "-c", code], **kw)
+    return m.JobSubmit(project=project, argv=[JOB_PY, "-c", code], **kw)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +25,24 @@ from steppe.client import HubClient
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = "from steppe.cli.main import main; main()"
+JOB_PY = "/usr/bin/python3"
+"""The interpreter jobs run: the system's, which every job account may execute (the hub's own
+interpreter may live under a directory only root can enter)."""
+_ROOT: list[Path] = []
+
+
+def searchable_root() -> Path:
+    """A directory under /tmp that job accounts can pass through (0711), removed at exit.
+
+    A hub running as root refuses a data directory whose parents others cannot search (its
+    jobs could not reach their own directories), and pytest's temporary directories are 0700.
+    """
+    if not _ROOT:
+        root = Path(tempfile.mkdtemp(prefix="steppe-hubs-", dir="/tmp"))
+        root.chmod(0o711)
+        atexit.register(shutil.rmtree, root, True)
+        _ROOT.append(root)
+    return _ROOT[0]
 
 
 def free_port() -> int:
@@ -37,14 +59,16 @@ def current_quarter() -> str:
 class HubProcess:
     """A ``steppe serve`` subprocess; ``kill()`` is ``kill -9``, ``start()`` starts it again on the same data."""
 
+    _made = itertools.count(1)
+
     def __init__(self, data_dir: Path, *options: str) -> None:
-        self.data_dir = data_dir
+        self.data_dir = searchable_root() / f"{next(self._made)}-{data_dir.parent.name}-{data_dir.name}"
         self.options = options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[HubClient] = []
-        self.log = data_dir.parent / f"{data_dir.name}-server.log"
+        self.log = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
     def start(self) -> HubProcess:
         cmd = [sys.executable, "-c", ENTRY, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import httpx
 import pytest
-from hubtest import HubProcess, Tenant, current_quarter, make_tenant, wait_for
+from hubtest import JOB_PY, HubProcess, Tenant, current_quarter, make_tenant, wait_for
 
 from steppe.client import HubError
 from steppe.client import models as m
 
-PY = sys.executable
+PY = JOB_PY
 
 
 def job(project: str, code: str, **kw: object) -> m.JobSubmit:

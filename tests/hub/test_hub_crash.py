@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 
-from hubtest import HubProcess, make_tenant, wait_for
+from hubtest import JOB_PY, HubProcess, make_tenant, wait_for
 
 from steppe.client import HubClient
 from steppe.client import models as m
@@ -19,7 +18,7 @@ from steppe.executors.local import process_alive
 def test_crash_and_restart(fresh_hub: Callable[..., HubProcess]) -> None:
     hub = fresh_hub("--gpus", "3", "--gpu-type", "H100", "--grace", "1", "--no-review-gate")
     t = make_tenant(hub, "kaznu")
-    py = sys.executable
+    py = JOB_PY
 
     def submit(code: str, gpus: int = 1) -> int:
         return t.member.submit(m.JobSubmit(project=t.project, argv=[py, "-c", code], gpus=gpus, walltime_s=300)).id

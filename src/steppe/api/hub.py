@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from steppe.api.auth import Authenticator
+from steppe.control.datadir import secure
 from steppe.control.governance import GovernanceView
 from steppe.control.ledger import Ledger
 from steppe.control.loop import HubLoop
 from steppe.control.machine import Fleet, build_fleet
+from steppe.core.errors import SteppeError
+from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
 from steppe.executors.local import LocalExecutor
 from steppe.governance.admission import local_date
 from steppe.governance.rules import RuleSet, load_rules
@@ -55,13 +58,28 @@ class HubSettings:
     review_gate: bool = True
     site: str = "astana"
     clock_offset_days: float = 0.0  # tests only: shift the hub's calendar (approval dates and expiry)
+    single_user: bool = False
+    uid_base: int = UID_BASE
+    accounts_file: Path | None = None
+
+
+def single_user_refusal() -> str:
+    """Why a hub not running as root does not start without ``--single-user``."""
+    return (
+        f"steppe serve runs each job as its user's own Unix account, which needs root; as uid {os.geteuid()} "
+        "every job would run as this account and could read the hub's admin token and database. Start the hub "
+        "as root, or pass --single-user for a hub whose jobs all belong to one person"
+    )
 
 
 class Hub:
     """Everything the API needs; see the module docstring."""
 
-    def __init__(self, settings: HubSettings, store: Store, fleet: Fleet, loop: HubLoop) -> None:
+    def __init__(
+        self, settings: HubSettings, store: Store, fleet: Fleet, loop: HubLoop, accounts: AccountMap | None = None
+    ) -> None:
         self.settings = settings
+        self.accounts = accounts or AccountMap(settings.uid_base, root=running_as_root())
         self.store = store
         self.fleet = fleet
         self.loop = loop
@@ -81,17 +99,22 @@ class Hub:
 
     @staticmethod
     def open(settings: HubSettings) -> Hub:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        root = running_as_root()
+        if not root and not settings.single_user:
+            raise SteppeError(single_user_refusal())
+        accounts = AccountMap.load(settings.accounts_file, settings.uid_base, root=root)
+        secure(settings.data_dir, shared_spool=root)
         store = open_store(settings.db_url or sqlite_url(settings.data_dir / "steppe.db"))
+        secure(settings.data_dir, shared_spool=root)  # the database file the store may just have created
         fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
-        executor = LocalExecutor(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s)
+        executor = LocalExecutor(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts)
         ledger = Ledger(settings.charge_interval_s, settings.require_allocation)
         shift = settings.clock_offset_days * 86400.0
         today = local_date(5.0)
         governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
                                     today=lambda now: today(now + shift))
         loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance)
-        return Hub(settings, store, fleet, loop)
+        return Hub(settings, store, fleet, loop, accounts)
 
     def start(self) -> None:
         from steppe.api.review_ops import expire_sweep
@@ -177,16 +200,24 @@ class Hub:
                 f"{current.effective_on}) before submitting jobs; they have {had}: steppe terms accept")
 
     def ensure_admin(self, reset: bool = False) -> bool:
-        """Create the hub-admin and write its token on first start (or on ``reset``); True if written."""
+        """Create the hub-admin and write its token on first start (or on ``reset``); True if written.
+
+        A reset revokes every earlier ``admin-token`` of the ``admin`` user (audited), so a leaked
+        admin token stops working the moment a new one is written.
+        """
         now = time.time()
         with self.store.write() as conn:
             if tenancy.has_hub_admin(conn) and not reset:
                 return False
             user = tenancy.get_user(conn, "admin")
             user_id = user.id if user is not None else tenancy.create_user(conn, "admin", None, "hub-admin", now)
+            for old in tenancy.revoke_tokens_named(conn, user_id, "admin-token", now):
+                record(conn, actor="steppe", action="token.revoke", subject=old, time_s=now,
+                       reason="admin token reset", details={"prefix": old})
             token, prefix = tenancy.create_token(conn, user_id, "admin-token", now, None)
             record(conn, actor="steppe", action="token.issue", subject="admin", time_s=now,
                    details={"prefix": prefix, "name": "admin-token", "reset": reset})
+        self.auth.clear()
         fd = os.open(self.admin_token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")

@@ -5,14 +5,19 @@
 * ``gpus``: at most the largest pool of the type (a gang spans nodes of one type) and at most
   the allocation's ``max_gpus`` (such a job could never start);
 * ``walltime_s``: at most the hub's maximum; ``qos``: a QOS the hub defines;
-* ``workdir``: an existing absolute directory (default: the job's directory in the data
-  directory); ``output``/``error``: their directory exists (``%j`` is the job id);
+* ``workdir``, ``output``, ``error``: confined to the submitter's own directories: the job's
+  own directory ``<data-dir>/spool/%j`` (the default working directory; ``%j`` is the job id)
+  or the home directory of the Unix account the user's jobs run as, when it has one. Paths are
+  absolute or relative to ``workdir``; no ``..``. Whether they exist, and whether the account
+  may write them, is decided at launch, as that account, with no symlink followed (a failure
+  ends the job ``LaunchFailed`` with the reason), never by the hub at submission;
 * ``env``: variable names only, and not the ones the hub sets itself (``STEPPE_*``,
-  ``CUDA_VISIBLE_DEVICES``).
+  ``CUDA_VISIBLE_DEVICES``, ``SLURM_JOB_ID`` and the other ``SLURM_*`` it sets).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +28,13 @@ from steppe.client.models import JobSubmit
 if TYPE_CHECKING:
     from steppe.api.hub import Hub
 
+HUB_SET_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_GPUS"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def validate_submission(hub: Hub, body: JobSubmit, project: Any, now: float) -> dict[str, Any]:
+def validate_submission(
+    hub: Hub, body: JobSubmit, project: Any, now: float, user_id: int = 0, user: str = ""
+) -> dict[str, Any]:
     """The job row's values for a valid submission; raises a 422 problem naming the first bad field."""
     cluster = hub.fleet.cluster
     pools = cluster.gpus_by_type
@@ -52,29 +60,44 @@ def validate_submission(hub: Hub, body: JobSubmit, project: Any, now: float) -> 
         raise field_problem("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
     if body.qos not in cluster.qos:
         raise field_problem("qos", f"unknown QOS {body.qos!r}; valid: {', '.join(sorted(cluster.qos))}")
-    job_dir = str(hub.settings.data_dir / "jobs" / "%j")
-    workdir = body.workdir or job_dir
-    if body.workdir and not (Path(workdir).is_absolute() and Path(workdir).is_dir()):
-        raise field_problem("workdir", f"{workdir!r} is not an existing absolute directory on the hub")
+    job_dir = str(hub.settings.data_dir / "spool" / "%j")
+    account = hub.accounts.account(user_id, user)
+    roots = [job_dir] + ([str(account.home)] if account.home is not None else [])
+    workdir = job_dir
+    if body.workdir:
+        if not body.workdir.startswith("/"):
+            raise field_problem("workdir", f"must be an absolute path, e.g. {job_dir}")
+        workdir = _confined("workdir", body.workdir, roots)
     paths = {}
     for name, given in (("output", body.output), ("error", body.error)):
         default = f"{job_dir}/{'stdout' if name == 'output' else 'stderr'}"
-        path = Path(workdir) / given if given else Path(default)  # an absolute ``given`` replaces workdir
-        if given and not body.workdir and not Path(given).is_absolute():
-            raise field_problem(name, "a relative path needs workdir")
-        if given and "%j" not in str(path.parent) and not path.parent.is_dir():
-            raise field_problem(name, f"directory {str(path.parent)!r} does not exist on the hub")
-        paths[name] = str(path)
+        if not given:
+            paths[name] = default
+            continue
+        paths[name] = _confined(name, given if given.startswith("/") else f"{workdir}/{given}", roots)
     for key in body.env:
         if not _ENV_NAME.match(key):
             raise field_problem(f"env.{key}", "not a valid environment variable name")
-        if key.startswith("STEPPE_") or key == "CUDA_VISIBLE_DEVICES":
+        if key.startswith("STEPPE_") or key in HUB_SET_ENV:
             raise field_problem(f"env.{key}", "set by the hub; it cannot be overridden")
     return {
         "project_id": project.id, "name": body.name or _default_name(body), "argv": body.argv, "script": body.script,
         "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
         "qos": body.qos, "submit_s": now, "stdout_path": paths["output"], "stderr_path": paths["error"],
     }  # fmt: skip
+
+
+def _confined(field: str, path: str, roots: list[str]) -> str:
+    """``path`` (absolute) normalised, if it lies in one of ``roots``; else a 422 naming ``field``."""
+    if ".." in path.split("/"):
+        raise field_problem(field, f"'..' is not allowed in a job path; e.g. {roots[0]}/out.txt")
+    norm = posixpath.normpath(path)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    if not any(norm == root or norm.startswith(root + "/") for root in roots):
+        where = " or ".join(roots)
+        raise field_problem(field, f"{norm!r} is outside your own directories ({where}); e.g. {roots[0]}/out.txt")
+    return norm
 
 
 def _default_name(body: JobSubmit) -> str:

@@ -1,14 +1,41 @@
-"""``steppe serve``: open the hub, write the admin token on first start, and serve the API with uvicorn."""
+"""``steppe serve``: lock the data directory, bind the port, open the hub, then serve the API with uvicorn.
+
+The order matters for crash safety: the exclusive lock on the data directory comes first (a
+second hub on the same directory is refused before it reads or launches anything), then the
+port is bound (a hub that cannot listen stops before recovery runs or a job starts), and only
+then is the store opened, the state recovered and the first scheduling step taken (in the
+app's lifespan). The process runs with umask 077, so everything it writes is private.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 
 import uvicorn
 
 from steppe.api.app import create_app
 from steppe.api.hub import Hub, HubSettings
+from steppe.control.datadir import DataDirLock, secure, unreachable_ancestor
+from steppe.core.errors import SteppeError
+from steppe.executors.accounts import running_as_root
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a clear error if the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SteppeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
 
 
 def serve(
@@ -20,13 +47,35 @@ def serve(
 ) -> None:
     """Run the hub until interrupted (running jobs survive a stop and are adopted on the next start)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    hub = Hub.open(settings)
-    wrote = hub.ensure_admin(reset=reset_admin_token)
-    say(f"Steppe hub on http://{host}:{port}: policy {settings.policy}, {hub.fleet.source}")
-    say(f"Data in {settings.data_dir}")
-    if wrote:
-        say(f"Admin token written to {hub.admin_token_path} (mode 0600)")
-    else:
-        say(f"Admin token: see {hub.admin_token_path} (written on first start; --reset-admin-token makes a new one)")
-    config = uvicorn.Config(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
-    uvicorn.Server(config).run()
+    os.umask(0o077)
+    root = running_as_root()
+    secure(settings.data_dir, shared_spool=root)
+    lock = DataDirLock(settings.data_dir).acquire()
+    try:
+        if root:
+            blocked = unreachable_ancestor(settings.data_dir)
+            if blocked is not None:
+                raise SteppeError(
+                    f"job accounts cannot reach {settings.data_dir}/spool: {blocked} is not searchable by others "
+                    f"(mode {blocked.stat().st_mode & 0o777:o}); choose a --data-dir whose parent directories "
+                    "have o+x, e.g. /srv/steppe"
+                )
+        sock = bind(host, port)
+        hub = Hub.open(settings)
+        wrote = hub.ensure_admin(reset=reset_admin_token)
+        say(f"Steppe hub on http://{host}:{port}: policy {settings.policy}, {hub.fleet.source}")
+        say(f"Data in {settings.data_dir}")
+        if root:
+            say(f"Jobs run as their users' own Unix accounts (uids from {settings.uid_base}, or --accounts)")
+        else:
+            say(f"Single-user hub: every job runs as uid {os.geteuid()}, this hub's own account, and can read "
+                "its data directory")  # fmt: skip
+        if wrote:
+            say(f"Admin token written to {hub.admin_token_path} (mode 0600)")
+        else:
+            say(f"Admin token: see {hub.admin_token_path} (written on first start; --reset-admin-token writes a new "
+                "one and revokes the old)")  # fmt: skip
+        config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        lock.release()

@@ -82,6 +82,13 @@ def serve(
         "astana"
     ),
     clock_offset_days: Annotated[float, typer.Option(hidden=True, help="tests: shift the hub's calendar")] = 0.0,
+    single_user: Annotated[bool, typer.Option(help="not root: run every job as this account (one person's hub)")] = (
+        False
+    ),
+    uid_base: Annotated[int, typer.Option(help="jobs of hub user N run as uid BASE+N unless --accounts maps them")] = (
+        200000
+    ),
+    accounts: Annotated[Path | None, typer.Option(help='TOML: [accounts] hub user = "unix account"')] = None,
 ) -> None:
     """Run the hub: API, scheduler loop and local executor."""
     from steppe.api.hub import HubSettings
@@ -91,17 +98,28 @@ def serve(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
         public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
+        single_user=single_user, uid_base=uid_base, accounts_file=accounts,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)
 
 
 def login(
     url: Annotated[str, typer.Option(help="the hub's URL")] = "http://127.0.0.1:8642",
-    token: Annotated[str | None, typer.Option(help="API token (default: read from stdin)")] = None,
-    token_file: Annotated[Path | None, typer.Option(help="read the token from a file")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="read the token from a file (default: stdin)")] = None,
 ) -> None:
-    """Check a token against a hub and save both for later commands."""
-    secret = token or (token_file.read_text().strip() if token_file else sys.stdin.readline().strip())
+    """Check a token against a hub and save both for later commands.
+
+    The token is read from stdin (a hidden prompt on a terminal) or ``--token-file``, never from
+    the command line, where every user of the machine could read it in the process list.
+    """
+    if token_file is not None:
+        secret = token_file.read_text().strip()
+    elif sys.stdin.isatty():
+        secret = typer.prompt("API token", hide_input=True).strip()
+    else:
+        secret = sys.stdin.readline().strip()
+    if not secret:
+        raise typer.BadParameter("no token: give it on stdin or with --token-file", param_hint="token")
     who = HubClient(url, secret).whoami()
     path = save_config(url, secret)
     typer.echo(f"Logged in to {url} as {who.name} ({who.role}{', ' + who.org if who.org else ''}); saved {path}")

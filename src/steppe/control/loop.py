@@ -16,7 +16,9 @@ API, a process exit, a walltime expiry, a charge or wake-up due), mirrors ``twin
    the consumed requests in one transaction (``Journal.flush``).
 6. **Execute**: hand stops and starts to the executor, then persist the process handles it
    returns (a second, small transaction, so a job is never launched before its start is
-   durable).
+   durable). A start the executor cannot launch ends ``FAILED``/``LaunchFailed`` and frees its
+   GPUs; a step that fails anywhere after committing starts ends the starts it had not yet
+   launched the same way, so no committed start is ever left without a process.
 
 Between steps the thread sleeps until the earliest of: a wake-up (API, executor), the next
 walltime expiry, the next charge, or the plan's wake-up time, so an idle hub reacts at once
@@ -64,9 +66,11 @@ class LiveExecutor(Executor, Protocol):
 
     def adopt(self, rec: JobRecord, handle: dict[str, Any]) -> bool: ...
 
-    def handle_on_disk(self, job_id: int) -> dict[str, Any] | None: ...
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> dict[str, Any] | None: ...
 
-    def outcome(self, job_id: int) -> ExitInfo | None: ...
+    def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None: ...
+
+    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]: ...
 
     def take_launched(self) -> dict[int, dict[str, Any]]: ...
 
@@ -134,6 +138,7 @@ class HubLoop:
         self._cond = threading.Condition()
         self._begun = self._done = 0
         self._to_stop: list[JobRecord] = []
+        self._unlaunched: list[JobRecord] = []
         self._next_wake_s: float | None = None
         self._thread: threading.Thread | None = None
         executor.bind(self._on_exit, self.launches.__getitem__)
@@ -209,9 +214,10 @@ class HubLoop:
             self._serve_calls()
             try:
                 self.step()
-            except Exception:  # keep serving; the store holds every committed change
+            except Exception as exc:  # keep serving; the store holds every committed change
                 self.errors += 1
                 log.exception("scheduler step failed")
+                self._fail_unlaunched(f"scheduler step failed: {exc}")
                 time.sleep(0.1)
             finally:
                 last_end = time.monotonic()
@@ -252,6 +258,7 @@ class HubLoop:
         self.ledger.charge_all(now)
         plan = self.policy.schedule(self.state, now)
         applied = self.state.apply(plan, now)
+        self._unlaunched.extend(applied.started)
         for job_id, reason in plan.reasons.items():
             rec = self.state.jobs.get(job_id)
             if rec is not None and rec.state is JobState.PENDING and rec.reason is reason:
@@ -265,9 +272,17 @@ class HubLoop:
         self._forget_finished()
         stops, self._to_stop = [*self._to_stop, *applied.preempted], []
         for rec in stops:
-            self.executor.stop(rec, now)
-        for rec in applied.started:
-            self.executor.start(rec, now)
+            try:
+                self.executor.stop(rec, now)
+            except Exception:  # the next walltime check or cancel asks again
+                log.exception("job %s: stop failed", rec.job_id)
+        while self._unlaunched:
+            rec = self._unlaunched.pop(0)
+            try:
+                self.executor.start(rec, now)
+            except Exception as exc:  # an executor that raises: this job fails, the others still start
+                log.exception("job %s: launch failed", rec.job_id)
+                self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, self.clock(), f"launch failed: {exc}"))
         handles = self.executor.take_launched()
         if handles:
             for job_id, handle in handles.items():
@@ -279,6 +294,12 @@ class HubLoop:
         elapsed = time.perf_counter() - t0
         for observe in self.cycle_observers:
             observe(elapsed)
+
+    def _fail_unlaunched(self, why: str) -> None:
+        """End every committed start not yet handed to the executor (``LaunchFailed``), freeing its GPUs."""
+        while self._unlaunched:
+            rec = self._unlaunched.pop(0)
+            self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, self.clock(), f"launch failed: {why}"))
 
     def _take_exits(self, now: float) -> None:
         while True:

@@ -4,13 +4,17 @@ On start, for every job the store holds as pending or running, in submission ord
 
 * **Pending**: queued again with its original submit time and last reason, so it keeps its
   place (the queue orders by submit time, then by the order jobs entered it).
-* **Running**: its process handle (from the store, or from ``handle.json`` if the hub died
-  between launching the job and recording the handle) names a pid, process group and start
-  time. If that process still runs, the job is adopted (``HubState.adopt_running``) on the GPUs
-  it holds, and a stop the hub had asked for (cancel, walltime) is asked again. If it has
-  ended, the wrapper's ``exit.json`` says how and when, and the job ends as it would have
-  (COMPLETED, FAILED, or the state of the stop the hub had asked for); with no exit record
-  it ends ``FAILED`` with reason ``LostOnRestart``. Its GPU time is charged up to its end.
+* **Running, never launched**: the start was committed but the hub died before the executor
+  launched it (no launch intent for that start, or an intent whose wrapper never came up:
+  ``executor.find_launch``). It goes back to the queue with its original submit time, so it
+  keeps its place (a stop the hub had asked for ends it instead).
+* **Running, launched**: its process handle (from the store, or the one the wrapper wrote
+  before the job could run, if the hub died before recording it) names a pid, process group
+  and start time. If that process still runs, the job is adopted (``HubState.adopt_running``)
+  on the GPUs it holds, and a stop the hub had asked for (cancel, walltime) is asked again. If
+  it has ended, the wrapper's ``exit.json`` says how and when, and the job ends as it would
+  have (COMPLETED, FAILED, or the state of the stop the hub had asked for); with no exit
+  record it ends ``FAILED`` with reason ``LostOnRestart``. Its GPU time is charged up to its end.
 
 Inbox ``submit`` requests are dropped (their jobs were just queued from the jobs table);
 ``cancel`` requests stay for the first step. All recovery writes go in one transaction.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from steppe.control.journal import Ending
@@ -49,11 +54,18 @@ def recover(loop: HubLoop, now: float) -> None:
         if row.state == "PENDING":
             loop.admit_row(row, now)
             continue
-        handle = row.handle or loop.executor.handle_on_disk(row.id)
+        handle = row.handle
+        if handle is None or handle.get("start_s", row.start_s) != row.start_s:
+            handle = loop.executor.find_launch(row.id, row.start_s)
+        if handle is None and not row.stop_intent:
+            _requeue_unlaunched(loop, row, now)
+            continue
         if handle is not None and _adopt(loop, row, handle):
             continue
-        info = loop.executor.outcome(row.id) if handle is not None else None
-        if row.stop_intent:
+        info = loop.executor.outcome(row.id, row.start_s) if handle is not None else None
+        if handle is None:
+            ending = intent_ending(row.stop_intent, row.walltime_s)
+        elif row.stop_intent:
             ending = intent_ending(row.stop_intent, row.walltime_s, info)
         elif info is not None:
             ending = exit_ending(info)
@@ -93,6 +105,15 @@ def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
     if row.stop_intent:
         loop.stopping[row.id] = intent_ending(row.stop_intent, row.walltime_s)
     return True
+
+
+def _requeue_unlaunched(loop: HubLoop, row: Any, now: float) -> None:
+    """Put a job whose start was committed but never launched back in the queue, in its place."""
+    cols: dict[str, Any] = {"state": "PENDING", "reason": "Priority", "start_s": None, "alloc": None,
+                            "alloc_gpu_type": None, "handle": None, "charged_until_s": None}  # fmt: skip
+    loop.journal.set(row.id, **cols)
+    loop.journal.event(row.id, now, "PENDING", "requeued: its start was committed but never launched")
+    loop.admit_row(SimpleNamespace(**{**dict(row), **cols}), now)
 
 
 def _kill(handle: dict[str, Any]) -> None:

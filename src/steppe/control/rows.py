@@ -48,4 +48,5 @@ def launch_from_row(row: Any) -> Launch:
         name=row.name,
         project=project_key(row),
         user=row.user,
+        user_id=row.user_id,
     )

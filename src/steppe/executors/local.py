@@ -1,20 +1,31 @@
-"""The local executor: each job is a process group on this machine.
+"""The local executor: each job is a process group on this machine, run as its user's own account.
 
-``start`` launches ``python -m steppe.executors.local --exit-file F -- COMMAND`` as a new
-session (so the job and everything it spawns form one process group), with stdout and stderr
-appended to the job's files, ``CUDA_VISIBLE_DEVICES`` set to the GPUs it was given and
-``STEPPE_JOB_ID``, ``STEPPE_JOB_NAME``, ``STEPPE_PROJECT``, ``STEPPE_USER``, ``STEPPE_GPUS``,
-``STEPPE_GPU_TYPE`` and ``STEPPE_NODELIST`` describing the job. The small wrapper runs the
-command, ignores the group's SIGTERM itself (the command gets it) and writes how the command
-ended (exit code, signal, time) to ``exit.json``, so the outcome survives a crash of the hub.
-Right after launching, the executor writes ``handle.json`` (pid, process group, the process's
-start time in clock ticks, GPU indices) next to it.
+``start`` prepares the job's two directories and launches ``python -m steppe.executors.wrapper``
+(``steppe.executors.wrapper``) as the leader of a new session, so the job and everything it
+spawns form one process group:
 
-A reaper thread per job waits for the wrapper and reports ``(job id, epoch, ExitInfo)`` to the
-hub; jobs adopted after a restart are not children of this process, so a poller checks them
-twice a second instead. ``stop`` sends SIGTERM to the group, then SIGKILL after ``grace_s``
-(Slurm's ``KillWait``). Exit codes follow Slurm's ``exit:signal``: ``1:0`` for ``exit 1``,
-``0:9`` for a job killed by SIGKILL.
+* ``<data-dir>/jobs/<id>/`` (the hub's, mode 0700): ``run.json``, the launch intent written
+  *before* the process starts (command, environment, account, outputs, the start it belongs
+  to), then the wrapper's ``handle.json``, ``outputs.json`` and ``exit.json``;
+* ``<data-dir>/spool/<id>/`` (mode 0700, owned by the job's account): the job's private working
+  directory and default ``stdout``/``stderr``; ``spool/`` itself is 0711, so no account can
+  list it or reach another job's directory.
+
+The job runs as its user's account (``steppe.executors.accounts``) with umask 077 and an
+explicit environment: what the job asked for; ``STEPPE_JOB_ID``, ``STEPPE_JOB_NAME``,
+``STEPPE_PROJECT``, ``STEPPE_USER``, ``STEPPE_GPUS``, ``STEPPE_GPU_TYPE``, ``STEPPE_NODELIST``,
+``SLURM_JOB_ID``, ``SLURM_JOB_NAME``, ``SLURM_JOB_NODELIST``, ``SLURM_GPUS``,
+``CUDA_VISIBLE_DEVICES`` (the GPUs it was given); ``HOME``, ``USER``, ``LOGNAME``, ``TMPDIR``
+and a standard ``PATH``; and, from the hub's own environment, only the allow-list
+``JOB_ENV_ALLOW`` (locale and time zone). Nothing else of the hub's environment reaches a job.
+
+A launch that fails in any way (a bad byte, a missing command, an output it may not open)
+ends that job ``FAILED`` with reason ``LaunchFailed`` and the cause, and frees its GPUs;
+``start`` never raises. A reaper thread per job waits for the wrapper and reports ``(job id,
+epoch, ExitInfo)`` to the hub; jobs adopted after a restart are not children of this process,
+so a poller checks them twice a second instead. ``stop`` sends SIGTERM to the group, then
+SIGKILL after ``grace_s`` (Slurm's ``KillWait``). After a crash, ``find_launch`` tells the
+recovery whether a committed start was launched (its handle) or not (None: requeue it).
 
 GPU inventory: ``discover_gpus()`` reads NVML (``nvidia-ml-py``) when it is importable and
 finds devices; otherwise the hub declares GPUs in its configuration.
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -35,10 +47,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
+from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
+
 if TYPE_CHECKING:
     from steppe.core.records import JobRecord
 
-_HIDDEN_ENV = ("STEPPE_TOKEN", "STEPPE_URL")
+log = logging.getLogger("steppe.executor")
+JOB_ENV_ALLOW = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
+"""The only variables of the hub's own environment a job inherits (locale and time zone)."""
+JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+WRAPPER_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL")
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Launch:
     name: str
     project: str
     user: str
+    user_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,18 +130,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (Linux), or None if it is gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
 def process_alive(handle: dict[str, Any]) -> bool:
     """True when the process a handle names still runs (and is the same process, not a reused pid)."""
     pid = int(handle["pid"])
@@ -137,19 +145,16 @@ def process_alive(handle: dict[str, Any]) -> bool:
     return True
 
 
-def read_exit(job_dir: Path) -> ExitInfo | None:
-    """The outcome the wrapper recorded, if it did."""
+def read_exit(job_dir: Path, start_s: float | None = None) -> ExitInfo | None:
+    """The outcome the wrapper recorded (for the start at ``start_s``, if given), if it did."""
     try:
         data = json.loads((job_dir / "exit.json").read_text())
     except (OSError, ValueError):
         return None
-    return ExitInfo(int(data["exit_code"]), int(data["signal"]), float(data["end_s"]))
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    if start_s is not None and data.get("start_s", start_s) != start_s:
+        return None  # an earlier run's (the job was requeued since)
+    detail = str(data.get("detail", ""))
+    return ExitInfo(int(data["exit_code"]), int(data["signal"]), float(data["end_s"]), detail)
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -168,13 +173,22 @@ class _Running:
 
 
 class LocalExecutor:
-    """Runs jobs as local process groups; see the module docstring."""
+    """Runs jobs as local process groups under their users' accounts; see the module docstring."""
 
     def __init__(
-        self, data_dir: Path, devices: dict[int, list[int]], node_names: list[str], grace_s: float = 10.0
+        self,
+        data_dir: Path,
+        devices: dict[int, list[int]],
+        node_names: list[str],
+        grace_s: float = 10.0,
+        accounts: AccountMap | None = None,
     ) -> None:
         self.jobs_dir = Path(data_dir) / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir = Path(data_dir) / "spool"
+        self.accounts = accounts or AccountMap(root=running_as_root())
+        for path, mode in ((self.jobs_dir, 0o700), (self.spool_dir, 0o711 if self.accounts.root else 0o700)):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(mode)
         self.grace_s = grace_s
         self.node_names = node_names
         self._free = {node: sorted(ids) for node, ids in devices.items()}
@@ -191,42 +205,66 @@ class LocalExecutor:
         self._on_exit, self._launch_of = on_exit, launch_of
 
     def job_dir(self, job_id: int) -> Path:
+        """The hub's private records of a job (launch intent, handle, outputs, exit)."""
         return self.jobs_dir / str(job_id)
+
+    def work_dir(self, job_id: int) -> Path:
+        """The job's own directory, owned by its account."""
+        return self.spool_dir / str(job_id)
 
     # -- executor protocol ---------------------------------------------------------------------------
     def start(self, rec: JobRecord, now: float) -> None:
-        if self._launch_of is None:
-            raise RuntimeError("LocalExecutor.bind() was not called")
-        launch = self._launch_of(rec.job_id)
-        devices = self._take_devices(rec)
-        job_dir = self.job_dir(rec.job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "exit.json").unlink(missing_ok=True)
-        argv = self._argv(launch, job_dir)
-        wrapper = [sys.executable, "-m", "steppe.executors.local", "--exit-file", str(job_dir / "exit.json"), "--"]
-        env = self._env(rec, launch, devices)
+        """Launch a committed start; any failure ends the job ``LaunchFailed`` (never raises)."""
+        devices: dict[int, list[int]] = {}
         try:
-            with open(launch.stdout_path, "ab") as out, open(launch.stderr_path, "ab") as err:
-                proc = subprocess.Popen(
-                    [*wrapper, *argv], cwd=launch.workdir, env=env, stdout=out, stderr=err,
-                    stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                )  # fmt: skip
-        except OSError as exc:
-            self._give_back(devices)
-            self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, time.time(), f"launch failed: {exc}"))
-            return
-        handle = {
-            "pid": proc.pid,
-            "pgid": proc.pid,
-            "start_ticks": process_start_ticks(proc.pid),
+            if self._launch_of is None:
+                raise RuntimeError("LocalExecutor.bind() was not called")
+            launch = self._launch_of(rec.job_id)
+            devices = self._take_devices(rec)
+            self._launch(rec, launch, devices)
+        except Exception as exc:  # a bad byte, a full disk, a vanished account: this job fails, the hub goes on
+            log.warning("job %s: launch failed: %s", rec.job_id, exc)
+            with self._lock:
+                self._give_back(devices)
+            self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, time.time(), f"{LAUNCH_FAILED}{exc}"))
+
+    def _launch(self, rec: JobRecord, launch: Launch, devices: dict[int, list[int]]) -> None:
+        account = self.accounts.account(launch.user_id, launch.user)
+        job_dir, work = self.job_dir(rec.job_id), self.work_dir(rec.job_id)
+        job_dir.mkdir(mode=0o700, exist_ok=True)
+        for stale in ("run.json", "handle.json", "outputs.json", "exit.json"):
+            (job_dir / stale).unlink(missing_ok=True)
+        work.mkdir(mode=0o700, exist_ok=True)
+        if account.uid is not None:
+            os.chown(work, account.uid, account.gid if account.gid is not None else account.uid)
+        start_s = rec.last_start_s
+        run = {
+            "job_id": rec.job_id, "start_s": start_s, "argv": launch.argv, "script": launch.script,
+            "script_path": str(work / "script"), "workdir": launch.workdir,
+            "create_workdir": _within(launch.workdir, work), "stdout": launch.stdout_path,
+            "stderr": launch.stderr_path, "uid": account.uid, "gid": account.gid,
+            "env": self._env(rec, launch, devices, account, work),
             "devices": [[node, ids] for node, ids in devices.items()],
-        }
-        _write_json(job_dir / "handle.json", handle)
-        run = _Running(rec.job_id, rec.epoch, handle, proc)
+        }  # fmt: skip
+        _check_bytes(run)
+        write_json(job_dir / "run.json", run)  # the launch intent, durable before any process exists
+        wrapper = [sys.executable, "-m", "steppe.executors.wrapper", "--job-dir", str(job_dir)]
+        env = {k: os.environ[k] for k in WRAPPER_ENV if k in os.environ}
+        fd = os.open(job_dir / "wrapper.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            proc = subprocess.Popen(
+                wrapper, cwd=job_dir, env=env, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        finally:
+            os.close(fd)
+        handle = {"pid": proc.pid, "pgid": proc.pid, "start_ticks": process_start_ticks(proc.pid),
+                  "devices": run["devices"], "start_s": start_s}  # fmt: skip
+        run_ = _Running(rec.job_id, rec.epoch, handle, proc)
         with self._lock:
-            self._running[rec.job_id] = run
+            self._running[rec.job_id] = run_
             self._launched[rec.job_id] = handle
-        threading.Thread(target=self._reap, args=(run,), name=f"reap-{rec.job_id}", daemon=True).start()
+        threading.Thread(target=self._reap, args=(run_,), name=f"reap-{rec.job_id}", daemon=True).start()
 
     def stop(self, rec: JobRecord, now: float) -> None:
         """SIGTERM the job's process group, SIGKILL after the grace period."""
@@ -259,17 +297,41 @@ class LocalExecutor:
                 self._poller.start()
         return True
 
-    def handle_on_disk(self, job_id: int) -> dict[str, Any] | None:
-        """The handle written at launch, for a job whose handle never reached the store."""
-        try:
-            data: dict[str, Any] = json.loads((self.job_dir(job_id) / "handle.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return data
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> dict[str, Any] | None:
+        """The handle of the start of ``job_id`` at ``start_s`` if it was launched, else None.
 
-    def outcome(self, job_id: int) -> ExitInfo | None:
-        """How an ended job's process ended, from its exit file."""
-        return read_exit(self.job_dir(job_id))
+        No launch intent for that start: never launched. An intent and a handle: launched. An
+        intent and no handle yet: a wrapper may be starting up; wait up to ``wait_s`` for its
+        handle, and kill a wrapper that never writes one, so a job requeued as never launched
+        cannot also run.
+        """
+        job_dir = self.job_dir(job_id)
+        run = _read_json(job_dir / "run.json")
+        if run is None or run.get("start_s") != start_s:
+            return None
+        deadline = time.monotonic() + wait_s
+        while True:
+            handle = _read_json(job_dir / "handle.json")
+            if handle is not None and handle.get("start_s") == start_s:
+                return handle
+            wrappers = wrapper_pids(job_dir)
+            if not wrappers:
+                return None
+            if time.monotonic() > deadline:
+                for pid in wrappers:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+                return None
+            time.sleep(0.05)
+
+    def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None:
+        """How an ended job's process ended, from its exit file (of the start at ``start_s``, if given)."""
+        return read_exit(self.job_dir(job_id), start_s)
+
+    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
+        """The identity (device, inode) of each output the job opened: ``{"stdout": ..., "stderr": ...}``."""
+        data = _read_json(self.job_dir(job_id) / "outputs.json") or {}
+        return {k: (int(v[0]), int(v[1])) for k, v in data.items() if k in ("stdout", "stderr")}
 
     def take_launched(self) -> dict[int, dict[str, Any]]:
         """Handles of jobs launched since the last call (to persist them)."""
@@ -286,28 +348,22 @@ class LocalExecutor:
                     run.timer.cancel()
 
     # -- internals -----------------------------------------------------------------------------------
-    def _argv(self, launch: Launch, job_dir: Path) -> list[str]:
-        if launch.script is None:
-            return list(launch.argv or [])
-        path = job_dir / "script"
-        path.write_text(launch.script)
-        path.chmod(0o700)
-        return [str(path)] if launch.script.startswith("#!") else ["/bin/sh", str(path)]
-
-    def _env(self, rec: JobRecord, launch: Launch, devices: dict[int, list[int]]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_ENV}
+    def _env(
+        self, rec: JobRecord, launch: Launch, devices: dict[int, list[int]], account: JobAccount, work: Path
+    ) -> dict[str, str]:
+        env = {k: os.environ[k] for k in JOB_ENV_ALLOW if k in os.environ}
+        home = str(account.home or work)
+        env.update(PATH=os.environ.get("PATH", JOB_PATH) if account.shared else JOB_PATH, HOME=home,
+                   USER=account.name, LOGNAME=account.name, TMPDIR=str(work))  # fmt: skip
         env.update(launch.env)
-        visible = [str(d) for ids in devices.values() for d in ids]
+        visible = ",".join(str(d) for ids in devices.values() for d in ids)
+        nodes = ",".join(self.node_names[n] for n, _ in rec.allocation)
         env.update(
-            STEPPE_JOB_ID=str(rec.job_id),
-            STEPPE_JOB_NAME=launch.name,
-            STEPPE_PROJECT=launch.project,
-            STEPPE_USER=launch.user,
-            STEPPE_GPUS=str(rec.gpus),
-            STEPPE_GPU_TYPE=rec.gpu_type,
-            STEPPE_NODELIST=",".join(self.node_names[n] for n, _ in rec.allocation),
-            CUDA_VISIBLE_DEVICES=",".join(visible),
-        )
+            STEPPE_JOB_ID=str(rec.job_id), STEPPE_JOB_NAME=launch.name, STEPPE_PROJECT=launch.project,
+            STEPPE_USER=launch.user, STEPPE_GPUS=str(rec.gpus), STEPPE_GPU_TYPE=rec.gpu_type,
+            STEPPE_NODELIST=nodes, SLURM_JOB_ID=str(rec.job_id), SLURM_JOB_NAME=launch.name,
+            SLURM_JOB_NODELIST=nodes, SLURM_GPUS=str(rec.gpus), CUDA_VISIBLE_DEVICES=visible,
+        )  # fmt: skip
         return env
 
     def _take_devices(self, rec: JobRecord) -> dict[int, list[int]]:
@@ -339,7 +395,7 @@ class LocalExecutor:
     def _reap(self, run: _Running) -> None:
         assert run.proc is not None
         rc = run.proc.wait()
-        info = self.outcome(run.job_id)
+        info = self.outcome(run.job_id, run.handle.get("start_s"))
         if info is None:
             info = ExitInfo(0, -rc, time.time()) if rc < 0 else ExitInfo(rc, 0, time.time())
         self._finish(run, info)
@@ -350,31 +406,55 @@ class LocalExecutor:
                 adopted = [r for r in self._running.values() if r.proc is None]
             for run in adopted:
                 if not process_alive(run.handle):
-                    info = self.outcome(run.job_id)
+                    info = self.outcome(run.job_id, run.handle.get("start_s"))
                     if info is None:
                         sig = signal.SIGKILL if run.stopping else 0
                         info = ExitInfo(0, int(sig), time.time(), "" if sig else "exit status unknown")
                     self._finish(run, info)
 
 
-def _wrap(argv: list[str]) -> int:
-    """``--exit-file PATH -- COMMAND...``: run COMMAND, record how it ended, exit alike."""
-    if len(argv) < 4 or argv[0] != "--exit-file" or argv[2] != "--":
-        print("usage: python -m steppe.executors.local --exit-file PATH -- COMMAND...", file=sys.stderr)
-        return 2
-    exit_file, cmd = Path(argv[1]), argv[3:]
+def _within(path: str, root: Path) -> bool:
+    """True when the absolute ``path`` is ``root`` or lies under it (lexically; paths hold no '..')."""
+    return path == str(root) or path.startswith(str(root) + "/")
+
+
+def _check_bytes(value: Any, where: str = "job") -> None:
+    """Refuse a NUL byte or a lone surrogate anywhere a launch would pass it to the kernel."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: contains a NUL byte")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: is not valid UTF-8 text") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_bytes(k, f"{where}.{k}" if isinstance(k, str) else where)
+            _check_bytes(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_bytes(v, f"{where}[{i}]")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        child = subprocess.Popen(cmd)
-    except OSError as exc:
-        print(f"steppe: cannot run {cmd[0]!r}: {exc.strerror or exc}", file=sys.stderr)
-        _write_json(exit_file, {"exit_code": 127, "signal": 0, "end_s": time.time()})
-        return 127
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the command gets the group's SIGTERM; we stay to record
-    rc = child.wait()
-    code, sig = (0, -rc) if rc < 0 else (rc, 0)
-    _write_json(exit_file, {"exit_code": code, "signal": sig, "end_s": time.time()})
-    return code if sig == 0 else 128 + sig
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
-if __name__ == "__main__":
-    sys.exit(_wrap(sys.argv[1:]))
+def wrapper_pids(job_dir: Path) -> list[int]:
+    """Live wrapper processes launched for ``job_dir`` (found by their command line)."""
+    needle = b"--job-dir\x00" + str(job_dir).encode() + b"\x00"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and b"steppe.executors.wrapper" in cmdline:
+            found.append(int(entry.name))
+    return found

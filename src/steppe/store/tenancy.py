@@ -184,6 +184,15 @@ def revoke_token(conn: Connection, prefix: str, now: float) -> None:
     conn.execute(update(api_tokens).where(api_tokens.c.prefix == prefix).values(revoked_s=now))
 
 
+def revoke_tokens_named(conn: Connection, user_id: int, name: str, now: float) -> list[str]:
+    """Revoke a user's live tokens called ``name``; returns their prefixes."""
+    live = (api_tokens.c.user_id == user_id) & (api_tokens.c.name == name) & api_tokens.c.revoked_s.is_(None)
+    prefixes = [r.prefix for r in conn.execute(select(api_tokens.c.prefix).where(live))]
+    if prefixes:
+        conn.execute(update(api_tokens).where(live).values(revoked_s=now))
+    return prefixes
+
+
 def has_hub_admin(conn: Connection) -> bool:
     return conn.execute(select(users.c.id).where(users.c.role == "hub-admin").limit(1)).first() is not None
 
