@@ -147,11 +147,14 @@ class RecordingExecutor:
     def adopt(self, rec: Any, handle: Any) -> bool:
         return True
 
-    def handle_on_disk(self, job_id: int) -> None:
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> None:
         return None
 
-    def outcome(self, job_id: int) -> None:
+    def outcome(self, job_id: int, start_s: float | None = None) -> None:
         return None
+
+    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
+        return {}
 
     def take_launched(self) -> dict[int, Any]:
         return {j: {"pid": 1, "pgid": 1, "devices": []} for j in self.started}
@@ -178,3 +181,60 @@ def test_loop_persists_every_transition(store: Store) -> None:
         assert [e.state for e in job_repo.events_of(conn, ids[0])] == ["PENDING", "RUNNING", "COMPLETED"]
         assert job_repo.pending_requests(conn) == []
         assert tenancy.usage_by_month(conn, project)[0].gpu_type == "H100"
+
+
+class FailingExecutor(RecordingExecutor):
+    """An executor whose ``start`` raises for the jobs in ``bad``."""
+
+    def __init__(self, bad: set[int]) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def start(self, rec: Any, now: float) -> None:
+        if rec.job_id in self.bad:
+            raise ValueError("embedded null byte")
+        super().start(rec, now)
+
+
+def test_a_launch_that_raises_fails_only_that_job_and_frees_its_gpus(store: Store) -> None:
+    _, project, user = _tenant(store)
+    executor = FailingExecutor(set())
+    loop = HubLoop(store, Fleet(Cluster.uniform(1, 2, "H100"), {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
+    loop.restore()
+    with store.write() as conn:
+        ids = [job_repo.insert_job(conn, _job(project, user, gpus=1), "alice") for _ in range(3)]
+    executor.bad = {ids[0]}
+    assert loop.step_guarded()  # the step goes on: the second job starts beside the failed first
+    assert executor.started == [ids[1]]
+    loop.step()  # the failure is taken like an exit: its GPU is free, the third job starts
+    assert executor.started == [ids[1], ids[2]]
+    with store.read() as conn:
+        bad = job_repo.get_job(conn, ids[0])
+        assert (bad.state, bad.reason) == ("FAILED", "LaunchFailed")
+        assert job_repo.events_of(conn, ids[0])[-1].reason == "launch failed: embedded null byte"
+
+
+def test_a_failing_step_never_leaves_a_committed_start_without_a_process(store: Store) -> None:
+    _, project, user = _tenant(store)
+    executor = RecordingExecutor()
+    loop = HubLoop(store, Fleet(Cluster.uniform(1, 2, "H100"), {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
+    loop.restore()
+    with store.write() as conn:
+        ids = [job_repo.insert_job(conn, _job(project, user, gpus=2), "alice") for _ in range(2)]
+    flush = loop.journal.flush
+    calls = iter([RuntimeError("disk full")])
+
+    def failing_flush(*args: Any) -> None:
+        err = next(calls, None)
+        if err is not None:
+            raise err
+        flush(*args)
+
+    loop.journal.flush = failing_flush  # type: ignore[method-assign]
+    assert not loop.step_guarded()  # fails after the plan committed the first job's start
+    assert executor.started == []
+    loop.step()  # the start it never launched ends LaunchFailed, freeing both GPUs for the next job
+    assert executor.started == [ids[1]]
+    with store.read() as conn:
+        first = job_repo.get_job(conn, ids[0])
+        assert (first.state, first.reason) == ("FAILED", "LaunchFailed")

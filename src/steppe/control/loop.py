@@ -213,12 +213,8 @@ class HubLoop:
                 break
             self._serve_calls()
             try:
-                self.step()
-            except Exception as exc:  # keep serving; the store holds every committed change
-                self.errors += 1
-                log.exception("scheduler step failed")
-                self._fail_unlaunched(f"scheduler step failed: {exc}")
-                time.sleep(0.1)
+                if not self.step_guarded():
+                    time.sleep(0.1)
             finally:
                 last_end = time.monotonic()
                 with self._cond:
@@ -294,6 +290,17 @@ class HubLoop:
         elapsed = time.perf_counter() - t0
         for observe in self.cycle_observers:
             observe(elapsed)
+
+    def step_guarded(self) -> bool:
+        """One step; if it fails, log it, end the starts it committed but did not launch, return False."""
+        try:
+            self.step()
+        except Exception as exc:  # keep serving; the store holds every committed change
+            self.errors += 1
+            log.exception("scheduler step failed")
+            self._fail_unlaunched(f"scheduler step failed: {exc}")
+            return False
+        return True
 
     def _fail_unlaunched(self, why: str) -> None:
         """End every committed start not yet handed to the executor (``LaunchFailed``), freeing its GPUs."""
