@@ -34,7 +34,8 @@ def test_cli_round_trip(hub: HubProcess, tenants: dict[str, Tenant], tmp_path: P
     job_id = int(sub.stdout)
     wait_for(lambda: t.member.get_job(job_id).state == "COMPLETED", what="the script job")
     job = t.member.get_job(job_id)
-    assert (job.name, job.gpus, job.walltime_s, job.workdir) == ("train", 2, 300.0, str(tmp_path))
+    own = str(hub.data_dir / "spool" / str(job_id))  # the hub's filesystem is not the client's: its own directory
+    assert (job.name, job.gpus, job.walltime_s, job.workdir) == ("train", 2, 300.0, own)
     logs = steppe("logs", "-f", str(job_id), env=env)
     assert logs.returncode == 0 and logs.stdout.startswith("gpus=") and "name=train" in logs.stdout
 

@@ -9,7 +9,6 @@ usage.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +19,12 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from steppe.cli.render import print_error
 from steppe.client import HubClient
 from steppe.client import models as m
 from steppe.client.config import save_config
 from steppe.client.script import DirectiveError, parse_directives, parse_gres
-from steppe.core.units import format_duration, parse_duration
+from steppe.core.units import format_duration, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 STATE_CODES = {"PENDING": "PD", "RUNNING": "R", "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO"}
@@ -136,7 +136,9 @@ def submit(
     job_name: Annotated[str | None, typer.Option("--job-name", "-J")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="stdout file (%j = job id)")] = None,
     error: Annotated[str | None, typer.Option("--error", "-e", help="stderr file (%j = job id)")] = None,
-    chdir: Annotated[str | None, typer.Option("--chdir", "-D", help="working directory on the hub")] = None,
+    chdir: Annotated[
+        str | None, typer.Option("--chdir", "-D", help="working directory on the hub (default: the job's own)")
+    ] = None,
     qos: Annotated[str | None, typer.Option("--qos", "-q")] = None,
     wrap: Annotated[str | None, typer.Option(help="run this shell command line")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
@@ -151,7 +153,7 @@ def submit(
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
-    elif len(args) == 1 and Path(args[0]).is_file() and Path(args[0]).read_text()[:2] == "#!":
+    elif len(args) == 1 and Path(args[0]).is_file() and Path(args[0]).read_bytes()[:2] == b"#!":
         script = Path(args[0]).read_text()
         try:
             opts = parse_directives(script)
@@ -171,13 +173,14 @@ def submit(
         body.update(
             project=opts.get("project"), gpus=int(opts.get("gpus", body.get("gpus", 1))),
             gpu_type=opts.get("gpu_type", body.get("gpu_type")), name=opts.get("job_name", ""),
-            output=opts.get("output"), error=opts.get("error"), workdir=opts.get("chdir", os.getcwd()),
+            output=opts.get("output"), error=opts.get("error"), workdir=opts.get("chdir"),
             qos=opts.get("qos", "normal"),
         )  # fmt: skip
         if "time" in opts:
-            body["walltime_s"] = parse_duration(opts["time"])
+            body["walltime_s"] = parse_time_limit(opts["time"])
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        print_error(f"bad value: {exc}")  # one line, exit 2 (bad usage)
+        raise typer.Exit(2) from None
     if not body["project"]:
         raise typer.BadParameter("which project? give --project ORG/PROJECT or #STEPPE -A", param_hint="--project")
     for item in env or []:
@@ -346,7 +349,7 @@ def token_create(
     expires: Annotated[str | None, typer.Option(help="lifetime, e.g. 30-00:00:00")] = None,
 ) -> None:
     """Create a token (printed once; only its hash is stored)."""
-    lifetime = parse_duration(expires) if expires else None
+    lifetime = parse_time_limit(expires) if expires else None
     typer.echo(_client().create_token(user, name, lifetime).token)
 
 
