@@ -3,7 +3,9 @@ for invalid input, ``errors``: a list of ``{field, message}``.
 
 Validation errors from FastAPI are rewritten into the same shape (422, or 400 for a body that
 is not JSON at all); unknown routes, wrong methods and unexpected errors too, so a client only
-ever parses one error format.
+ever parses one error format. Pydantic's messages are rewritten in plain words with an accepted
+example (``gpus: must be an integer, not a string (e.g. 2)``; ``steppe.client.models.explain``),
+at most ``MAX_ERRORS`` of them, and never echo the offending input.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from steppe.client.models import explain
+
+MAX_ERRORS = 10
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://steppe.dev/problems/"
 log = logging.getLogger("steppe.api")
@@ -57,9 +64,21 @@ def _response(status: int, title: str, detail: str, errors: list[dict[str, str]]
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+def _where(request: Request, loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The request model (for a body error) or the parameter's field (path, query) that ``loc`` names."""
+    route = request.scope.get("route")
+    if route is None or not loc:
+        return None, None
+    if loc[0] == "body":
+        field = getattr(route, "body_field", None)
+        model = getattr(getattr(field, "field_info", None), "annotation", None)
+        return (model if isinstance(model, type) and issubclass(model, BaseModel) else None), None
+    dependant = getattr(route, "dependant", None)
+    params = {"query": "query_params", "path": "path_params", "header": "header_params"}.get(str(loc[0]))
+    for param in getattr(dependant, params, []) if params else []:
+        if len(loc) > 1 and loc[1] in (param.name, param.alias):
+            return None, param.field_info
+    return None, None
 
 
 def install(app: FastAPI) -> None:
@@ -70,14 +89,15 @@ def install(app: FastAPI) -> None:
         return _response(exc.status, exc.title, exc.detail, exc.errors, exc.kind)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors: list[dict[str, str]] = []
         for err in exc.errors():
             if err.get("type") == "json_invalid":
                 detail = f"the body is not valid JSON: {err.get('ctx', {}).get('error', err.get('msg'))}"
                 return _response(400, "Malformed request", detail, [], "malformed-request")
-            message = str(err.get("msg", "invalid"))
-            errors.append({"field": _field_name(tuple(err.get("loc", ()))), "message": message})
+            if len(errors) < MAX_ERRORS:
+                model, info = _where(request, tuple(err.get("loc", ())))
+                errors.append(explain(err, model, info))
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return _response(422, "Invalid request", detail, errors, "invalid-request")
 

@@ -113,13 +113,25 @@ def amend(hub: Hub, who: Principal, proposal_id: int, body: Mapping[str, Any]) -
 
 
 def conditions_of(body: m.ReviewAction, hub: Hub) -> ApprovalConditions | None:
+    """An approval's conditions; a 422 naming the field for a missing expiry, an unknown site or GPU type."""
     if body.action != "approve":
         return None
     if body.expires_on is None:
         raise field_problem("expires_on", "required to approve (the approval's last day)")
-    unknown = [s for s in body.allowed_sites if s.lower() not in hub.loop.governance.topology.sites]
+    sites = hub.loop.governance.topology.sites
+    unknown = [s for s in body.allowed_sites if s.lower() not in sites]
     if unknown:
-        raise field_problem("allowed_sites", f"unknown site {', '.join(unknown)}")
+        raise field_problem(
+            "allowed_sites", f"unknown site {', '.join(unknown)} (sites: {', '.join(sorted(sites))}; e.g. astana)"
+        )
+    types = hub.fleet.cluster.gpus_by_type
+    unknown = [t for t in body.allowed_gpu_types if t.upper() not in types]
+    if unknown:
+        have = ", ".join(sorted(types))
+        example = min(types, default="H100")
+        raise field_problem(
+            "allowed_gpu_types", f"the hub has no GPUs of type {', '.join(unknown)} (it has {have}; e.g. {example})"
+        )
     return ApprovalConditions(body.expires_on, body.gpu_hour_cap, frozenset(body.allowed_gpu_types),
                               frozenset(body.allowed_sites))
 

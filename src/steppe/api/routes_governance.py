@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from steppe.api import review_ops
 from steppe.api.deps import HubDep, Who
+from steppe.api.params import Filter, ProposalId, Seq, ShortFilter
 from steppe.api.problems import conflict, field_problem, forbidden, not_found
 from steppe.client import models as m
 from steppe.governance.audit import canonical, verify
@@ -33,6 +34,7 @@ from steppe.store import governance as gov_repo
 from steppe.store.audit import record
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
+AUDIT_PAGE = 10_000
 Spec = Annotated[dict[str, Any], Body(description="a proposal (see docs/governance.md, section 1)")]
 
 
@@ -44,25 +46,25 @@ def submit_proposal(body: Spec, hub: HubDep, who: Who) -> m.Proposal:
 
 
 @router.put("/proposals/{proposal_id}", response_model=m.Proposal)
-def amend_proposal(proposal_id: int, body: Spec, hub: HubDep, who: Who) -> m.Proposal:
+def amend_proposal(proposal_id: ProposalId, body: Spec, hub: HubDep, who: Who) -> m.Proposal:
     """Amend (after changes were requested, or an approved or expired proposal): screened and submitted again."""
     review_ops.amend(hub, who, proposal_id, body)
     return review_ops.show(hub, who, proposal_id)
 
 
 @router.get("/proposals", response_model=list[m.Proposal])
-def list_proposals(hub: HubDep, who: Who, project: str | None = None, state: str | None = None) -> list[m.Proposal]:
+def list_proposals(hub: HubDep, who: Who, project: Filter = None, state: ShortFilter = None) -> list[m.Proposal]:
     return review_ops.listing(hub, who, project, state)
 
 
 @router.get("/proposals/{proposal_id}", response_model=m.Proposal)
-def get_proposal(proposal_id: int, hub: HubDep, who: Who) -> m.Proposal:
+def get_proposal(proposal_id: ProposalId, hub: HubDep, who: Who) -> m.Proposal:
     """A proposal with its screening (rule, effect, citation, reason per finding) and its history."""
     return review_ops.show(hub, who, proposal_id)
 
 
 @router.post("/proposals/{proposal_id}/review", response_model=m.Proposal)
-def review_proposal(proposal_id: int, body: m.ReviewAction, hub: HubDep, who: Who) -> m.Proposal:
+def review_proposal(proposal_id: ProposalId, body: m.ReviewAction, hub: HubDep, who: Who) -> m.Proposal:
     """Start review, request changes, approve (with conditions), reject, revoke or expire."""
     review_ops.act(hub, who, proposal_id, body)
     return review_ops.show(hub, who, proposal_id)
@@ -166,15 +168,21 @@ def _auditor(who: Who) -> None:
 
 @router.get("/audit", response_model=list[m.AuditEntry])
 def audit_entries(
-    hub: HubDep, who: Who, since_seq: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1)] = 1000
+    hub: HubDep, who: Who, since_seq: Seq = 0, limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE)] = 1000
 ) -> list[m.AuditEntry]:
+    """Audit entries after ``since_seq``, at most ``limit`` (up to 10,000) of them."""
     _auditor(who)
     with hub.store.read() as conn:
         return [m.AuditEntry(**asdict(e)) for e in audit_repo.entries(conn, since_seq, limit)]
 
 
 @router.get("/audit/verify", response_model=m.AuditVerify)
-def audit_verify(hub: HubDep, who: Who, head_seq: int | None = None, head_hash: str | None = None) -> m.AuditVerify:
+def audit_verify(
+    hub: HubDep,
+    who: Who,
+    head_seq: Annotated[int | None, Query(ge=0, le=m.MAX_INT)] = None,
+    head_hash: Annotated[str | None, Query(max_length=128)] = None,
+) -> m.AuditVerify:
     """Check the whole chain as stored; with ``head_seq`` and ``head_hash`` (an earlier head), detect truncation."""
     _auditor(who)
     expect = (head_seq, head_hash) if head_seq is not None and head_hash is not None else None

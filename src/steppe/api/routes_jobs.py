@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -27,10 +27,12 @@ from sqlalchemy.exc import IntegrityError
 
 from steppe.api.deps import HubDep, Who
 from steppe.api.jobcheck import validate_submission
+from steppe.api.params import EpochS, Filter, JobId, Offset, PageLimit
 from steppe.api.problems import ApiProblem, conflict, forbidden, not_found
 from steppe.client import models as m
 from steppe.control.rows import resolve
 from steppe.control.views import QueueEntry, nodes_view, queue_view
+from steppe.executors.safefile import open_recorded
 from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
@@ -41,9 +43,13 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
 
 
 def job_view(
-    row: Any, node_names: list[str], events: list[Any] | None = None, entry: QueueEntry | None = None
+    row: Any,
+    node_names: list[str],
+    events: list[Any] | None = None,
+    entry: QueueEntry | None = None,
+    summary: bool = False,
 ) -> m.Job:
-    """A job row as the API shows it."""
+    """A job row as the API shows it; a ``summary`` (listings) leaves ``argv`` out, ``command`` previews it."""
     exit_code = None if getattr(row, "exit_code", None) is None else f"{row.exit_code}:{row.exit_signal or 0}"
     handle = getattr(row, "handle", None) or {}
     start_s, end_s = getattr(row, "start_s", None), getattr(row, "end_s", None)
@@ -56,7 +62,8 @@ def job_view(
         alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
         nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
         devices=[d for _, ids in handle.get("devices", []) for d in ids], walltime_s=row.walltime_s,
-        submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=row.argv,
+        submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=None if summary else row.argv,
+        command=m.command_preview(row.argv, getattr(row, "script", None)),
         workdir=resolve(row.workdir, row.id), stdout_path=resolve(row.stdout_path, row.id),
         stderr_path=resolve(row.stderr_path, row.id),
         stop_requested=getattr(row, "stop_intent", None) is not None and row.state not in TERMINAL,
@@ -66,6 +73,8 @@ def job_view(
 
 
 def _visible_job(hub: HubDep, who: Who, job_id: int) -> Any:
+    if not 1 <= job_id <= m.MAX_INT:  # no such id can be stored
+        raise not_found(f"job {job_id}")
     with hub.store.read() as conn:
         row = job_repo.get_job(conn, job_id)
     if row is None or not who.sees_org(row.org_id):
@@ -94,7 +103,7 @@ async def submit_job(
     if project is None or not who.sees_org(project.org_id):
         message = f"no project {body.project!r}"
         raise ApiProblem(422, "Invalid request", f"project: {message}", [{"field": "project", "message": message}])
-    values = validate_submission(hub, body, project, now)
+    values = validate_submission(hub, body, project, now, who.user_id, who.name)
     values.update(user_id=who.user_id, idempotency_key=idempotency_key, request_sha256=digest)
     terms = hub.terms_required(who.user_id, who.name)
     if terms is not None:
@@ -150,15 +159,16 @@ def _replay(hub: HubDep, who: Who, key: str, digest: str, response: Response) ->
 def list_jobs(
     hub: HubDep,
     who: Who,
-    project: str | None = None,
-    state: Annotated[str | None, Query(description="comma-separated states, e.g. PENDING,RUNNING")] = None,
-    user: str | None = None,
-    since_s: float | None = None,
-    until_s: float | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    project: Filter = None,
+    state: Annotated[str | None, Query(max_length=256, description="comma-separated states: PENDING,RUNNING")] = None,
+    user: Filter = None,
+    since_s: EpochS = None,
+    until_s: EpochS = None,
+    limit: PageLimit = 100,
+    offset: Offset = 0,
     newest_first: bool = False,
 ) -> m.JobPage:
+    """Jobs, newest last (or first): summaries without ``argv`` (``GET /jobs/{id}`` has the full job)."""
     states = [s.strip().upper() for s in state.split(",")] if state else []
     with hub.store.read() as conn:
         project_id = user_id = None
@@ -174,12 +184,12 @@ def list_jobs(
             conn, org_id=None if who.is_hub_admin else (who.org_id or -1), project_id=project_id, user_id=user_id,
             states=states, since_s=since_s, until_s=until_s, limit=limit, offset=offset, newest_first=newest_first,
         )  # fmt: skip
-    items = [job_view(r, hub.fleet.node_names) for r in rows]
+    items = [job_view(r, hub.fleet.node_names, summary=True) for r in rows]
     return m.JobPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=m.Job)
-def get_job(job_id: int, hub: HubDep, who: Who) -> m.Job:
+def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
     row = _visible_job(hub, who, job_id)
     with hub.store.read() as conn:
         events = job_repo.events_of(conn, job_id)
@@ -203,7 +213,7 @@ def _why(hub: HubDep, job_id: int) -> str | None:
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=m.Job)
-def cancel_job(job_id: int, hub: HubDep, who: Who) -> m.Job:
+def cancel_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
     """Cancel a pending job at once, or a running one (SIGTERM, then SIGKILL after the grace period)."""
     row = _visible_job(hub, who, job_id)
     if not who.acts_on_job(row.org_id, row.user_id):
@@ -228,11 +238,13 @@ def job_logs(
     row = _visible_job(hub, who, job_id)
     if not who.acts_on_job(row.org_id, row.user_id):
         raise forbidden("only the job's owner or an org-admin may read its output")
-    path = Path(resolve(row.stdout_path if stream == "stdout" else row.stderr_path, job_id))
+    path = resolve(row.stdout_path if stream == "stdout" else row.stderr_path, job_id)
     data = b""
     size = 0
-    if path.exists():
-        with path.open("rb") as f:
+    written = hub.loop.executor.outputs(job_id).get(stream)  # only a file the job itself opened, unchanged
+    fd = open_recorded(path, written) if written is not None else None
+    if fd is not None:
+        with os.fdopen(fd, "rb") as f:
             size = f.seek(0, 2)
             f.seek(min(offset, size))
             data = f.read(max_bytes)
@@ -247,11 +259,11 @@ def job_logs(
 def queue(
     hub: HubDep,
     who: Who,
-    project: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    project: Filter = None,
+    limit: PageLimit = 100,
+    offset: Offset = 0,
 ) -> m.JobPage:
-    """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts."""
+    """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts (summaries)."""
     loop = hub.loop
 
     def snapshot() -> tuple[list[tuple[int, str, str]], list[QueueEntry]]:
@@ -267,7 +279,7 @@ def queue(
     page = mine[offset : offset + limit]
     with hub.store.read() as conn:
         rows = job_repo.jobs_by_id(conn, page)
-    items = [job_view(rows[j], hub.fleet.node_names, entry=by_id.get(j)) for j in page if j in rows]
+    items = [job_view(rows[j], hub.fleet.node_names, entry=by_id.get(j), summary=True) for j in page if j in rows]
     return m.JobPage(items=items, total=len(mine), limit=limit, offset=offset)
 
 

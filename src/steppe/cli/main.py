@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 
 from steppe.cli import hub_commands, twin_commands
+from steppe.cli.render import print_error
+from steppe.client import models as m
 from steppe.core.errors import SteppeError
 
 app = typer.Typer(
@@ -26,10 +28,15 @@ def main() -> None:
     """Run the CLI: exit 0 on success, 1 on an error in the user's input or files, 2 on bad usage.
 
     Typer reports usage errors itself (exit 2); errors found in files and values the user
-    gave surface as ``SteppeError`` (or ``ValueError``/``OSError``) and print one line.
+    gave surface as ``SteppeError`` (or ``ValueError``/``OSError``) and print one line. A request
+    the API models refuse (the same checks the hub makes) prints ``field: what is wrong (e.g. ...)``.
     """
     try:
         app()
+    except ValidationError as exc:
+        model = getattr(m, exc.title, None)
+        print_error(f"invalid request: {m.one_line(exc, model if isinstance(model, type) else None)}")
+        sys.exit(1)
     except (SteppeError, ValueError, OSError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""Rich rendering of replay summaries."""
+"""Rich rendering of replay summaries, and the CLI's one-line error messages (``print_error``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from steppe.core.units import format_duration
 
@@ -26,6 +27,13 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("never finished", "unfinished", "int"),
     ("replay wall time", "wall_s", "secs"),
 )
+
+
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr as one line. The message is plain text, never rich markup, so a
+    pattern such as ``[a-z0-9]`` in it is printed as it is."""
+    text = Text.assemble(("error:", "red"), " ", " ".join(message.split()))
+    Console(stderr=True, soft_wrap=True).print(text, highlight=False)
 
 
 def _fmt(value: Any, kind: str) -> str:

@@ -1,23 +1,276 @@
 """The hub API's wire format (``/api/v1``), shared by the server and the SDK.
 
-Request bodies reject unknown fields (a typo such as ``gpu`` for ``gpus`` is a 422 naming the
-field, not a silently ignored option). Times are epoch seconds (``_s``), GPU time in hours.
-Errors are RFC 9457 ``application/problem+json`` documents (``Problem``).
+Request bodies are strict: unknown fields are refused (a typo such as ``gpu`` for ``gpus`` is a
+422 naming the field, not a silently ignored option), nothing is coerced (``"gpus": "2"`` and
+``"gpus": true`` are refused; an integer for a float field is fine), numbers are finite and
+bounded, and every string, list and mapping has a length limit (the ``MAX_*`` constants below,
+documented in docs/live-hub.md, "Input limits"). No request string may hold a NUL character or a
+lone UTF-16 surrogate (``SafeStr``): they cannot reach a process, a path or the store. The SDK and
+the CLI validate with the same models, so they refuse the same input before it is sent.
+
+Times are epoch seconds (``_s``), GPU time in hours. Errors are RFC 9457
+``application/problem+json`` documents (``Problem``); ``explain`` turns a pydantic error into the
+one-line ``field: what is wrong (e.g. ...)`` message the hub and the CLI print.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="lowercase letters, digits, _ . -")]
+# -- input limits (docs/live-hub.md, "Input limits") -------------------------------------------------------
+MAX_INT = 2**63 - 1
+"""The largest integer the store holds (SQLite INTEGER, PostgreSQL BIGINT): ids, offsets, byte counts."""
+MAX_GPUS = 65_536
+"""GPUs of one job or one allocation's ``max_gpus``."""
+MAX_DURATION_S = 10 * 366 * 86400.0
+"""About ten years: the longest ``walltime_s`` (the hub's own maximum is lower) and token lifetime."""
+MAX_GPU_HOURS = 1e9
+"""GPU-hours of an allocation or an approval's cap (100,000 GPUs for more than a year)."""
+MAX_ARGV = 4096
+"""Elements of a job's ``argv``."""
+MAX_ARG_CHARS = 64 * 1024
+"""Characters of one ``argv`` element."""
+MAX_ENV = 256
+"""Variables in a job's ``env``."""
+MAX_ENV_NAME_CHARS = 256
+"""Characters of an ``env`` variable name."""
+MAX_ENV_VALUE_CHARS = 32 * 1024
+"""Characters of an ``env`` value."""
+MAX_SCRIPT_CHARS = 1024 * 1024
+"""Characters of a job's ``script``."""
+MAX_COMMAND_BYTES = 2 * 1024 * 1024
+"""UTF-8 bytes of ``argv``, ``env`` (names and values) and ``script`` together."""
+MAX_JOB_NAME = 128
+"""Characters of a job's ``name``."""
+MAX_PATH = 4096
+"""Characters of ``workdir``, ``output`` and ``error`` (Linux ``PATH_MAX``)."""
+MAX_REASON = 4096
+"""Characters of a reason (allocations, reviews)."""
+MAX_TERMS_TEXT = 256 * 1024
+"""Characters of the acceptable-use terms' text."""
+MAX_WORD = 64
+"""Characters of short words: GPU types, QOS, sites, periods, token names, jurisdictions."""
+MAX_ITEMS = 64
+"""Items of short lists: datasets of a job, GPU types, sites, jurisdictions."""
+MAX_PAGE = 1000
+"""Jobs per page of ``GET /jobs`` and ``GET /queue``."""
+COMMAND_PREVIEW_CHARS = 200
+"""Characters of ``Job.command``, the command line shown in listings."""
+
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(value: str) -> str:
+    """``value`` unchanged if it has no NUL character and no lone surrogate, else a ``ValueError``.
+
+    >>> check_text("train.py")
+    'train.py'
+    >>> check_text("a\\x00b")
+    Traceback (most recent call last):
+    ...
+    ValueError: must not contain a NUL character (\\u0000, at character 1)
+    """
+    bad = _UNSAFE.search(value)
+    if bad is None:
+        return value
+    if bad.group() == "\x00":
+        raise ValueError(f"must not contain a NUL character (\\u0000, at character {bad.start()})")
+    code = f"\\u{ord(bad.group()):04x}"
+    raise ValueError(f"must be valid Unicode text: a lone surrogate ({code}) at character {bad.start()}")
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str | date):
+        return value
+    raise ValueError(f"must be a date YYYY-MM-DD, not {_kind(value)}")
+
+
+SafeStr = Annotated[str, AfterValidator(check_text)]
+"""A string with no NUL character and no lone surrogate (every request string is one)."""
+Word = Annotated[SafeStr, Field(min_length=1, max_length=MAX_WORD)]
+Reason = Annotated[SafeStr, Field(max_length=MAX_REASON)]
+FilePath = Annotated[SafeStr, Field(min_length=1, max_length=MAX_PATH)]
+IsoDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_date)]
+"""A date as ``YYYY-MM-DD`` (JSON) or a ``date`` (Python); not a number."""
+
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+_PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}/[a-z0-9][a-z0-9_.-]{0,62}$"
+_COUNTRY_PATTERN = r"^[A-Z]{2}$"
+_PATTERNS = {
+    _NAME_PATTERN: "1-63 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit",
+    _PROJECT_PATTERN: "ORG/PROJECT: two names of lowercase letters, digits, '_', '.' or '-'",
+    _COUNTRY_PATTERN: "a two-letter ISO 3166-1 country code in capitals",
+}
+"""What each pattern means, in words (error messages show these, never the regular expression)."""
+
+Name = Annotated[str, Field(pattern=_NAME_PATTERN, description=_PATTERNS[_NAME_PATTERN], examples=["kaznu"])]
+Country = Annotated[
+    str, Field(pattern=_COUNTRY_PATTERN, description="ISO 3166-1 alpha-2 code, e.g. KZ", examples=["KZ"])
+]
 Role = Literal["hub-admin", "org-admin", "member", "reviewer"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, no coercion, finite numbers (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+# -- error messages --------------------------------------------------------------------------------------------
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number" if value == value and abs(value) != float("inf") else "Infinity or NaN"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _example(info: FieldInfo | None, element: bool) -> str:
+    if info is None:
+        return ""
+    ex: Any = info.examples[0] if info.examples else info.default
+    if ex is None or ex is PydanticUndefined or ex in ("", [], {}):
+        return ""
+    if element and isinstance(ex, list):
+        ex = ex[0] if ex else None
+    elif element and isinstance(ex, Mapping):
+        ex = next(iter(ex.values()), None)
+    if ex is None or isinstance(ex, list | Mapping) and not ex:
+        return ""
+    return f" (e.g. {json.dumps(ex, ensure_ascii=False, default=str)})"
+
+
+def explain(
+    err: Mapping[str, Any], model: type[BaseModel] | None = None, info: FieldInfo | None = None
+) -> dict[str, str]:
+    """One pydantic error (an item of ``ValidationError.errors()``) as ``{field, message}`` in plain words.
+
+    ``model`` (the request model) or ``info`` (the field) supply examples and the valid field names.
+
+    >>> try:
+    ...     JobSubmit.model_validate({"project": "kaznu/nlp", "argv": ["true"], "gpus": "2"})
+    ... except ValidationError as exc:
+    ...     explain(exc.errors()[0], JobSubmit)
+    {'field': 'gpus', 'message': 'must be an integer, not a string (e.g. 2)'}
+    """
+    parts = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    key_error = bool(parts) and parts[-1] == "[key]"
+    if key_error:
+        parts = parts[:-1]
+    field = ".".join(str(p) for p in parts)
+    kind, ctx, value = str(err.get("type", "")), err.get("ctx") or {}, err.get("input")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if info is None and model is not None and parts and isinstance(parts[0], str):
+        info = model.model_fields.get(parts[0])
+    eg = _example(info, element=len(parts) > 1)
+    if kind == "missing":
+        message = "required" + eg
+    elif kind == "extra_forbidden":
+        valid = f"; valid fields: {', '.join(model.model_fields)}" if model is not None else ""
+        message = "unknown field" + valid
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        message = f"must be an integer, not {_kind(value)}" + eg
+    elif kind in ("float_type", "float_parsing"):
+        message = f"must be a number, not {_kind(value)}" + eg
+    elif kind == "finite_number":
+        message = "must be a finite number, not Infinity or NaN" + eg
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"must be true or false, not {_kind(value)}"
+    elif kind == "string_type":
+        message = f"must be a string, not {_kind(value)}" + eg
+    elif kind == "string_unicode":
+        message = "must be valid Unicode text (it holds a lone surrogate)"
+    elif kind == "list_type":
+        message = f"must be a list, not {_kind(value)}" + eg
+    elif kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):
+        message = f"must be an object, not {_kind(value)}" + eg
+        if not field:
+            message = f"the body must be a JSON object, not {_kind(value)}"
+    elif kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        message = "must not be empty" + eg if n == 1 else f"must be at least {n} characters" + eg
+    elif kind == "string_too_long":
+        got = f" (got {len(value):,})" if isinstance(value, str) else ""
+        message = f"must be at most {_num(ctx.get('max_length'))} characters{got}"
+    elif kind == "too_long" and isinstance(value, str):
+        message = f"must be at most {_num(ctx.get('max_length'))} characters (got {len(value):,})"
+    elif kind == "too_short" and isinstance(value, str):
+        n = ctx.get("min_length", 1)
+        message = "must not be empty" + eg if n == 1 else f"must be at least {n} characters" + eg
+    elif kind == "too_short":
+        n = ctx.get("min_length", 1)
+        message = f"must have at least {n} item{'s' if n != 1 else ''}" + eg
+    elif kind == "too_long":
+        actual = ctx.get("actual_length")
+        message = f"must have at most {_num(ctx.get('max_length'))} items" + (
+            f" (got {_num(actual)})" if actual else ""
+        )
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        word = {"greater_than": "more than", "greater_than_equal": "at least", "less_than": "less than",
+                "less_than_equal": "at most"}[kind]  # fmt: skip
+        bound = next(iter(ctx.values()), "")
+        message = f"must be {word} {_num(bound)}" + eg
+    elif kind == "string_pattern_mismatch":
+        message = f"must be {_PATTERNS.get(str(ctx.get('pattern')), 'of the documented form')}" + eg
+    elif kind in ("literal_error", "enum"):
+        message = f"must be {ctx.get('expected', 'one of the documented values')}"
+    elif kind.startswith("date_"):
+        message = "must be a date YYYY-MM-DD" + eg
+    else:
+        message = msg
+    if key_error:
+        message = f"the name {message}"
+    return {"field": field or "body", "message": message}
+
+
+def explain_all(exc: ValidationError, model: type[BaseModel] | None = None, limit: int = 10) -> list[dict[str, str]]:
+    """The first ``limit`` errors of ``exc`` in plain words (``explain``)."""
+    return [explain(err, model) for err in exc.errors(include_url=False)[:limit]]
+
+
+def one_line(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """A validation error as one line: ``field: message; field: message``, as the CLI prints it.
+
+    >>> try:
+    ...     JobSubmit.model_validate({"project": "kaznu/nlp", "argv": ["true"], "walltime_s": 0})
+    ... except ValidationError as exc:
+    ...     one_line(exc, JobSubmit)
+    'walltime_s: must be more than 0 (e.g. 3600)'
+    """
+    return "; ".join(f"{e['field']}: {e['message']}" for e in explain_all(exc, model))
 
 
 class FieldError(BaseModel):
@@ -38,7 +291,7 @@ class Problem(BaseModel):
 # -- tenancy -------------------------------------------------------------------------------------------
 class OrgCreate(_Request):
     name: Name
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code, e.g. KZ")]
+    country: Country
 
 
 class Org(BaseModel):
@@ -48,7 +301,7 @@ class Org(BaseModel):
 
 
 class ProjectCreate(_Request):
-    name: Name
+    name: Annotated[Name, Field(examples=["nlp"])]
 
 
 class Project(BaseModel):
@@ -59,7 +312,7 @@ class Project(BaseModel):
 
 
 class MemberCreate(_Request):
-    name: Name
+    name: Annotated[Name, Field(examples=["alice"])]
     role: Literal["org-admin", "member", "reviewer"] = "member"
 
 
@@ -72,8 +325,10 @@ class User(BaseModel):
 
 
 class TokenCreate(_Request):
-    name: Annotated[str, Field(min_length=1, max_length=64)] = "default"
-    expires_in_s: Annotated[float | None, Field(gt=0)] = None
+    name: Annotated[Word, Field(examples=["laptop"])] = "default"
+    expires_in_s: Annotated[
+        float | None, Field(gt=0, le=MAX_DURATION_S, description="lifetime in seconds", examples=[2592000])
+    ] = None
 
 
 class TokenCreated(BaseModel):
@@ -99,11 +354,13 @@ class Whoami(BaseModel):
 
 
 class AllocationCreate(_Request):
-    period: Annotated[str, Field(description="YYYY, YYYY-H1, YYYY-Q1 or YYYY-MM (UTC)")]
-    gpu_hours: Annotated[float, Field(gt=0)]
-    max_gpus: Annotated[int | None, Field(ge=1)] = None
-    gpu_types: Annotated[list[str] | None, Field(min_length=1)] = None
-    reason: Annotated[str, Field(min_length=1, description="why: written to the audit log (required)")]
+    period: Annotated[Word, Field(description="YYYY, YYYY-H1, YYYY-Q1 or YYYY-MM (UTC)", examples=["2026-Q1"])]
+    gpu_hours: Annotated[float, Field(gt=0, le=MAX_GPU_HOURS, examples=[5000])]
+    max_gpus: Annotated[int | None, Field(ge=1, le=MAX_GPUS, examples=[16])] = None
+    gpu_types: Annotated[list[Word] | None, Field(min_length=1, max_length=MAX_ITEMS, examples=[["H100"]])] = None
+    reason: Annotated[
+        Reason, Field(min_length=1, description="why: written to the audit log (required)", examples=["2026 call"])
+    ]
 
 
 class Allocation(BaseModel):
@@ -126,28 +383,76 @@ class UsageRow(BaseModel):
 
 
 # -- jobs ------------------------------------------------------------------------------------------------
-class JobSubmit(_Request):
-    """A job: a command (``argv``) or a script, the GPUs and time it needs, and where it runs."""
+Arg = Annotated[SafeStr, Field(max_length=MAX_ARG_CHARS)]
+EnvName = Annotated[SafeStr, Field(min_length=1, max_length=MAX_ENV_NAME_CHARS)]
+EnvValue = Annotated[SafeStr, Field(max_length=MAX_ENV_VALUE_CHARS)]
 
-    project: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_.-]*$", description="org/project")]
-    argv: Annotated[list[str] | None, Field(min_length=1)] = None
-    script: Annotated[str | None, Field(min_length=1)] = None
-    name: Annotated[str, Field(max_length=128)] = ""
-    gpus: Annotated[int, Field(ge=1, le=65536)] = 1
-    gpu_type: str | None = None
-    walltime_s: Annotated[float, Field(gt=0, description="time limit in seconds")] = 3600.0
-    qos: str = "normal"
-    workdir: str | None = None
-    env: dict[str, str] = {}
-    output: str | None = Field(None, description="stdout file; %j is replaced by the job id")
-    error: str | None = Field(None, description="stderr file; %j is replaced by the job id")
-    datasets: Annotated[list[Name], Field(description="registered datasets the job reads")] = []
+
+class JobSubmit(_Request):
+    """A job: a command (``argv``) or a script, the GPUs and time it needs, and where it runs.
+
+    Limits: ``argv`` at most ``MAX_ARGV`` elements of ``MAX_ARG_CHARS`` characters, ``env`` at most
+    ``MAX_ENV`` variables with values of ``MAX_ENV_VALUE_CHARS``, ``script`` ``MAX_SCRIPT_CHARS``,
+    and all three together ``MAX_COMMAND_BYTES`` of UTF-8.
+    """
+
+    project: Annotated[str, Field(pattern=_PROJECT_PATTERN, description="org/project", examples=["kaznu/nlp"])]
+    argv: Annotated[list[Arg] | None, Field(min_length=1, max_length=MAX_ARGV, examples=[["python", "train.py"]])] = (
+        None
+    )
+    script: Annotated[
+        SafeStr | None, Field(min_length=1, max_length=MAX_SCRIPT_CHARS, examples=["#!/bin/sh\npython train.py\n"])
+    ] = None
+    name: Annotated[SafeStr, Field(max_length=MAX_JOB_NAME, examples=["train"])] = ""
+    gpus: Annotated[int, Field(ge=1, le=MAX_GPUS, examples=[2])] = 1
+    gpu_type: Annotated[Word | None, Field(examples=["H100"])] = None
+    walltime_s: Annotated[
+        float, Field(gt=0, le=MAX_DURATION_S, description="time limit in seconds", examples=[3600])
+    ] = 3600.0
+    qos: Annotated[Word, Field(examples=["normal"])] = "normal"
+    workdir: Annotated[FilePath | None, Field(examples=["/home/alice/run"])] = None
+    env: Annotated[dict[EnvName, EnvValue], Field(max_length=MAX_ENV, examples=[{"OMP_NUM_THREADS": "8"}])] = {}
+    output: Annotated[
+        FilePath | None, Field(description="stdout file; %j is replaced by the job id", examples=["logs/%j.out"])
+    ] = None
+    error: Annotated[
+        FilePath | None, Field(description="stderr file; %j is replaced by the job id", examples=["logs/%j.err"])
+    ] = None
+    datasets: Annotated[
+        list[Name],
+        Field(max_length=MAX_ITEMS, description="registered datasets the job reads", examples=[["kazcorpus"]]),
+    ] = []
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSubmit:
         if (self.argv is None) == (self.script is None):
-            raise ValueError("give exactly one of argv (a command) or script")
+            raise ValueError('give exactly one of argv (a command) or script (e.g. ["python", "train.py"])')
+        size = command_bytes(self.argv, self.env, self.script)
+        if size > MAX_COMMAND_BYTES:
+            raise ValueError(
+                f"argv, env and script together must be at most {MAX_COMMAND_BYTES:,} bytes of UTF-8 (got {size:,})"
+            )
         return self
+
+
+def command_bytes(argv: list[str] | None, env: Mapping[str, str], script: str | None) -> int:
+    """UTF-8 bytes of a job's command, environment and script together (``MAX_COMMAND_BYTES``)."""
+    total = sum(len(a.encode("utf-8", "surrogatepass")) + 1 for a in argv or [])
+    total += sum(len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass")) + 2
+                 for k, v in env.items())  # fmt: skip
+    return total + len((script or "").encode("utf-8", "surrogatepass"))
+
+
+def command_preview(argv: list[str] | None, script: str | None = None) -> str:
+    """The command line as listings show it, at most ``COMMAND_PREVIEW_CHARS`` characters.
+
+    >>> command_preview(["python", "train.py", "--lr", "3e-4"])
+    'python train.py --lr 3e-4'
+    >>> command_preview(None, "#!/bin/sh\\npython train.py\\n")
+    '(script) #!/bin/sh'
+    """
+    text = shlex.join(argv) if argv else "(script) " + (script or "").split("\n", 1)[0]
+    return text if len(text) <= COMMAND_PREVIEW_CHARS else text[: COMMAND_PREVIEW_CHARS - 3] + "..."
 
 
 class Staging(BaseModel):
@@ -185,7 +490,8 @@ class Job(BaseModel):
     start_s: float | None = None
     end_s: float | None = None
     elapsed_s: float | None = None
-    argv: list[str] | None = None
+    argv: list[str] | None = Field(None, description="the full command; listings leave it out (see command)")
+    command: str | None = Field(None, description="the command line, shortened (COMMAND_PREVIEW_CHARS)")
     workdir: str
     stdout_path: str
     stderr_path: str
@@ -199,6 +505,9 @@ class Job(BaseModel):
 
 
 class JobPage(BaseModel):
+    """A page of jobs. Listings are summaries: ``argv`` is left out and ``command`` is a short preview;
+    ``GET /jobs/{id}`` returns the full job."""
+
     items: list[Job]
     total: int
     limit: int
@@ -241,11 +550,13 @@ class ReviewAction(_Request):
     """A reviewer's (or hub-admin's) action on a proposal; approve needs ``expires_on``."""
 
     action: Literal["start_review", "request_changes", "approve", "reject", "revoke", "expire"]
-    reason: str = ""
-    expires_on: date | None = None
-    gpu_hour_cap: Annotated[float | None, Field(gt=0)] = None
-    allowed_gpu_types: list[str] = []
-    allowed_sites: list[str] = []
+    reason: Annotated[Reason, Field(examples=["standard review"])] = ""
+    expires_on: Annotated[IsoDate | None, Field(examples=["2026-12-31"])] = None
+    gpu_hour_cap: Annotated[float | None, Field(gt=0, le=MAX_GPU_HOURS, examples=[5000])] = None
+    allowed_gpu_types: Annotated[
+        list[Word], Field(max_length=MAX_ITEMS, description="GPU types of the hub", examples=[["H100"]])
+    ] = []
+    allowed_sites: Annotated[list[Word], Field(max_length=MAX_ITEMS, examples=[["astana"]])] = []
     running_jobs: Literal["finish", "cancel"] = Field("finish", description="on revoke: what running jobs do")
 
 
@@ -290,12 +601,19 @@ class Proposal(BaseModel):
 
 class DatasetCreate(_Request):
     name: Name
-    jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO country code whose law governs it")]
+    jurisdiction: Annotated[Country, Field(description="ISO country code whose law governs it")]
     sensitivity: Literal["public", "internal", "personal", "restricted"]
-    location: Annotated[str, Field(description="the site holding it, e.g. astana")]
-    size_bytes: Annotated[int, Field(ge=0)]
-    allowed_jurisdictions: list[str] = Field([], description="where it may be processed (countries or blocs)")
-    forbidden_transit: list[str] = Field([], description="countries it may not cross in transit")
+    location: Annotated[Word, Field(description="the site holding it, e.g. astana", examples=["astana"])]
+    size_bytes: Annotated[int, Field(ge=0, le=MAX_INT, examples=[10**12])]
+    allowed_jurisdictions: Annotated[
+        list[Word],
+        Field(
+            max_length=MAX_ITEMS, description="where it may be processed (countries or blocs)", examples=[["KZ", "EU"]]
+        ),
+    ] = []
+    forbidden_transit: Annotated[
+        list[Word], Field(max_length=MAX_ITEMS, description="countries it may not cross in transit", examples=[["RU"]])
+    ] = []
 
 
 class Dataset(BaseModel):
@@ -311,9 +629,9 @@ class Dataset(BaseModel):
 
 
 class TermsPublish(_Request):
-    version: Annotated[str, Field(min_length=1, max_length=32)]
-    effective_on: date
-    text: Annotated[str, Field(min_length=1)]
+    version: Annotated[SafeStr, Field(min_length=1, max_length=32, examples=["2026.1"])]
+    effective_on: Annotated[IsoDate, Field(examples=["2026-01-01"])]
+    text: Annotated[SafeStr, Field(min_length=1, max_length=MAX_TERMS_TEXT)]
 
 
 class Terms(BaseModel):
@@ -325,7 +643,7 @@ class Terms(BaseModel):
 
 
 class TermsAccept(_Request):
-    version: str
+    version: Annotated[SafeStr, Field(min_length=1, max_length=32, examples=["2026.1"])]
 
 
 class AuditEntry(BaseModel):

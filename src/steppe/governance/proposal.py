@@ -7,9 +7,15 @@ its estimated training compute, an output-labelling plan for generative systems 
 an end-use declaration (the export-control terms of the hub's GPUs; hub-facts 0.4 alem.gpu).
 
 Validation is structural and strict: unknown keys, wrong types, unknown enum values and empty
-texts are refused field by field (``field_errors``). Conditional duties (a high-risk system
-needs a human-oversight plan, ...) are not checked here but by the versioned screening rules
-(``steppe.governance.rules``), so they can change without a code change.
+texts are refused field by field (``field_errors``). Before that, the raw mapping is walked
+(``check_structure``): NUL characters and lone surrogates in any string or key, non-finite
+numbers, integers beyond 63 bits, nesting deeper than ``MAX_DEPTH`` and more than ``MAX_VALUES``
+values are refused, each naming its dotted path, so nothing of the kind reaches the store or the
+audit log. Numbers are bounded (``requested_gpu_hours`` at most ``MAX_GPU_HOURS``,
+``estimated_training_flop`` at most ``MAX_FLOP``) so that the FLOP estimate stays finite.
+Conditional duties (a high-risk system needs a human-oversight plan, ...) are not checked here
+but by the versioned screening rules (``steppe.governance.rules``), so they can change without a
+code change.
 
 Training compute is estimated as GPU-hours x 3,600 s x peak dense BF16 FLOP/s x MFU
 (reference/governance.md, review item 5). Peak values are NVIDIA datasheet figures for dense
@@ -40,6 +46,7 @@ steppe.governance.errors.ProposalError: proposal is invalid: risk_class: Input s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -61,6 +68,21 @@ PEAK_BF16_FLOPS: dict[str, float] = {
 
 DEFAULT_MFU = 0.4
 """Model FLOP utilisation assumed by ``estimate_training_flop`` (reference/governance.md item 5)."""
+
+MAX_GPU_HOURS = 1e9
+"""The most GPU-hours a proposal may request (as allocations: 100,000 GPUs for more than a year)."""
+MAX_FLOP = 1e32
+"""The largest declared training compute (the largest runs of 2025 are near 5e26 FLOP)."""
+MAX_DEPTH = 8
+"""Nesting levels of a proposal (the form itself has two)."""
+MAX_VALUES = 2000
+"""Values (strings, numbers, items, keys) in one proposal."""
+MAX_STRING = 10_000
+"""Characters of any string in a proposal (``Text`` fields' limit)."""
+MAX_KEY = 64
+"""Characters of a key."""
+_MAX_INT = 2**63 - 1
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 def estimate_training_flop(gpu_hours: float, gpu_type: str, utilization: float = DEFAULT_MFU) -> float:
@@ -165,8 +187,8 @@ def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
 Name = Annotated[str, _matching(_NAME, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")]
 Email = Annotated[str, _matching(_EMAIL, "an e-mail address")]
 Country = Annotated[str, _matching(_COUNTRY, "an ISO 3166-1 alpha-2 country code such as 'KZ'")]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
-Flop = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_STRING)]
+Flop = Annotated[float, Field(strict=True, ge=0, le=MAX_FLOP, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -207,8 +229,8 @@ class ProposalSpec(_Strict):
     data_categories: list[DataCategory] = Field(default_factory=list)
     personal_data_legal_basis: Text | None = None
     copyright_opt_out_plan: Text | None = None
-    requested_gpu_hours: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
-    gpu_type: str
+    requested_gpu_hours: Annotated[float, Field(strict=True, gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)]
+    gpu_type: Annotated[str, Field(max_length=16)]
     estimated_training_flop: Flop | None = None
     labelling_plan: LabellingPlan | None = None
     human_oversight_plan: Text | None = None
@@ -244,20 +266,115 @@ class ProposalSpec(_Strict):
         return max(self.estimated_training_flop or 0.0, self.hub_estimated_flop(utilization))
 
 
+_EXAMPLE_TYPES = frozenset({
+    "missing", "bool_type", "bool_parsing", "float_type", "float_parsing", "finite_number", "string_type",
+    "greater_than", "less_than_equal", "string_too_short", "int_type",
+})  # fmt: skip
+
+
+def _example_at(path: tuple[Any, ...]) -> Any:
+    node: Any = EXAMPLE_PROPOSAL
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, str | int | float) else None
+
+
 def field_errors(exc: ValidationError) -> list[FieldError]:
-    """Turn a pydantic error into ``[{field, message}]`` with dotted paths (``end_use.wmd_end_use``)."""
+    """Turn a pydantic error into ``[{field, message}]`` with dotted paths (``end_use.wmd_end_use``),
+    with an accepted example where the example proposal has one; at most 20 of them."""
     out: list[FieldError] = []
-    for err in exc.errors():
+    for err in exc.errors()[:20]:
         field = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
+        example = _example_at(tuple(err["loc"]))
+        if err["type"] in _EXAMPLE_TYPES and example is not None:
+            message += f" (e.g. {example!r})" if isinstance(example, str) else f" (e.g. {str(example).lower()})"
+        elif err["type"] == "extra_forbidden":
+            message += " (an unknown field)"
         out.append({"field": field, "message": message})
     return out
 
 
+def check_structure(data: Any) -> list[FieldError]:
+    """Problems of a raw proposal that no field may have, each with its dotted path.
+
+    NUL characters and lone surrogates in strings and keys, strings longer than ``MAX_STRING``,
+    keys longer than ``MAX_KEY``, non-finite numbers, integers beyond 63 bits, nesting deeper than
+    ``MAX_DEPTH`` and more than ``MAX_VALUES`` values (the walk stops there).
+
+    >>> check_structure({"title": "a\\x00b", "x": [{"y": float("inf")}]})  # doctest: +NORMALIZE_WHITESPACE
+    [{'field': 'title', 'message': 'must not contain a NUL character (\\\\u0000, at character 1)'},
+     {'field': 'x.0.y', 'message': 'must be a finite number, not Infinity or NaN (e.g. 1e24)'}]
+    """
+    out: list[FieldError] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    seen = 0
+    while stack and len(out) < 20:
+        path, value = stack.pop()
+        field = ".".join(str(p) for p in path)
+        seen += 1
+        if seen > MAX_VALUES:
+            out.append({"field": "", "message": f"too large: at most {MAX_VALUES:,} values in a proposal"})
+            break
+        if len(path) > MAX_DEPTH:
+            out.append({"field": field, "message": f"nested too deeply (at most {MAX_DEPTH} levels)"})
+            continue
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem is None and len(value) > MAX_STRING:
+                problem = f"must be at most {MAX_STRING:,} characters (got {len(value):,})"
+            if problem:
+                out.append({"field": field, "message": problem})
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
+            out.append({"field": field, "message": "too large: integers must fit in 63 bits"})
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append({"field": field, "message": "must be a finite number, not Infinity or NaN (e.g. 1e24)"})
+        elif isinstance(value, Mapping):
+            children = []
+            for key, item in value.items():
+                key_problem = _key_problem(key)
+                if key_problem:
+                    out.append({"field": f"{field}.{key!r}" if field else repr(key), "message": key_problem})
+                    continue
+                children.append(((*path, key), item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list | tuple):
+            stack.extend(reversed([((*path, i), item) for i, item in enumerate(value)]))
+    return out
+
+
+def _text_problem(value: str) -> str | None:
+    bad = _UNSAFE.search(value)
+    if bad is None:
+        return None
+    if bad.group() == "\x00":
+        return f"must not contain a NUL character (\\u0000, at character {bad.start()})"
+    return f"must be valid Unicode text: a lone surrogate (\\u{ord(bad.group()):04x}) at character {bad.start()}"
+
+
+def _key_problem(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return f"keys must be strings, not {type(key).__name__}"
+    problem = _text_problem(key)
+    if problem is None and len(key) > MAX_KEY:
+        problem = f"keys must be at most {MAX_KEY} characters (got {len(key):,})"
+    return f"the key {problem}" if problem else None
+
+
 def parse_proposal(data: Mapping[str, Any]) -> ProposalSpec:
-    """Validate a proposal; raise ``ProposalError`` listing every bad field (nothing is stored then)."""
+    """Validate a proposal; raise ``ProposalError`` listing every bad field (nothing is stored then).
+
+    The raw mapping is checked first (``check_structure``), then the fields (``ProposalSpec``).
+    """
     if not isinstance(data, Mapping):
         raise ProposalError([{"field": "", "message": f"expected an object, got {type(data).__name__}"}])
+    problems = check_structure(data)
+    if problems:
+        raise ProposalError(problems)
     try:
         return ProposalSpec.model_validate(dict(data))
     except ValidationError as exc:
