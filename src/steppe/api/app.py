@@ -2,20 +2,27 @@
 
 OpenAPI is at ``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``). Everything under
 ``/api/v1`` except ``/api/v1/version`` needs a bearer token; ``/metrics`` needs a hub-admin
-token unless the hub runs with ``--public-metrics``; ``/healthz`` is open.
+token unless the hub runs with ``--public-metrics``; ``/healthz`` is open. Tokens, failed-login
+limits, NUL bytes and body sizes are checked before routing (``steppe.api.edge``).
+
+The document declares the bearer scheme on every route that needs it and every status a route
+can answer: the edge's 401, 413, 422 and 429 too, and the 200 of an idempotent replay of
+``POST /jobs``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from steppe import __version__
 from steppe.api import problems, routes_governance, routes_jobs, routes_tenancy
-from steppe.api.deps import HubDep
+from steppe.api.deps import BEARER, HubDep, principal
+from steppe.api.edge import MAX_BODY, Edge, FailureLimiter
 from steppe.api.hub import Hub
 from steppe.api.metrics import hub_registry
 from steppe.client import models as m
@@ -24,12 +31,23 @@ _PROBLEM = {"model": m.Problem, "content": {problems.PROBLEM_JSON: {}}}
 RESPONSES: dict[int | str, dict[str, object]] = {
     code: {**_PROBLEM, "description": text}
     for code, text in ((400, "Malformed"), (401, "Unauthenticated"), (403, "Forbidden"), (404, "Not found"),
-                       (409, "Conflict"), (422, "Invalid field"))
+                       (409, "Conflict"), (413, f"Body over {MAX_BODY // 2**20} MiB"), (422, "Invalid field"),
+                       (429, "Too many failed authentications from this client (see Retry-After)"))
 }  # fmt: skip
+RESPONSES[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+RESPONSES[429]["headers"] = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}, "required": True}
+}
+OPEN_RESPONSES: dict[int | str, dict[str, object]] = {code: RESPONSES[code] for code in (400, 413, 422)}
+REPLAY = {
+    "description": "An idempotent replay: the job first submitted with this Idempotency-Key and the same body",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}},
+}
 
 
-def create_app(hub: Hub, manage: bool = True) -> FastAPI:
-    """The app for ``hub``; with ``manage`` its lifespan starts and closes the hub."""
+def create_app(hub: Hub, manage: bool = True, limiter: FailureLimiter | None = None) -> FastAPI:
+    """The app for ``hub``; with ``manage`` its lifespan starts and closes the hub. ``limiter``
+    counts failed authentications (default: 10 per client address in 60 s)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -54,9 +72,10 @@ def create_app(hub: Hub, manage: bool = True) -> FastAPI:
     app.include_router(routes_tenancy.router, responses=RESPONSES)
     app.include_router(routes_jobs.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
+    app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter)
     registry = hub_registry(hub.loop)
 
-    @app.get("/api/v1/version", response_model=m.Version, tags=["meta"])
+    @app.get("/api/v1/version", response_model=m.Version, tags=["meta"], responses=OPEN_RESPONSES)
     def version(hub: HubDep) -> m.Version:
         return m.Version(version=__version__, policy=hub.settings.policy, fleet=hub.fleet.source)
 
@@ -64,10 +83,34 @@ def create_app(hub: Hub, manage: bool = True) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["meta"], response_class=Response)
+    metrics_responses: dict[int | str, dict[str, object]] = {
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **OPEN_RESPONSES,
+    }
+    metrics_extra: dict[str, object] = {}
+    if not hub.settings.public_metrics:
+        metrics_responses.update({code: RESPONSES[code] for code in (401, 403, 429)})
+        metrics_extra["security"] = [{BEARER.scheme_name: []}]
+
+    @app.get("/metrics", tags=["meta"], response_class=Response, responses=metrics_responses,
+             openapi_extra=metrics_extra)  # fmt: skip
     def metrics(request: Request, hub: HubDep) -> Response:
         if not hub.settings.public_metrics:
-            hub.auth(request).require_hub_admin()
+            principal(request).require_hub_admin()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema["paths"]["/api/v1/jobs"]["post"]["responses"].setdefault("200", REPLAY)
+            problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    for response in operation.get("responses", {}).values():
+                        content = response.get("content", {})
+                        if problems.PROBLEM_JSON in content:  # errors come only as problem+json
+                            response["content"] = {problems.PROBLEM_JSON: problem}
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

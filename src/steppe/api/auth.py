@@ -10,6 +10,13 @@
 
 Another organisation's jobs and projects answer 404, as if they did not exist. Verified tokens
 are cached for a few seconds (revoking a token clears the cache at once).
+
+Tokens are checked before routing, by ``steppe.api.edge`` (which also limits failed attempts per
+client); the ``Who`` dependency reads the principal it stored in the request's scope.
+
+Who may manage whose tokens (``may_manage_tokens_of``): a hub-admin anyone's; an org-admin those
+of the members and org-admins of their own organisation (not reviewers', whose authority spans
+organisations, nor hub-admins'); everyone their own.
 """
 
 from __future__ import annotations
@@ -60,6 +67,15 @@ class Principal:
     def acts_on_job(self, org_id: int, owner_id: int) -> bool:
         return self.admins_org(org_id) or self.user_id == owner_id
 
+    def may_manage_tokens_of(self, user_id: int, role: str, org_id: int | None) -> bool:
+        """Whether this caller may mint, list and revoke the tokens of that user (see the module docstring)."""
+        if self.is_hub_admin or user_id == self.user_id:
+            return True
+        return (
+            self.role == "org-admin" and org_id is not None and org_id == self.org_id
+            and role in ("member", "org-admin")
+        )  # fmt: skip
+
     def require_hub_admin(self) -> None:
         if not self.is_hub_admin:
             raise forbidden("only a hub-admin may do this")
@@ -82,7 +98,10 @@ class Authenticator:
             self._cache.clear()
 
     def __call__(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
+        return self.verify(request.headers.get("authorization", ""))
+
+    def verify(self, header: str) -> Principal:
+        """The caller an ``Authorization`` header names; a 401 problem if it names nobody."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiProblem(401, "Unauthorized", "send an API token as 'Authorization: Bearer <token>'")

@@ -285,17 +285,38 @@ def queue(
 
 @router.get("/nodes", response_model=list[m.Node])
 def nodes(hub: HubDep, who: Who) -> list[m.Node]:
-    views = hub.loop.call(lambda: nodes_view(hub.loop.state))
-    return [m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free, jobs=v.jobs) for v in views]
+    """Nodes with their free GPUs (of every job) and the running jobs the caller may see (another
+    organisation's job ids are hidden, as everywhere else; hub-admins see all)."""
+
+    def snapshot() -> tuple[list[Any], dict[int, str]]:
+        running = hub.loop.state.running
+        return nodes_view(hub.loop.state), {j: rec.spec.tenant for j, rec in running.items()}
+
+    views, tenant = hub.loop.call(snapshot)
+    return [
+        m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free,
+               jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org])
+        for v in views
+    ]  # fmt: skip
 
 
-@router.get("/gpus", response_model=list[m.Gpu])
-def gpus(hub: HubDep, who: Who) -> list[m.Gpu]:
+class GpuUse(m.Gpu):
+    """A GPU; ``busy`` stays true when the job holding it is another organisation's (its id is hidden)."""
+
+    busy: bool
+
+
+@router.get("/gpus", response_model=list[GpuUse])
+def gpus(hub: HubDep, who: Who) -> list[GpuUse]:
+    """Every GPU and the running job holding it, if the caller may see that job (hub-admins see all)."""
     with hub.store.read() as conn:
         rows, _ = job_repo.list_jobs(conn, states=["RUNNING"], limit=100000)
-    owner = {(int(n), d): r.id for r in rows for n, ids in (r.handle or {}).get("devices", []) for d in ids}
+    owner = {(int(n), d): r for r in rows for n, ids in (r.handle or {}).get("devices", []) for d in ids}
     out = []
     for node in hub.fleet.cluster.nodes:
         for d in hub.fleet.devices[node.index]:
-            out.append(m.Gpu(node=node.name, index=d, gpu_type=node.gpu_type.name, job_id=owner.get((node.index, d))))
+            row = owner.get((node.index, d))
+            job_id = row.id if row is not None and who.sees_org(row.org_id) else None
+            out.append(GpuUse(node=node.name, index=d, gpu_type=node.gpu_type.name, job_id=job_id,
+                              busy=row is not None))  # fmt: skip
     return out

@@ -140,14 +140,14 @@ def remove_member(org: str, name: str, hub: HubDep, who: Who) -> Response:
 
 
 def _user_for_tokens(conn: Connection, who: Who, name: str) -> Any:
+    """The user whose tokens ``who`` manages: 404 outside their organisation, 403 without authority
+    over the user's role (an org-admin may not mint a reviewer's or a hub-admin's token)."""
     user = tenancy.get_user(conn, name)
-    if user is None or not (who.is_hub_admin or user.org_id == who.org_id):
+    if user is None or not (who.is_hub_admin or (user.org_id is not None and user.org_id == who.org_id)):
         raise not_found(f"user {name!r}")
-    if (
-        user.id != who.user_id
-        and not (user.org_id is not None and who.admins_org(user.org_id))
-        and not who.is_hub_admin
-    ):
+    if not who.may_manage_tokens_of(user.id, user.role, user.org_id):
+        if who.role == "org-admin":
+            raise forbidden(f"an org-admin may not manage the tokens of a {user.role}")
         raise forbidden("members may manage only their own tokens")
     return user
 
@@ -177,9 +177,13 @@ def list_tokens(name: str, hub: HubDep, who: Who) -> list[m.TokenInfo]:
 def revoke_token(prefix: str, hub: HubDep, who: Who) -> Response:
     with hub.store.write() as conn:
         tok = tenancy.get_token(conn, prefix)
+        owner = None
+        if tok is not None and tok.org_id is not None and tok.org_id == who.org_id:
+            owner = next((u for u in tenancy.list_users(conn, tok.org_id) if u.id == tok.user_id), None)
         allowed = tok is not None and (
-            who.user_id == tok.user_id or who.is_hub_admin or (tok.org_id is not None and who.admins_org(tok.org_id))
-        )
+            who.is_hub_admin or who.user_id == tok.user_id
+            or (owner is not None and who.may_manage_tokens_of(owner.id, owner.role, owner.org_id))
+        )  # fmt: skip
         if tok is None or not allowed:
             raise not_found(f"token {prefix!r}")
         now = time.time()
