@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -36,10 +37,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     d.chmod(0o711)
     yield d
     for handle in d.glob("jobs/*/handle.json"):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, KeyError):
             os.killpg(int(json.loads(handle.read_text())["pgid"]), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, ValueError, KeyError):
-            pass
 
 
 class Harness:
@@ -94,16 +93,18 @@ def test_job_runs_as_its_users_account_and_cannot_reach_hub_secrets(
     secret.write_text("stp_admin\n")
     secret.chmod(0o600)
     h = Harness(data_dir)
+    paths = (str(secret), f"/proc/{os.getpid()}/environ", str(h.ex.job_dir(1) / "run.json"),
+             str(data_dir / "spool" / "2" / "o"))  # fmt: skip
     probe = (
         "import os\n"
         "print(os.getuid(), os.getgid(), os.getgroups(), oct(os.umask(0)))\n"
         "print(sorted(k for k in os.environ if k in ('AWS_SECRET_ACCESS_KEY', 'STEPPE_TOKEN', 'STEPPE_URL')))\n"
-        "for path in (%r, '/proc/%d/environ', %r, %r):\n"
+        f"for path in {paths!r}:\n"
         "    try:\n"
         "        open(path).read(); print('read', path)\n"
         "    except PermissionError:\n"
         "        print('denied')\n"
-    ) % (str(secret), os.getpid(), str(h.ex.job_dir(1) / "run.json"), str(data_dir / "spool" / "2" / "o"))
+    )
     h.run(2, 1, ["/bin/sh", "-c", "echo mine"], user_id=8)  # another user's job
     h.ends(1)
     h.run(1, 1, [JOB_PY, "-c", probe])
