@@ -365,3 +365,13 @@ def test_nul_bytes_in_the_path_or_query_are_422(app_hub: tuple[TestClient, dict[
                        (f"{API}/version?x=%00", "x"), (f"{API}/no%00where", "path")):  # fmt: skip
         body = assert_problem(client.get(url), 422)
         assert body["errors"] == [{"field": field, "message": "contains a NUL byte"}], url
+
+
+def test_a_hub_mounted_under_a_root_path_still_needs_tokens(app_hub: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = app_hub
+    mounted = TestClient(client.app, root_path="/steppe")
+    assert_problem(mounted.get("/steppe/api/v1/whoami"), 401)
+    headers = {"Content-Type": "application/json"}
+    assert_problem(mounted.post("/steppe/api/v1/jobs", content=b"{not json", headers=headers), 401)  # not 400
+    assert mounted.get("/steppe/api/v1/whoami", headers=bearer(tokens["kz-user"])).json()["name"] == "kz-user"
+    assert mounted.get("/steppe/api/v1/version", headers={"Authorization": ""}).status_code == 200

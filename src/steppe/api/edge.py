@@ -102,6 +102,13 @@ def needs_token(path: str, public_metrics: bool) -> bool:
     return (path == "/api/v1" or path.startswith("/api/v1/")) and path not in OPEN_PATHS
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the ``root_path`` a proxy may mount the hub under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def problem(status: int, title: str, detail: str, kind: str, errors: list[dict[str, str]] | None = None,
             headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     """A problem document, as ``steppe.api.problems`` writes them."""
@@ -173,7 +180,7 @@ class Edge:
 
     # -- the checks: each returns the answer that refuses the request, or None ------------------------------
     def _authenticate(self, scope: Scope) -> JSONResponse | None:
-        if not needs_token(scope["path"], self.hub.settings.public_metrics):
+        if not needs_token(route_path(scope), self.hub.settings.public_metrics):
             return None
         client = scope["client"][0] if scope.get("client") else "unknown"
         wait = self.limiter.retry_after(client)
@@ -197,7 +204,7 @@ class Edge:
     def _nul(self, scope: Scope) -> JSONResponse | None:
         field = None
         if "\x00" in scope["path"]:
-            field = self._path_parameter(scope["path"])
+            field = self._path_parameter(route_path(scope))
         else:
             query = scope.get("query_string", b"").decode("latin-1")
             for key, value in parse_qsl(query, keep_blank_values=True):
