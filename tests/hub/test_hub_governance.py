@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import httpx
@@ -186,3 +186,23 @@ def test_terms_before_first_job_and_after_a_change(fresh_hub: object) -> None:
     assert t.member.accept_terms("2").accepted
     t.member.submit(job(t.project, "print(1)"))
     assert [e.action for e in root.audit_entries()].count("terms.accept") == 2
+
+
+def test_an_approval_starts_a_held_job_while_the_head_is_blocked(fresh_hub: Callable[..., HubProcess]) -> None:
+    """Approving B releases B's job at once although A's blocked head keeps the queue otherwise still."""
+    hub = fresh_hub("--gpus", "8", "--gpu-type", "H200", "--grace", "1")
+    rev = reviewer(hub, "auditors", "dana")
+    a, b = make_tenant(hub, "kaznu"), make_tenant(hub, "enu")
+    approve(a, rev)
+    running = a.member.submit(job(a.project, SLEEP, gpus=6))
+    wait_for(lambda: a.member.get_job(running.id).state == "RUNNING", what="A's 6-GPU job")
+    head = a.member.submit(job(a.project, SLEEP, gpus=4))
+    wait_for(lambda: a.member.get_job(head.id).reason == "Resources", what="A's blocked head")
+    held = b.member.submit(job(b.project, "print('ran')", gpus=1))
+    wait_for(lambda: b.member.get_job(held.id).reason == "AwaitingReview", what="B's job held for review")
+    approve(b, rev)  # nothing starts or stops: only the approval changes
+    wait_for(lambda: b.member.get_job(held.id).state != "PENDING", timeout_s=10, what="B's job to start")
+    assert b.member.wait(held.id, timeout_s=20).state == "COMPLETED"
+    assert a.member.get_job(head.id).state == "PENDING"
+    a.member.cancel(running.id)
+    a.member.cancel(head.id)

@@ -300,14 +300,8 @@ def nodes(hub: HubDep, who: Who) -> list[m.Node]:
     ]  # fmt: skip
 
 
-class GpuUse(m.Gpu):
-    """A GPU; ``busy`` stays true when the job holding it is another organisation's (its id is hidden)."""
-
-    busy: bool
-
-
-@router.get("/gpus", response_model=list[GpuUse])
-def gpus(hub: HubDep, who: Who) -> list[GpuUse]:
+@router.get("/gpus", response_model=list[m.Gpu])
+def gpus(hub: HubDep, who: Who) -> list[m.Gpu]:
     """Every GPU and the running job holding it, if the caller may see that job (hub-admins see all)."""
     with hub.store.read() as conn:
         rows, _ = job_repo.list_jobs(conn, states=["RUNNING"], limit=100000)
@@ -317,6 +311,6 @@ def gpus(hub: HubDep, who: Who) -> list[GpuUse]:
         for d in hub.fleet.devices[node.index]:
             row = owner.get((node.index, d))
             job_id = row.id if row is not None and who.sees_org(row.org_id) else None
-            out.append(GpuUse(node=node.name, index=d, gpu_type=node.gpu_type.name, job_id=job_id,
+            out.append(m.Gpu(node=node.name, index=d, gpu_type=node.gpu_type.name, job_id=job_id,
                               busy=row is not None))  # fmt: skip
     return out

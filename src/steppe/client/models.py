@@ -532,10 +532,13 @@ class Node(BaseModel):
 
 
 class Gpu(BaseModel):
+    """A GPU; ``busy`` is true while a job holds it, ``job_id`` only when the caller may see that job."""
+
     node: str
     index: int
     gpu_type: str
     job_id: int | None
+    busy: bool = False
 
 
 class Version(BaseModel):

@@ -70,6 +70,9 @@ class GovernanceView:
         self.approvals.update(gov_repo.approvals(conn))
         self.registry.clear()
         self.registry.update(gov_repo.registry(conn))
+        if self.review is not None:  # held jobs may be admissible now: the memoised cycle must look again
+            self.review.version += 1
+        self.residency.version += 1
 
     def add_jobs(self, conn: Connection, job_ids: Iterable[int]) -> None:
         """Read which datasets these jobs read (jobs without any are not kept)."""

@@ -60,6 +60,7 @@ class Ledger:
     def __init__(self, charge_interval_s: float = 10.0, require_allocation: bool = False) -> None:
         self.charge_interval_s = charge_interval_s
         self.require_allocation = require_allocation
+        self.version = 0  # bumped when the allocations change (an admission epoch)
         self.now = 0.0
         self.grants: dict[str, list[Grant]] = {}
         self.used_s: defaultdict[tuple[str, str], float] = defaultdict(float)  # (project, month)
@@ -83,6 +84,7 @@ class Ledger:
             self.by_type_s[(key, u.gpu_type)] += u.gpu_seconds
 
     def set_allocations(self, allocations: list[Any], project_keys: dict[int, str]) -> None:
+        self.version += 1
         grants: dict[str, list[Grant]] = defaultdict(list)
         for a in allocations:
             types = tuple(a.gpu_types) if a.gpu_types else None
@@ -189,6 +191,10 @@ class GpuHoursCheck:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
+    def epoch(self, now: float) -> tuple[int, int]:
+        """A new grant, or a new day (periods begin and end at UTC midnights), may release held jobs."""
+        return self.ledger.version, int(now // 86400)
+
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         grant = self.ledger.current(rec.spec.project)
         if grant is None:
@@ -212,6 +218,9 @@ class ProjectGpuLimit:
         self._cycle: weakref.ref[Counter[str]] | None = None
         self._extra: Counter[str] = Counter()
         self._last: tuple[JobRecord, int] | None = None
+
+    def epoch(self, now: float) -> tuple[int, int]:
+        return self.ledger.version, int(now // 86400)
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         self._follow(tenant_extra)

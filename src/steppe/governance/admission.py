@@ -79,6 +79,11 @@ class ReviewCheck:
         self.site = site
         self._date: date | None = None
         self._fleet_types: frozenset[str] | None = None
+        self.version = 0  # bumped by whoever changes the approvals (an admission epoch)
+
+    def epoch(self, now: float) -> tuple[int, date]:
+        """An approval decided, revoked or expired, or a new local date, may release held jobs."""
+        return self.version, self.today(now)
 
     def begin_cycle(self, now: float) -> None:
         self._date = self.today(now)
@@ -149,6 +154,10 @@ class ResidencyCheck:
         self.topology = topology
         self.site = topology.site(site).name
         self._cache: dict[str, ResidencyDecision] = {}
+        self.version = 0  # bumped by whoever changes the registry (an admission epoch)
+
+    def epoch(self, now: float) -> int:
+        return self.version
 
     def begin_cycle(self, now: float) -> None:
         """Forget cached decisions: the registry may have changed since the last cycle."""

@@ -14,7 +14,8 @@ review, residency) slot in without touching the policies.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Protocol
+from collections.abc import Hashable, Sequence
+from typing import Any, Protocol
 
 from steppe.core.cluster import Cluster
 from steppe.core.job import PendingReason
@@ -26,9 +27,14 @@ from steppe.scheduling.placement import fits_ever
 class AdmissionCheck(Protocol):
     """One rule; returns why ``rec`` must wait, or None.
 
-    A check may also define ``begin_cycle(now)`` (called before a cycle's first ``check``) and
+    A check may also define ``begin_cycle(now)`` (called before a cycle's first ``check``),
     ``next_wakeup(now) -> float | None`` (a time the cycle should run again, e.g. when a held
-    job becomes eligible).
+    job becomes eligible) and ``epoch(now) -> Hashable``: a value that changes whenever one of
+    the check's inputs outside the hub state changes in a way that can make a held job
+    admissible (an approval, a new allocation, a new day or period). These are the events
+    that unblock held jobs, listed in one place (``admission_epoch``): a memoised cycle is
+    reused only while every check's epoch, and the state's generation, are unchanged and no
+    check's wake-up time has passed.
     """
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None: ...
@@ -59,3 +65,22 @@ class TenantQuota:
 
 
 DEFAULT_CHECKS: tuple[AdmissionCheck, ...] = (FitsFleet(), TenantQuota())
+
+
+def epoch_checks(checks: Sequence[AdmissionCheck]) -> tuple[Any, ...]:
+    """The checks that define ``epoch(now)``."""
+    return tuple(c for c in checks if hasattr(c, "epoch"))
+
+
+def admission_epoch(checks: Sequence[Any], now: float) -> tuple[Hashable, ...]:
+    """Every external input a held job's admission depends on, as one comparable value.
+
+    >>> class Approvals:
+    ...     version = 0
+    ...     def epoch(self, now: float) -> int:
+    ...         return self.version
+    >>> a = Approvals(); before = admission_epoch([a], 0.0); a.version += 1
+    >>> admission_epoch([a], 0.0) == before
+    False
+    """
+    return tuple(c.epoch(now) for c in checks)

@@ -21,10 +21,15 @@ it ends after 100 but fits in the extra 2 -> starts. C wants 1 GPU for 50 s: 1 G
 free and it ends at 50 < 100 -> starts. At t=100 A starts on time.
 
 **Memoisation.** If nothing started or stopped since the last cycle (the state's
-``generation`` is unchanged), every job examined then would be refused again, so only jobs
-that arrived since are examined, against the same reservation. A job that arrived ahead of
-the head in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for
-orders that drift with time). The result equals a full cycle's; only the cost differs.
+``generation`` is unchanged) and no input of an admission check changed (their
+``admission_epoch``: approvals, allocations, the date) and no check's wake-up time (a deferral
+begin time) has passed, every job examined then would be refused again, so only jobs that
+arrived since are examined, against the same reservation. A job that arrived ahead of the head
+in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
+with time). The result equals a full cycle's (a property test checks it); only the cost differs.
+
+A cycle that fails part-way leaves the inventory as it found it: its tentative allocations
+are rolled back and its memo dropped before the error propagates.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from steppe.core.job import JobState, PendingReason
 from steppe.core.plan import Plan, Reservation
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
-from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck, admission_epoch, epoch_checks
 from steppe.scheduling.context import CycleContext, timed_checks
 from steppe.scheduling.placement import candidate_types
 from steppe.scheduling.power import PowerBudget
@@ -62,6 +67,8 @@ class _Memo:
     reservation: Reservation | None
     spare: _Spare
     depth_hit: bool
+    epochs: tuple[object, ...]
+    valid_until_s: float
 
 
 class OrderedCycle:
@@ -82,15 +89,22 @@ class OrderedCycle:
         self.depth = depth
         self.checks = tuple(checks)
         self._timed = timed_checks(self.checks)
+        self._epoch_checks = epoch_checks(self.checks)
         self.refresh_s = refresh_s
         self.power = power
         self._memo: _Memo | None = None
 
     def run(self, snap: Snapshot, now: float) -> Plan:
-        memo = self._memo
-        if memo is not None and self._memo_usable(memo, snap, now):
-            return self._incremental(memo, snap, now)
-        return self._full(snap, now)
+        mark = snap.inventory.mark()
+        try:
+            memo = self._memo
+            if memo is not None and self._memo_usable(memo, snap, now):
+                return self._incremental(memo, snap, now)
+            return self._full(snap, now)
+        except BaseException:  # a failing check or policy: leave no tentative allocation behind
+            snap.inventory.rollback_to(mark)
+            self._memo = None
+            raise
 
     # -- phases 1-5 --------------------------------------------------------------------------
     def _full(self, snap: Snapshot, now: float) -> Plan:
@@ -160,7 +174,9 @@ class OrderedCycle:
         plan = ctx.close()
         if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
             budget = self.power.it_budget_w(now) if self.power else 0.0
-            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit)
+            epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
+            valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
+            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until)
         else:
             self._memo = None
         return plan
@@ -203,6 +219,10 @@ class OrderedCycle:
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:
         if memo.generation != snap.generation or memo.head.state is not JobState.PENDING:
             return False
+        if now >= memo.valid_until_s:  # a held job's begin time (or another wake-up) has come
+            return False
+        if self._epoch_checks and admission_epoch(self._epoch_checks, now) != memo.epochs:
+            return False
         if self.power is not None and self.power.it_budget_w(now) != memo.power_budget_w:
             return False
         return self.refresh_s is None or now - memo.computed_s < self.refresh_s
@@ -235,4 +255,6 @@ class OrderedCycle:
             self._memo = None
         else:
             memo.spare = spare
+            if plan.wakeup_s is not None:  # an arrival held until a time (a begin time): look again then
+                memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
         return plan

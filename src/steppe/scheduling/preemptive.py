@@ -51,6 +51,22 @@ def preemptive_cycle(
     power: PowerBudget | None = None,
 ) -> Plan:
     """One cycle; see the module docstring."""
+    mark = snap.inventory.mark()
+    try:
+        return _cycle(snap, now, queue, checks, depth, power)
+    except BaseException:  # a failing check: leave no tentative allocation or preemption behind
+        snap.inventory.rollback_to(mark)
+        raise
+
+
+def _cycle(
+    snap: Snapshot,
+    now: float,
+    queue: PreemptiveQueue,
+    checks: Sequence[AdmissionCheck],
+    depth: int,
+    power: PowerBudget | None,
+) -> Plan:
     queue.refresh(now)
     ctx = CycleContext(snap, now, checks, power)
     ctx.open()

@@ -1,0 +1,163 @@
+"""Cycle inputs: the memoised cycle reacts to every event that can release a held job, and a failing
+cycle leaves the inventory untouched; a property test checks incremental == full cycle."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from builders import Hub, job
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from steppe.core.cluster import Cluster, TenantSpec
+from steppe.core.job import JobState, PendingReason
+from steppe.core.records import JobRecord
+from steppe.core.state import Snapshot
+from steppe.scheduling.admission import DEFAULT_CHECKS
+from steppe.scheduling.deferral import DeferralCheck
+from steppe.scheduling.policies import make_policy
+from steppe.twin.replay import replay
+from steppe.twin.trace import Trace
+
+
+class Gate:
+    """A check outside the hub state, like an AI-use review: holds tenant ``b`` while closed."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.version = 0
+
+    def flip(self) -> None:
+        self.open = not self.open
+        self.version += 1
+
+    def epoch(self, now: float) -> int:
+        return self.version
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        return None if self.open or rec.spec.tenant != "b" else PendingReason.AWAITING_REVIEW
+
+
+class Flaky:
+    """A check that raises on its ``n``-th call."""
+
+    def __init__(self, n: int) -> None:
+        self.calls, self.n = 0, n
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("store unavailable")
+        return None
+
+
+@pytest.mark.parametrize("policy", ["easy-backfill", "multifactor"])
+def test_an_approval_releases_a_held_job_while_the_head_is_blocked(policy: str) -> None:
+    gate = Gate()
+    hub = Hub(Cluster.uniform(1, 8, "H200"), policy, checks=(*DEFAULT_CHECKS, gate))
+    hub.run(job(1, 6, runtime=3600.0, tenant="a"))
+    hub.submit(job(2, 4, runtime=3600.0, tenant="a", submit=1.0), at=1.0)  # the head: blocked on Resources
+    hub.submit(job(3, 1, runtime=60.0, tenant="b", submit=2.0), at=2.0)  # held: AwaitingReview
+    assert hub.step(3.0).starts == [] and hub.state.jobs[3].reason is PendingReason.AWAITING_REVIEW
+    assert hub.step(4.0).starts == []  # memoised: nothing changed
+    gate.flip()  # B is approved; nothing starts or stops
+    assert hub.started(hub.step(5.0)) == [3]  # backfilled at once, beside the blocked head
+
+
+def test_a_deferred_job_starts_at_its_begin_time_while_the_head_is_blocked() -> None:
+    class StepSignal:
+        def mean_over(self, t0: float, t1: float) -> float:  # cleaner between 02:00 and 06:00
+            overlap = max(0.0, min(t1, 6 * 3600.0) - max(t0, 2 * 3600.0))
+            return (800.0 * (t1 - t0) - 200.0 * overlap) / (t1 - t0)
+
+    jobs = [
+        job(1, 3, runtime=36000.0),
+        job(2, 4, runtime=600.0, submit=1.0),  # blocked behind job 1 until 36,000 s
+        job(3, 1, runtime=3600.0, submit=2.0, deferrable=True, deadline_s=28920.0),
+    ]
+    deferral = DeferralCheck(StepSignal(), "lowest-window")
+    result = replay(Trace("test", jobs), Cluster.uniform(1, 4, "H100"), "easy-backfill",
+                    checks=(*DEFAULT_CHECKS, deferral))  # fmt: skip
+    deferred = result.state.jobs[3]
+    assert deferral.begin_time(deferred) == 7200.0
+    assert deferred.first_start_s == 7200.0
+    assert deferred.end_s is not None and deferred.end_s <= 28920.0  # its deadline is met
+
+
+@pytest.mark.parametrize("policy", ["fifo", "easy-backfill", "multifactor", "las", "srtf"])
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+def test_a_cycle_that_raises_leaves_no_gpu_allocated(policy: str, fail_at: int) -> None:
+    flaky = Flaky(fail_at)
+    hub = Hub(Cluster.uniform(1, 8, "H100"), policy, checks=(*DEFAULT_CHECKS, flaky))
+    hub.submit(*(job(i, 2, runtime=100.0, submit=float(i)) for i in range(1, 5)), at=4.0)
+    with pytest.raises(RuntimeError, match="store unavailable"):
+        hub.step(5.0)
+    assert hub.state.inventory.total_free == 8  # nothing leaked
+    assert sorted(hub.started(hub.step(6.0))) == [1, 2, 3, 4]  # and the next cycle uses every GPU
+
+
+# -- property: the incremental cycle decides what a full cycle decides --------------------------------
+@settings(max_examples=150, stateful_step_count=50, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+class IncrementalEqualsFull(RuleBasedStateMachine):
+    """Random submits, ends, cancels, approval flips, quota changes and time steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy_name = "easy-backfill"
+        self.gate = Gate()
+        self.cluster = Cluster.uniform(2, 4, "H100").with_tenants(
+            {"a": TenantSpec("a", gpu_quota=None), "b": TenantSpec("b", gpu_quota=6)}
+        )
+        self.hub = Hub(self.cluster, self.policy_name, checks=(*DEFAULT_CHECKS, self.gate))
+        self.now = 0.0
+        self.next_id = 1
+
+    @rule(gpus=st.sampled_from([1, 2, 3, 6, 8]), runtime=st.sampled_from([30.0, 500.0, 2000.0]),
+          tenant=st.sampled_from("ab"))  # fmt: skip
+    def submit(self, gpus: int, runtime: float, tenant: str) -> None:
+        self.hub.submit(job(self.next_id, gpus, runtime=runtime, submit=self.now, tenant=tenant), at=self.now)
+        self.next_id += 1
+
+    @precondition(lambda self: bool(self.hub.state.running))
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from(sorted(self.hub.state.running)))
+        self.hub.state.finish(job_id, self.now, JobState.COMPLETED)
+
+    @precondition(lambda self: any(r.state is JobState.PENDING for r in self.hub.state.jobs.values()))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        pending = sorted(j for j, r in self.hub.state.jobs.items() if r.state is JobState.PENDING)
+        self.hub.state.cancel(data.draw(st.sampled_from(pending)), self.now)
+
+    @rule()
+    def flip_approval(self) -> None:
+        self.gate.flip()
+
+    @rule(dt=st.sampled_from([0.0, 1.0, 60.0, 600.0]))
+    def tick(self, dt: float) -> None:
+        self.now += dt
+
+    @rule()
+    def cycle(self) -> None:
+        fresh = make_policy(self.policy_name, checks=(*DEFAULT_CHECKS, self.gate))
+        full = fresh.schedule(self.hub.state, self.now)  # no memo: decides from scratch
+        incremental = self.hub.cycle(self.now)
+        assert sorted((s.job_id, s.allocation) for s in incremental.starts) == sorted(
+            (s.job_id, s.allocation) for s in full.starts
+        )
+        self.hub.state.apply(incremental, self.now)
+
+    @invariant()
+    def gpus_and_quota_hold(self) -> None:
+        state = self.hub.state
+        busy = sum(r.gpus for r in state.running.values())
+        assert state.inventory.total_free == 8 - busy >= 0
+        assert sum(r.gpus for r in state.running.values() if r.spec.tenant == "b") <= 6
+
+
+TestIncrementalEqualsFull = IncrementalEqualsFull.TestCase
+
