@@ -11,17 +11,19 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from steppe.control.harness import LoopHarness
 from steppe.control.loop import HubLoop
 from steppe.control.machine import Fleet
 from steppe.core.cluster import Cluster
-from steppe.executors.local import ExitInfo, Launch
+from steppe.executors.base import ExitInfo
+from steppe.executors.mock import MockExecutor
 from steppe.store import Store, open_store, tenancy
 from steppe.store import jobs as job_repo
 from steppe.store.db import GroupCommit, sqlite_url
-from steppe.store.schema import api_tokens, metadata
+from steppe.store.schema import api_tokens, jobs, metadata
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -129,52 +131,19 @@ def test_group_commit_isolates_a_failing_write(store: Store) -> None:
     writes.close()
 
 
-class RecordingExecutor:
-    """Records starts and stops; the test reports exits by hand."""
-
-    def __init__(self) -> None:
-        self.started: list[int] = []
-
-    def bind(self, on_exit: Any, launch_of: Any) -> None:
-        self.on_exit, self.launch_of = on_exit, launch_of
-
-    def start(self, rec: Any, now: float) -> None:
-        assert isinstance(self.launch_of(rec.job_id), Launch)
-        self.started.append(rec.job_id)
-
-    def stop(self, rec: Any, now: float) -> None: ...
-
-    def adopt(self, rec: Any, handle: Any) -> bool:
-        return True
-
-    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> None:
-        return None
-
-    def outcome(self, job_id: int, start_s: float | None = None) -> None:
-        return None
-
-    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
-        return {}
-
-    def take_launched(self) -> dict[int, Any]:
-        return {j: {"pid": 1, "pgid": 1, "devices": []} for j in self.started}
-
-    def close(self) -> None: ...
-
-
 def test_loop_persists_every_transition(store: Store) -> None:
     _, project, user = _tenant(store)
     cluster = Cluster.uniform(1, 2, "H100")
-    executor = RecordingExecutor()
-    loop = HubLoop(store, Fleet(cluster, {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
+    executor = MockExecutor()
+    loop = HubLoop(store, Fleet(cluster, {0: [0, 1]}, "test"), executor)
     loop.restore()
     with store.write() as conn:
         ids = [job_repo.insert_job(conn, _job(project, user, gpus=2), "alice") for _ in range(2)]
     loop.step()
-    assert executor.started == [ids[0]]
-    executor.on_exit(ids[0], 1, ExitInfo(0, 0, time.time()))
+    assert executor.calls == [("start", ids[0])]
+    executor.end(ids[0], 0, 0, time.time())
     loop.step()
-    assert executor.started == ids
+    assert executor.calls == [("start", ids[0]), ("start", ids[1])]
     with store.read() as conn:
         first, second = job_repo.get_job(conn, ids[0]), job_repo.get_job(conn, ids[1])
         assert (first.state, first.exit_code, second.state) == ("COMPLETED", 0, "RUNNING")
@@ -183,45 +152,23 @@ def test_loop_persists_every_transition(store: Store) -> None:
         assert tenancy.usage_by_month(conn, project)[0].gpu_type == "H100"
 
 
-class FailingExecutor(RecordingExecutor):
-    """An executor whose ``start`` raises for the jobs in ``bad``."""
-
-    def __init__(self, bad: set[int]) -> None:
-        super().__init__()
-        self.bad = bad
-
-    def start(self, rec: Any, now: float) -> None:
-        if rec.job_id in self.bad:
-            raise ValueError("embedded null byte")
-        super().start(rec, now)
-
-
-def test_a_launch_that_raises_fails_only_that_job_and_frees_its_gpus(store: Store) -> None:
-    _, project, user = _tenant(store)
-    executor = FailingExecutor(set())
-    loop = HubLoop(store, Fleet(Cluster.uniform(1, 2, "H100"), {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
-    loop.restore()
-    with store.write() as conn:
-        ids = [job_repo.insert_job(conn, _job(project, user, gpus=1), "alice") for _ in range(3)]
-    executor.bad = {ids[0]}
-    assert loop.step_guarded()  # the step goes on: the second job starts beside the failed first
-    assert executor.started == [ids[1]]
-    loop.step()  # the failure is taken like an exit: its GPU is free, the third job starts
-    assert executor.started == [ids[1], ids[2]]
-    with store.read() as conn:
-        bad = job_repo.get_job(conn, ids[0])
-        assert (bad.state, bad.reason) == ("FAILED", "LaunchFailed")
-        assert job_repo.events_of(conn, ids[0])[-1].reason == "launch failed: embedded null byte"
+def test_a_launch_that_fails_fails_only_that_job_and_frees_its_gpus(tmp_path: Path) -> None:
+    h = LoopHarness(tmp_path, gpus=2)
+    ids = [h.submit(gpus=1) for _ in range(3)]
+    h.executor.fail_starts.add(ids[0])
+    assert h.step()  # the step goes on: the second job starts beside the failed first
+    assert h.executor.running.keys() == {ids[1]}
+    h.step(1.0)  # the failure is taken like an exit: its GPU is free, the third job starts
+    assert h.executor.running.keys() == {ids[1], ids[2]}
+    assert (h.job(ids[0]).state, h.job(ids[0]).reason) == ("FAILED", "LaunchFailed")
+    assert h.events(ids[0])[-1] == ("FAILED", "launch failed: refused by the mock executor")
+    h.close()
 
 
-def test_a_failing_step_never_leaves_a_committed_start_without_a_process(store: Store) -> None:
-    _, project, user = _tenant(store)
-    executor = RecordingExecutor()
-    loop = HubLoop(store, Fleet(Cluster.uniform(1, 2, "H100"), {0: [0, 1]}, "test"), executor)  # type: ignore[arg-type]
-    loop.restore()
-    with store.write() as conn:
-        ids = [job_repo.insert_job(conn, _job(project, user, gpus=2), "alice") for _ in range(2)]
-    flush = loop.journal.flush
+def test_a_failing_step_never_leaves_a_committed_start_without_a_process(tmp_path: Path) -> None:
+    h = LoopHarness(tmp_path, gpus=2)
+    ids = [h.submit(gpus=2) for _ in range(2)]
+    flush = h.loop.journal.flush
     calls = iter([RuntimeError("disk full")])
 
     def failing_flush(*args: Any) -> None:
@@ -230,11 +177,38 @@ def test_a_failing_step_never_leaves_a_committed_start_without_a_process(store: 
             raise err
         flush(*args)
 
-    loop.journal.flush = failing_flush  # type: ignore[method-assign]
-    assert not loop.step_guarded()  # fails after the plan committed the first job's start
-    assert executor.started == []
-    loop.step()  # the start it never launched ends LaunchFailed, freeing both GPUs for the next job
-    assert executor.started == [ids[1]]
-    with store.read() as conn:
-        first = job_repo.get_job(conn, ids[0])
-        assert (first.state, first.reason) == ("FAILED", "LaunchFailed")
+    h.loop.journal.flush = failing_flush  # type: ignore[method-assign]
+    assert not h.step()  # fails after the plan committed the first job's start
+    assert h.executor.calls == []
+    h.step(1.0)  # the start it never launched ends LaunchFailed, freeing both GPUs for the next job
+    assert h.executor.calls == [("start", ids[1])]
+    assert (h.job(ids[0]).state, h.job(ids[0]).reason) == ("FAILED", "LaunchFailed")
+    h.close()
+
+
+def test_recovery_requeues_adopts_and_reports_ends(tmp_path: Path) -> None:
+    """After a restart: a start never launched is requeued in its place, a live job adopted, an ended
+    job ends as its exit record says, and only a job with neither is lost."""
+    h = LoopHarness(tmp_path, gpus=4)
+    alive, ended, lost = (h.submit(gpus=1) for _ in range(3))
+    h.step()
+    h.executor.exits[ended] = ExitInfo(3, 0, h.clock())  # ends while the hub is down
+    h.executor.running.pop(ended)
+    h.executor.running.pop(lost)  # gone without a trace
+    unlaunched = h.submit(gpus=1)
+    waiting = h.submit(gpus=4)
+    h.step(1.0)  # commits `unlaunched`'s start ...
+    h.executor.launched.pop(unlaunched)  # ... but the hub dies before launching it
+    h.executor.running.pop(unlaunched)
+    with h.store.write() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == unlaunched).values(handle=None))
+    h.restart()
+    assert h.job(alive).state == "RUNNING"
+    assert (h.job(ended).state, h.job(ended).exit_code) == ("FAILED", 3)
+    assert (h.job(lost).state, h.job(lost).reason) == ("FAILED", "LostOnRestart")
+    assert h.job(unlaunched).state == "PENDING" and "never launched" in h.events(unlaunched)[-1][1]
+    queued = [r.job_id for r in h.loop.state.queue.ordered(h.clock())]
+    assert queued == [unlaunched, waiting]
+    h.step(1.0)
+    assert h.job(unlaunched).state == "RUNNING" and h.job(waiting).state == "PENDING"
+    h.close()

@@ -1,7 +1,7 @@
 """The running hub: store, fleet, executor and loop wired together, plus the first-start admin token.
 
 ``Hub.open(settings)`` opens (and migrates) the store, reads the GPU inventory, builds the
-local executor and the loop; ``start`` restores the state and starts the loop; on the very
+executor named by ``settings.executor`` (``steppe.executors.EXECUTORS``) and the loop; ``start`` restores the state and starts the loop; on the very
 first start it creates the ``admin`` user (role hub-admin) and writes its token to
 ``<data-dir>/admin-token`` (mode 0600).
 
@@ -29,8 +29,8 @@ from steppe.control.ledger import Ledger
 from steppe.control.loop import HubLoop
 from steppe.control.machine import Fleet, build_fleet
 from steppe.core.errors import SteppeError
+from steppe.executors import ExecutorSetup, make_executor
 from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
-from steppe.executors.local import LocalExecutor
 from steppe.governance.admission import local_date
 from steppe.governance.rules import RuleSet, load_rules
 from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
@@ -61,6 +61,7 @@ class HubSettings:
     single_user: bool = False
     uid_base: int = UID_BASE
     accounts_file: Path | None = None
+    executor: str = "local"
 
 
 def single_user_refusal() -> str:
@@ -107,7 +108,8 @@ class Hub:
         store = open_store(settings.db_url or sqlite_url(settings.data_dir / "steppe.db"))
         secure(settings.data_dir, shared_spool=root)  # the database file the store may just have created
         fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
-        executor = LocalExecutor(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts)
+        setup = ExecutorSetup(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts)
+        executor = make_executor(settings.executor, setup)
         ledger = Ledger(settings.charge_interval_s, settings.require_allocation)
         shift = settings.clock_offset_days * 86400.0
         today = local_date(5.0)

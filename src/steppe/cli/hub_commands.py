@@ -89,6 +89,9 @@ def serve(
         200000
     ),
     accounts: Annotated[Path | None, typer.Option(help='TOML: [accounts] hub user = "unix account"')] = None,
+    executor: Annotated[str, typer.Option(help="what runs the jobs: local (processes here) or mock (tests)")] = (
+        "local"
+    ),
 ) -> None:
     """Run the hub: API, scheduler loop and local executor."""
     from steppe.api.hub import HubSettings
@@ -98,7 +101,7 @@ def serve(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
         public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
-        single_user=single_user, uid_base=uid_base, accounts_file=accounts,
+        single_user=single_user, uid_base=uid_base, accounts_file=accounts, executor=executor,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from steppe.core.job import TERMINAL_STATES, JobState
 from steppe.core.records import JobRecord
-from steppe.executors.local import ExitInfo
+from steppe.executors.base import ExitInfo
 from steppe.store import jobs as job_repo
 
 

@@ -14,7 +14,7 @@ API, a process exit, a walltime expiry, a charge or wake-up due), mirrors ``twin
    in-memory views are re-read from the store after the API changes them.
 5. **Persist** every transition of the step (state, time, reason), reason changes, usage and
    the consumed requests in one transaction (``Journal.flush``).
-6. **Execute**: hand stops and starts to the executor, then persist the process handles it
+6. **Execute**: hand GPU caps, stops and starts to the executor, in that order, then persist the process handles it
    returns (a second, small transaction, so a job is never launched before its start is
    durable). A start the executor cannot launch ends ``FAILED``/``LaunchFailed`` and frees its
    GPUs; a step that fails anywhere after committing starts ends the starts it had not yet
@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from steppe.control.governance import GovernanceView
 from steppe.control.journal import Ending, Journal
@@ -48,8 +48,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import HubState
 from steppe.core.units import format_duration
 from steppe.core.usage import DecayedUsage
-from steppe.executors.base import Executor
-from steppe.executors.local import ExitInfo, Launch
+from steppe.executors.base import Executor, ExitInfo, Launch
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.policies import make_policy
 from steppe.store import Store, tenancy
@@ -57,24 +56,6 @@ from steppe.store import jobs as job_repo
 
 log = logging.getLogger("steppe.hub")
 T = TypeVar("T")
-
-
-class LiveExecutor(Executor, Protocol):
-    """What the loop needs from an executor beyond ``start`` and ``stop``."""
-
-    def bind(self, on_exit: Callable[[int, int, ExitInfo], None], launch_of: Callable[[int], Launch]) -> None: ...
-
-    def adopt(self, rec: JobRecord, handle: dict[str, Any]) -> bool: ...
-
-    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> dict[str, Any] | None: ...
-
-    def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None: ...
-
-    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]: ...
-
-    def take_launched(self) -> dict[int, dict[str, Any]]: ...
-
-    def close(self) -> None: ...
 
 
 def intent_ending(intent: str, walltime_s: float, exit: ExitInfo | None = None) -> Ending:
@@ -103,7 +84,7 @@ class HubLoop:
         self,
         store: Store,
         fleet: Fleet,
-        executor: LiveExecutor,
+        executor: Executor,
         *,
         policy: str = "easy-backfill",
         ledger: Ledger | None = None,
@@ -266,6 +247,11 @@ class HubLoop:
             with self.store.write() as conn:
                 self.journal.flush(conn, usage_rows, request_ids, self.store)
         self._forget_finished()
+        for rec in applied.recapped:  # one call order for every executor: recap, stop, start
+            try:
+                self.executor.recap(rec, now)
+            except Exception:  # the cap stays recorded; the next change asks again
+                log.exception("job %s: recap failed", rec.job_id)
         stops, self._to_stop = [*self._to_stop, *applied.preempted], []
         for rec in stops:
             try:

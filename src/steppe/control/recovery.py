@@ -22,16 +22,13 @@ Inbox ``submit`` requests are dropped (their jobs were just queued from the jobs
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from steppe.control.journal import Ending
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
 from steppe.core.job import JobState
-from steppe.executors.local import ExitInfo, process_alive
+from steppe.executors.base import ExitInfo
 from steppe.store import jobs as job_repo
 from steppe.store import tenancy
 
@@ -86,18 +83,19 @@ def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
     """Adopt a running job whose process still runs; False if it is gone (or cannot be placed)."""
     from steppe.control.loop import intent_ending
 
-    if not process_alive(handle):
-        return False
     loop.launches[row.id] = launch_from_row(row)
     loop.ledger.project_ids[project_key(row)] = row.project_id
     allocation = tuple((int(n), int(g)) for n, g in (row.alloc or []))
     try:
         rec = loop.state.adopt_running(spec_from_row(row), allocation, row.start_s, row.executed_s)
     except ValueError:  # its GPUs are no longer in the inventory: end it rather than run unaccounted
-        _kill(handle)
+        loop.executor.kill(handle)
         loop.state.jobs.pop(row.id, None)
         return False
-    if not loop.executor.adopt(rec, handle):
+    if not loop.executor.adopt(rec, handle):  # its process is gone: undo the adoption, end it below
+        loop.state.finish(row.id, row.start_s, JobState.FAILED)
+        loop.state.forget(row.id)
+        loop.launches.pop(row.id, None)
         return False
     loop.ledger.adopt(rec, row.charged_until_s or row.start_s)
     if row.handle is None:
@@ -114,11 +112,6 @@ def _requeue_unlaunched(loop: HubLoop, row: Any, now: float) -> None:
     loop.journal.set(row.id, **cols)
     loop.journal.event(row.id, now, "PENDING", "requeued: its start was committed but never launched")
     loop.admit_row(SimpleNamespace(**{**dict(row), **cols}), now)
-
-
-def _kill(handle: dict[str, Any]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(int(handle["pgid"]), signal.SIGKILL)
 
 
 def _end_while_down(loop: HubLoop, row: Any, ending: Ending, now: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from steppe.core.job import JobSpec
-from steppe.executors.local import Launch
+from steppe.executors.base import Launch
 
 
 def resolve(template: str, job_id: int) -> str:

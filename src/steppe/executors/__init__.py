@@ -1,1 +1,58 @@
-"""Executors run what the scheduler started: one protocol, a fake for the twin, real ones for the hub."""
+"""Executors run what the scheduler started: one protocol (``base``), a fake for the twin, real ones for the hub.
+
+The live hub's executors are a registry keyed by name, as policies and trace readers are:
+
+>>> sorted(EXECUTORS)
+['local', 'mock']
+>>> make_executor("slurmish", ExecutorSetup(Path("."), {}, []))
+Traceback (most recent call last):
+...
+steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from steppe.core.errors import UnknownNameError
+from steppe.executors.accounts import AccountMap
+from steppe.executors.base import Executor
+
+
+@dataclass(frozen=True)
+class ExecutorSetup:
+    """What the hub knows when it builds its executor."""
+
+    data_dir: Path
+    devices: dict[int, list[int]]
+    node_names: list[str]
+    grace_s: float = 10.0
+    accounts: AccountMap | None = None
+
+
+def _local(setup: ExecutorSetup) -> Executor:
+    from steppe.executors.local import LocalExecutor
+
+    return LocalExecutor(setup.data_dir, setup.devices, setup.node_names, setup.grace_s, setup.accounts)
+
+
+def _mock(setup: ExecutorSetup) -> Executor:
+    from steppe.executors.mock import MockExecutor
+
+    return MockExecutor()
+
+
+EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock}
+
+
+def make_executor(name: str, setup: ExecutorSetup) -> Executor:
+    """A new executor by registry name; an unknown name lists the valid ones."""
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        raise UnknownNameError("executor", name, list(EXECUTORS))
+    return factory(setup)
+
+
+__all__ = ["EXECUTORS", "Executor", "ExecutorSetup", "make_executor"]

@@ -1,15 +1,116 @@
-"""The executor protocol: the writer hands it starts and stops; it reports ends back."""
+"""The executor protocol: what the live hub's single writer asks of whatever runs its jobs.
+
+An executor runs the jobs the writer committed: local processes today (``local``), a mock for
+tests (``mock``), the Slurm and Ray engines next. The loop calls it in one order each step:
+``recap`` (new GPU power caps), ``stop`` (cancels, walltime, preemptions), ``start`` (committed
+starts); ends come back asynchronously through the ``on_exit`` callback given to ``bind``, and
+the loop takes them at its next step. It never blocks the loop on an engine.
+
+After a restart the loop asks, for each job the store holds as running: ``find_launch`` (was
+this start launched at all? the handle if so), ``adopt`` (watch it again; False when its process
+is gone), ``outcome`` (how it ended while the hub was down) and, for a job whose GPUs are no
+longer in the inventory, ``kill``. A handle is the executor's own opaque JSON (for processes: pid,
+process group, start ticks, GPUs, the start it belongs to); the store keeps it with the job.
+
+``EXECUTORS`` is the registry by name (``steppe serve --executor local``); an unknown name lists
+the valid ones.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from steppe.core.records import JobRecord
 
+Handle = dict[str, Any]
+"""An executor's record of a launched job, as JSON (stored with the job)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the store knows about how to run a job (the scheduler's ``JobSpec`` does not carry it)."""
+
+    argv: list[str] | None
+    script: str | None
+    workdir: str
+    env: dict[str, str]
+    stdout_path: str
+    stderr_path: str
+    name: str
+    project: str
+    user: str
+    user_id: int = 0
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a job's process ended; ``signal`` is 0 unless a signal ended it; ``detail`` says why a
+    launch failed (it then begins with ``launch failed:``)."""
+
+    exit_code: int
+    signal: int
+    end_s: float
+    detail: str = ""
+
+    @property
+    def slurm(self) -> str:
+        """Slurm's ``exit:signal``.
+
+        >>> ExitInfo(1, 0, 0.0).slurm, ExitInfo(0, 9, 0.0).slurm
+        ('1:0', '0:9')
+        """
+        return f"{self.exit_code}:{self.signal}"
+
+
+OnExit = Callable[[int, int, ExitInfo], None]
+"""``on_exit(job id, epoch, ExitInfo)``: a job's process ended (called from any thread)."""
+
 
 class Executor(Protocol):
-    """Runs jobs. ``start`` after the writer committed a start; ``stop`` after a preemption or cancel."""
+    """Runs committed starts; see the module docstring for the call order."""
 
-    def start(self, rec: JobRecord, now: float) -> None: ...
+    def bind(self, on_exit: OnExit, launch_of: Callable[[int], Launch]) -> None:
+        """Where to report ends, and where to read how to run a job."""
+        ...
 
-    def stop(self, rec: JobRecord, now: float) -> None: ...
+    def start(self, rec: JobRecord, now: float) -> None:
+        """Launch a committed start on ``rec.allocation``; a failure is reported as an exit, never raised."""
+        ...
+
+    def stop(self, rec: JobRecord, now: float) -> None:
+        """Ask a running job to stop (SIGTERM, then SIGKILL after the grace period)."""
+        ...
+
+    def recap(self, rec: JobRecord, now: float) -> None:
+        """Apply ``rec.cap_fraction`` to the job's GPUs (where the engine can)."""
+        ...
+
+    def adopt(self, rec: JobRecord, handle: Handle) -> bool:
+        """Watch a job launched before a restart; False if it is gone."""
+        ...
+
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> Handle | None:
+        """The handle of the start of ``job_id`` at ``start_s`` if it was launched, else None."""
+        ...
+
+    def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None:
+        """How an ended job ended, if the executor recorded it."""
+        ...
+
+    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
+        """The identity of each output file the job itself opened (for the logs endpoint)."""
+        ...
+
+    def kill(self, handle: Handle) -> None:
+        """End a launched job at once (its GPUs are no longer the hub's to give)."""
+        ...
+
+    def take_launched(self) -> dict[int, Handle]:
+        """Handles of jobs launched since the last call (the loop stores them)."""
+        ...
+
+    def close(self) -> None:
+        """Stop watching; running jobs go on and are adopted by the next start of the hub."""
+        ...

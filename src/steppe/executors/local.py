@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
+from steppe.executors.base import ExitInfo, Handle, Launch, OnExit
 from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
 
 if TYPE_CHECKING:
@@ -61,36 +62,6 @@ WRAPPER_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL")
 
 
 @dataclass(frozen=True)
-class Launch:
-    """What the store knows about how to run a job (the scheduler's ``JobSpec`` does not carry it)."""
-
-    argv: list[str] | None
-    script: str | None
-    workdir: str
-    env: dict[str, str]
-    stdout_path: str
-    stderr_path: str
-    name: str
-    project: str
-    user: str
-    user_id: int = 0
-
-
-@dataclass(frozen=True)
-class ExitInfo:
-    """How a job's process ended; ``signal`` is 0 unless a signal ended it."""
-
-    exit_code: int
-    signal: int
-    end_s: float
-    detail: str = ""
-
-    @property
-    def slurm(self) -> str:
-        return f"{self.exit_code}:{self.signal}"
-
-
-@dataclass(frozen=True)
 class GpuDevice:
     """A GPU found by NVML."""
 
@@ -99,8 +70,6 @@ class GpuDevice:
     uuid: str
     memory_gb: float
 
-
-OnExit = Callable[[int, int, ExitInfo], None]
 
 
 def discover_gpus() -> list[GpuDevice]:
@@ -332,6 +301,16 @@ class LocalExecutor:
         """The identity (device, inode) of each output the job opened: ``{"stdout": ..., "stderr": ...}``."""
         data = _read_json(self.job_dir(job_id) / "outputs.json") or {}
         return {k: (int(v[0]), int(v[1])) for k, v in data.items() if k in ("stdout", "stderr")}
+
+    def recap(self, rec: JobRecord, now: float) -> None:
+        """The scheduler changed the job's GPU power cap: recorded by the hub; GPUs keep their limits.
+
+        Applying it through NVML (``nvmlDeviceSetPowerManagementLimit``) is not done yet.
+        """
+
+    def kill(self, handle: Handle) -> None:
+        """SIGKILL a launched job's process group."""
+        _killpg(int(handle["pgid"]), signal.SIGKILL)
 
     def take_launched(self) -> dict[int, dict[str, Any]]:
         """Handles of jobs launched since the last call (to persist them)."""
