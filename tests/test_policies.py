@@ -77,7 +77,7 @@ def test_easy_never_delays_the_reserved_job(seed: int) -> None:
                 first_reservation.setdefault(plan.reservation.job_id, plan.reservation.start_s)
             return plan
 
-    result = replay(Trace("random", jobs), Cluster.uniform(2, 8, "H100"), Recording())  # type: ignore[arg-type]
+    result = replay(Trace("random", jobs), Cluster.uniform(2, 8, "H100"), Recording())
     assert first_reservation, "the scenario must create reservations"
     starts = {row[0]: row[6] for row in result.metrics.rows}
     late = {j: (starts[j], r) for j, r in first_reservation.items() if starts[j] > r + 1e-6}

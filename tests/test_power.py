@@ -202,7 +202,7 @@ def test_fake_executor_stretches_the_rest_of_a_job_when_capped() -> None:
     ex.start(rec, 0.0)
     rec.cap_fraction = 0.7
     ex.recap(rec, 50.0)
-    assert ends[-1] == (pytest.approx(50.0 + 50 * 1.05), JobState.COMPLETED)
+    assert ends[-1][0] == pytest.approx(50.0 + 50 * 1.05) and ends[-1][1] is JobState.COMPLETED
 
 
 def test_a_cap_below_the_idle_fleet_is_refused() -> None:

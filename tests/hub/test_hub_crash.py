@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 
 from hubtest import JOB_PY, HubProcess, make_tenant, wait_for
 
@@ -28,7 +29,7 @@ def test_crash_and_restart(fresh_hub: Callable[..., HubProcess]) -> None:
     victim = submit("import time; print('up', flush=True); time.sleep(120)")
     pending = [submit("print('later')", gpus=3) for _ in range(3)]
     for job_id in (survivor, finisher, victim):
-        wait_for(lambda j=job_id: t.member.logs(j).data.startswith("up"), what=f"job {job_id} running")
+        wait_for(partial(_printed_up, t.member, job_id), what=f"job {job_id} running")
     wait_for(lambda: [j.reason for j in t.member.queue().items if j.state == "PENDING"][:1] == ["Resources"],
              what="reasons")  # fmt: skip
     before = {j: t.member.get_job(j) for j in (survivor, finisher, victim, *pending)}
@@ -42,29 +43,35 @@ def test_crash_and_restart(fresh_hub: Callable[..., HubProcess]) -> None:
     wait_for(lambda: not process_alive(victim_handle), what="victim gone")
     time.sleep(2.0)  # the finisher ends while the hub is down
     hub.start()
-    t = make_tenant_clients(hub, t.member_name)
+    member = make_tenant_clients(hub, t.member_name)
 
-    after = {j: t.get_job(j) for j in before}
+    after = {j: member.get_job(j) for j in before}
     for job_id, old in before.items():  # no transition recorded before the crash is lost
         old_events = [(e.t_s, e.state, e.reason) for e in old.events or []]
         new_events = [(e.t_s, e.state, e.reason) for e in after[job_id].events or []]
         assert new_events[: len(old_events)] == old_events
     assert after[survivor].state == "RUNNING" and after[survivor].start_s == before[survivor].start_s
     assert after[finisher].state == "COMPLETED" and after[finisher].exit_code == "0:0"
-    assert after[finisher].end_s is not None and after[finisher].end_s < time.time()
-    assert t.logs(finisher).data == "up\nbye\n"
+    finished_s = after[finisher].end_s
+    assert finished_s is not None and finished_s < time.time()
+    assert member.logs(finisher).data == "up\nbye\n"
     assert after[victim].state == "FAILED" and after[victim].reason == "LostOnRestart"
     assert "lost on restart" in (after[victim].events or [])[-1].reason
-    assert [j.id for j in t.queue().items if j.state == "PENDING"] == order_before  # pending keep their place
+    assert [j.id for j in member.queue().items if j.state == "PENDING"] == order_before  # pending keep their place
     assert all(after[j].events is not None and len(after[j].events or []) == 1 for j in pending)
-    assert after[survivor].start_s is not None and after[survivor].start_s < crashed_at
+    survived_from = after[survivor].start_s
+    assert survived_from is not None and survived_from < crashed_at
 
-    t.cancel(survivor)  # the adopted process is under the hub's control again
-    done = t.wait(survivor, timeout_s=20)
+    member.cancel(survivor)  # the adopted process is under the hub's control again
+    done = member.wait(survivor, timeout_s=20)
     assert done.state == "CANCELLED" and done.exit_code == "0:15"
-    wait_for(lambda: t.get_job(pending[0]).state != "PENDING", what="the head job to start")
+    wait_for(lambda: member.get_job(pending[0]).state != "PENDING", what="the head job to start")
     for job_id in pending:
-        t.wait(job_id, timeout_s=20)
+        member.wait(job_id, timeout_s=20)
+
+
+def _printed_up(client: HubClient, job_id: int) -> bool:
+    return client.logs(job_id).data.startswith("up")
 
 
 def make_tenant_clients(hub: HubProcess, member: str) -> HubClient:

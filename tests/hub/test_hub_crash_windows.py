@@ -238,9 +238,9 @@ def test_kill_9_under_load(fresh_hub: Callable[..., HubProcess]) -> None:
         assert len(starts) <= 1, f"job {j.id} ran {len(starts)} times"
         assert j.reason != "LostOnRestart", f"job {j.id} lost although jobs only end by themselves here"
         if starts and len(lines) == 2:
-            _, t0, gpus = (starts[0].split() + [""])[:3]
-            t1 = float(lines[1].split()[1])
-            spans.extend((float(t0), t1, g, j.id) for g in gpus.split(",") if g)
+            _, begun, gpus = (starts[0].split() + [""])[:3]
+            ended_s = float(lines[1].split()[1])
+            spans.extend((float(begun), ended_s, g, j.id) for g in gpus.split(",") if g)
     spans.sort()
     by_gpu: dict[str, list[tuple[float, float, int]]] = {}
     for t0, t1, g, job_id in spans:

@@ -17,7 +17,8 @@ from hubtest import JOB_PY, searchable_root
 from steppe.core.job import JobSpec, JobState
 from steppe.core.records import JobRecord
 from steppe.executors.accounts import AccountMap
-from steppe.executors.local import ExitInfo, Launch, LocalExecutor, process_alive, wrapper_pids
+from steppe.executors.base import ExitInfo, Launch
+from steppe.executors.local import LocalExecutor, process_alive, wrapper_pids
 
 UID_BASE = 230000
 

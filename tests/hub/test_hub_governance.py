@@ -118,13 +118,14 @@ def test_residency(ghub: HubProcess, rev: HubClient) -> None:
     approve(t, rev)
     root = ghub.client()
     tb = 10**12
-    for name, j, sens, loc, allow, forbid in [
+    datasets: list[tuple[str, str, str, str, list[str], list[str]]] = [
         ("kz-registry", "KZ", "personal", "astana", [], []),
         ("eu-clinical", "DE", "personal", "frankfurt", [], []),
         ("corpus-no-ru", "DE", "public", "frankfurt", [], ["RU"]),
         ("corpus-no-az", "DE", "public", "frankfurt", [], ["AZ"]),
         ("corpus-sealed", "DE", "internal", "frankfurt", [], ["RU", "AZ"]),
-    ]:
+    ]
+    for name, j, sens, loc, allow, forbid in datasets:
         root.register_dataset(m.DatasetCreate(name=name, jurisdiction=j, sensitivity=sens, location=loc,  # type: ignore[arg-type]
                                               size_bytes=tb, allowed_jurisdictions=allow, forbidden_transit=forbid))
     with pytest.raises(HubError) as err:

@@ -92,7 +92,7 @@ def refused(api: Api, r: Any, field: str, before: dict[str, int], status: int = 
     assert field in fields, (field, problem)
     assert "\n" not in problem["detail"] and "pydantic" not in problem["detail"]
     assert api.counts() == before
-    return next(e["message"] for e in problem["errors"] if e["field"] == field)
+    return str(next(e["message"] for e in problem["errors"] if e["field"] == field))
 
 
 def job(**changes: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def _job(project: int, user: int, **kw: Any) -> dict[str, Any]:
     return {**values, **kw}
 
 
+def _insert_keyed(project: int, user: int, key: str, conn: Any) -> int:
+    return job_repo.insert_job(conn, _job(project, user, idempotency_key=key), "alice")
+
+
 def test_migrations_match_the_tables(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -71,7 +76,8 @@ def test_tokens_are_hashed_at_rest(store: Store) -> None:
         stored = conn.execute(select(api_tokens.c.secret_sha256)).scalar_one()
     assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
     with store.read() as conn:
-        assert tenancy.authenticate(conn, token, now).name == "alice"
+        who = tenancy.authenticate(conn, token, now)
+        assert who is not None and who.name == "alice"
         assert tenancy.authenticate(conn, token + "x", now) is None
         assert tenancy.authenticate(conn, token, now + 120) is None  # expired
     with store.write() as conn:
@@ -124,8 +130,7 @@ def test_group_commit_isolates_a_failing_write(store: Store) -> None:
     with store.write() as conn:
         job_repo.insert_job(conn, _job(project, user, idempotency_key="dup"), "alice")
     writes = GroupCommit(store)
-    futures = [writes.run(lambda c, k=k: job_repo.insert_job(c, _job(project, user, idempotency_key=k), "alice"))
-               for k in ("a", "dup", "b")]  # fmt: skip
+    futures = [writes.run(partial(_insert_keyed, project, user, k)) for k in ("a", "dup", "b")]
     assert isinstance(futures[1].exception(10), IntegrityError)
     assert futures[0].result(10) > 0 and futures[2].result(10) > 0
     writes.close()
@@ -146,6 +151,7 @@ def test_loop_persists_every_transition(store: Store) -> None:
     assert executor.calls == [("start", ids[0]), ("start", ids[1])]
     with store.read() as conn:
         first, second = job_repo.get_job(conn, ids[0]), job_repo.get_job(conn, ids[1])
+        assert first is not None and second is not None
         assert (first.state, first.exit_code, second.state) == ("COMPLETED", 0, "RUNNING")
         assert [e.state for e in job_repo.events_of(conn, ids[0])] == ["PENDING", "RUNNING", "COMPLETED"]
         assert job_repo.pending_requests(conn) == []
@@ -177,7 +183,7 @@ def test_a_failing_step_never_leaves_a_committed_start_without_a_process(tmp_pat
             raise err
         flush(*args)
 
-    h.loop.journal.flush = failing_flush  # type: ignore[method-assign]
+    h.loop.journal.flush = failing_flush  # type: ignore[method-assign,assignment]
     assert not h.step()  # fails after the plan committed the first job's start
     assert h.executor.calls == []
     h.step(1.0)  # the start it never launched ends LaunchFailed, freeing both GPUs for the next job
@@ -225,7 +231,7 @@ def test_a_check_that_raises_leaks_no_gpu_in_the_live_loop(tmp_path: Path) -> No
             raise RuntimeError("registry unavailable")
         return real(*args)
 
-    residency.check = flaky  # type: ignore[method-assign]
+    residency.check = flaky  # type: ignore[method-assign,assignment]
     assert not h.step()  # the cycle raised after placing two jobs tentatively
     assert h.loop.state.inventory.total_free == 8 and h.executor.calls == []
     assert h.step(1.0)

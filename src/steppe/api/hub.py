@@ -1,8 +1,9 @@
 """The running hub: store, fleet, executor and loop wired together, plus the first-start admin token.
 
 ``Hub.open(settings)`` opens (and migrates) the store, reads the GPU inventory, builds the
-executor named by ``settings.executor`` (``steppe.executors.EXECUTORS``) and the loop; ``start`` restores the state and starts the loop; on the very
-first start it creates the ``admin`` user (role hub-admin) and writes its token to
+executor named by ``settings.executor`` (``steppe.executors.EXECUTORS``) and the loop;
+``start`` restores the state and starts the loop; on the very first start it creates the
+``admin`` user (role hub-admin) and writes its token to
 ``<data-dir>/admin-token`` (mode 0600).
 
 Governance: the loop gets a ``GovernanceView`` (review gate on unless ``review_gate`` is False;

@@ -250,7 +250,7 @@ def job_logs(
             data = f.read(max_bytes)
     nxt = min(offset, size) + len(data)
     return m.LogChunk(
-        job_id=job_id, stream=stream, offset=offset, next_offset=nxt,  # type: ignore[arg-type]
+        job_id=job_id, stream=stream, offset=offset, next_offset=nxt,
         data=data.decode("utf-8", errors="replace"), eof=row.state in TERMINAL and nxt >= size,
     )  # fmt: skip
 

@@ -45,7 +45,7 @@ def _user_view(row: Any) -> m.User:
 
 @router.get("/whoami", response_model=m.Whoami)
 def whoami(who: Who) -> m.Whoami:
-    return m.Whoami(name=who.name, role=who.role, org=who.org)  # type: ignore[arg-type]
+    return m.Whoami(name=who.name, role=who.role, org=who.org)
 
 
 # -- organisations and projects ------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def _allocation_view(conn: Connection, a: Any) -> m.Allocation:
 
 def _used_s(conn: Connection, project_id: int, start_s: float, end_s: float) -> float:
     months = set(months_between(start_s, end_s))
-    return sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, project_id) if r.period in months)
+    return float(sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, project_id) if r.period in months))
 
 
 @router.post("/orgs/{org}/projects/{project}/allocations", status_code=201, response_model=m.Allocation)

@@ -64,7 +64,8 @@ class GpuInventory:
 
     def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
         """``(free, node_index)`` from the emptiest node down (most free GPUs first)."""
-        return reversed(self._index[gpu_type])
+        found: Iterator[tuple[int, int]] = reversed(self._index[gpu_type])
+        return found
 
     # -- mutation ----------------------------------------------------------------------------
     def allocate(self, alloc: Allocation) -> None:

@@ -102,7 +102,8 @@ def month_position(local_times: np.ndarray) -> np.ndarray:
         next_start.astype(local_times.dtype) - month_start.astype(local_times.dtype)
     )
     month_index = month_start.astype(int) % 12  # datetime64[M] counts months since 1970-01
-    return month_index + frac - 0.5
+    months: np.ndarray = month_index + frac - 0.5
+    return months
 
 
 def hourly_temperature(site_climate: SiteClimate, start: datetime, hours: int, seed: int) -> np.ndarray:

@@ -110,7 +110,8 @@ def _utc_hours(start: datetime, hours: int) -> np.ndarray:
 
 def _local_hour_of_day(utc_t: np.ndarray, utc_offset_h: float) -> np.ndarray:
     local = utc_t + np.timedelta64(int(round(utc_offset_h * 3600)), "s")
-    return (local - local.astype("datetime64[D]")).astype(float) / 3600.0
+    hours: np.ndarray = (local - local.astype("datetime64[D]")).astype(float) / 3600.0
+    return hours
 
 
 def carbon_series_g_per_kwh(spec: CarbonSpec, start: datetime, hours: int, utc_offset_h: float = 5.0) -> np.ndarray:

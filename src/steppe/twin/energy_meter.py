@@ -131,7 +131,8 @@ class EnergyMeter:
         jobs = np.asarray(self.seg_job, dtype=np.int64)
 
         def seg_integral(c: np.ndarray) -> np.ndarray:
-            return w * (np.interp(t1, edges, c) - np.interp(t0, edges, c))
+            out: np.ndarray = w * (np.interp(t1, edges, c) - np.interp(t0, edges, c))
+            return out
 
         per_seg = {
             "it_energy_kwh": w * (t1 - t0) / 3.6e6,
