@@ -1,9 +1,10 @@
 """Checks on a submission that the request's schema cannot make, each a 422 naming the field.
 
-* ``gpu_type``: the hub must have GPUs of that type, and the project's current allocation
-  must allow it (with one allowed type and none asked, the job gets that type);
-* ``gpus``: at most the largest pool of the type (a gang spans nodes of one type) and at most
-  the allocation's ``max_gpus`` (such a job could never start);
+* ``gpu_type`` and ``gpus``: the submission gate the twin also asks (``scheduling/gate.py``):
+  the hub must have GPUs of that type and the project's current allocation must allow it (with
+  one allowed type and none asked, the job gets that type); at most the largest pool of the type
+  (a gang spans nodes of one type), the allocation's ``max_gpus`` and the organisation's
+  ``gpu_quota`` (such a job could never start). Every refusal is listed, each naming its field;
 * ``walltime_s``: at most the hub's maximum; ``qos``: a QOS the hub defines;
 * ``workdir``, ``output``, ``error``: confined to the submitter's own directories: the job's
   own directory ``<data-dir>/spool/%j`` (the default working directory; ``%j`` is the job id)
@@ -22,8 +23,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steppe.api.problems import field_problem
+from steppe.api.problems import ApiProblem, field_problem
 from steppe.client.models import JobSubmit
+from steppe.core.cluster import Cluster
+from steppe.scheduling.gate import Refusal, SubmissionGate, default_gpu_type
 
 if TYPE_CHECKING:
     from steppe.api.hub import Hub
@@ -37,25 +40,16 @@ def validate_submission(
 ) -> dict[str, Any]:
     """The job row's values for a valid submission; raises a 422 problem naming the first bad field."""
     cluster = hub.fleet.cluster
-    pools = cluster.gpus_by_type
     gpu_type = body.gpu_type.upper() if body.gpu_type else None
-    if gpu_type is not None and gpu_type not in pools:
-        raise field_problem("gpu_type", f"the hub has no {gpu_type} GPUs (it has {', '.join(sorted(pools))})")
     grant = next((a for a in hub.grants(project.id) if a.start_s <= now < a.end_s), None)
-    if grant is not None and grant.gpu_types:
-        allowed = list(grant.gpu_types)
-        if gpu_type is None and len(allowed) == 1:
-            gpu_type = allowed[0]
-        elif gpu_type is None:
-            raise field_problem("gpu_type", f"required: {body.project} may use only {', '.join(allowed)}")
-        elif gpu_type not in allowed:
-            raise field_problem("gpu_type", f"{body.project} may not use {gpu_type}; allowed: {', '.join(allowed)}")
-    largest = pools[gpu_type] if gpu_type is not None else max(pools.values(), default=0)
-    if body.gpus > largest:
-        where = f"{gpu_type} GPUs" if gpu_type else "GPUs of one type"
-        raise field_problem("gpus", f"{body.gpus} asked, but the hub has at most {largest} {where}")
-    if grant is not None and grant.max_gpus is not None and body.gpus > grant.max_gpus:
-        raise field_problem("gpus", f"{body.gpus} asked, but {body.project} may use at most {grant.max_gpus} at once")
+    allowed = list(grant.gpu_types) if grant is not None and grant.gpu_types else None
+    gpu_type = default_gpu_type(gpu_type, allowed)
+    refused = _gate(cluster).refusals(
+        body.gpus, gpu_type, project.org, allowed_types=allowed, project=body.project, qos=body.qos,
+        max_gpus=grant.max_gpus if grant is not None else None,
+    )  # fmt: skip
+    if refused:
+        raise _refusal_problem(refused)
     if body.walltime_s > hub.settings.max_walltime_s:
         raise field_problem("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
     if body.qos not in cluster.qos:
@@ -98,6 +92,26 @@ def _confined(field: str, path: str, roots: list[str]) -> str:
         where = " or ".join(roots)
         raise field_problem(field, f"{norm!r} is outside your own directories ({where}); e.g. {roots[0]}/out.txt")
     return norm
+
+
+_GATES: list[tuple[Cluster, SubmissionGate]] = []
+
+
+def _gate(cluster: Cluster) -> SubmissionGate:
+    """The submission gate of ``cluster`` (the hub's fleet never changes while it runs)."""
+    cached = _GATES[-1] if _GATES else None
+    if cached is not None and cached[0] is cluster:
+        return cached[1]
+    gate = SubmissionGate(cluster)
+    _GATES[:] = [(cluster, gate)]
+    return gate
+
+
+def _refusal_problem(refused: list[Refusal]) -> ApiProblem:
+    """One 422 listing every reason the job could never start, each naming its field."""
+    errors = [{"field": r.field, "message": r.message} for r in refused]
+    detail = "; ".join(f"{r.field}: {r.message}" for r in refused)
+    return ApiProblem(422, "Invalid request", detail, errors)
 
 
 def _default_name(body: JobSubmit) -> str:

@@ -9,9 +9,10 @@ the fake executor injected:
 3. the writer verifies and commits the plan; the executor turns starts into end events;
 4. if the plan asks for a wake-up, schedule it.
 
-Jobs that no GPU pool of the fleet could ever hold, or that ask for more GPUs than their
-tenant's quota, are refused at submission (as Slurm refuses them) and counted in
-``rejected``; nothing is dropped silently.
+Jobs that could never start (no GPU pool of the fleet could hold them, more GPUs than their
+tenant's quota, more power than the facility cap ever allows) are refused at submission by the
+submission gate the live API also asks (``scheduling/gate.py``, as Slurm refuses them) and
+counted in ``rejected`` under the first rule they break; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steppe.core.cluster import Cluster
-from steppe.core.job import JobSpec, JobState
+from steppe.core.job import JobState
 from steppe.core.records import JobRecord
 from steppe.core.state import HubState, StateListener
 from steppe.core.usage import DecayedUsage
 from steppe.executors.fake import FakeExecutor
 from steppe.scheduling.admission import AdmissionCheck
-from steppe.scheduling.placement import candidate_types, fits_ever
+from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
-from steppe.scheduling.power import PowerBudget
 from steppe.twin.energy_meter import EnergyMeter, EnergyReport
 from steppe.twin.engine import EventQueue
 from steppe.twin.eventlog import EventLog
@@ -104,7 +104,8 @@ def replay(
         if slowdown is None:
             slowdown = power.fleet.slowdown  # type: ignore[union-attr]
     budget = power.budget if power is not None else None
-    power_ceiling_w = _power_ceiling_w(power) if power is not None and budget is not None else None
+    ceiling = PowerCeiling(budget, _power_ceiling_w(power)) if power is not None and budget is not None else None
+    gate = SubmissionGate(cluster, ceiling)
     events = EventQueue()
 
     def schedule_end(t: float, job_id: int, token: int, end_state: JobState) -> None:
@@ -133,15 +134,9 @@ def replay(
         while i < n and jobs[i].submit_s == now:
             spec = jobs[i]
             i += 1
-            if not fits_ever(state.inventory, spec.gpus, spec.gpu_type):
-                rejected["larger than any GPU pool of the requested type"] += 1
-                continue
-            quota = cluster.tenant(spec.tenant).gpu_quota
-            if quota is not None and spec.gpus > quota:
-                rejected["larger than its tenant's GPU quota"] += 1
-                continue
-            if power_ceiling_w is not None and _least_power_w(budget, state, spec) > power_ceiling_w:
-                rejected["needs more power than the facility cap ever allows"] += 1
+            refused = gate.refusals_of(spec)
+            if refused:
+                rejected[refused[0].rule] += 1
                 continue
             state.submit(spec, now)
             submitted += 1
@@ -199,12 +194,3 @@ def _power_ceiling_w(power: PowerSetup) -> float:
     """The most IT power jobs may ever add at this site (over a year of its timeline)."""
     arr = power.timeline.arrays(24 * 366)
     return float((arr.cap_w / arr.pue).max()) - power.fleet.static_it_w()
-
-
-def _least_power_w(budget: PowerBudget | None, state: HubState, spec: JobSpec) -> float:
-    """The least power ``spec`` could run at, on the most frugal GPU type it may use."""
-    if budget is None:
-        return 0.0
-    probe = JobRecord(spec, 0)
-    types = candidate_types(state.inventory, spec.gpu_type)
-    return min((budget.model.added_w(probe, t, budget.lowest_cap(probe)) for t in types), default=0.0)
