@@ -243,12 +243,25 @@ def bench_cycle(pending: int = 10_000) -> None:
         store.close()
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--jobs", type=int, default=3000)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--postgres", help="auto (start a throwaway server with scripts/pg_throwaway.py) or a URL")
-    ap.add_argument("--skip-http", action="store_true")
+    ap = argparse.ArgumentParser(
+        prog="hub_bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--jobs", type=_positive, default=3000, help="submissions per store (default 3000)")
+    ap.add_argument("--clients", type=_positive, default=16, help="concurrent HTTP clients (default 16)")
+    ap.add_argument(
+        "--postgres",
+        metavar="auto|URL",
+        help="also PostgreSQL: auto (a throwaway server, scripts/pg_throwaway.py) or a URL",
+    )
+    ap.add_argument("--skip-http", action="store_true", help="run only part 2, the in-process scheduler step")
     args = ap.parse_args()
     os.environ.pop("STEPPE_TOKEN", None)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")

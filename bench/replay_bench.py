@@ -4,12 +4,14 @@
     .venv/bin/python bench/replay_bench.py philly     # full Philly trace, each policy, 80x8:H100
     .venv/bin/python bench/replay_bench.py scale      # a synthetic year on a 65,536-GPU hub
     .venv/bin/python bench/replay_bench.py fidelity   # KTH SP2 under easy-backfill vs the log
+    .venv/bin/python bench/replay_bench.py philly fidelity   # several parts, in that order
 
 Each replay runs in a fresh interpreter so its peak memory (max RSS) is its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -140,13 +142,29 @@ def fidelity() -> None:
     print(f"utilization        simulated {result.summary['utilization']:.3f}")
 
 
-def main() -> None:
-    if len(sys.argv) >= 4 and sys.argv[1] == "--worker":
-        _worker(sys.argv[2], sys.argv[3])
+PARTS = {"philly": philly, "scale": scale, "fidelity": fidelity}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="replay_bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "parts", nargs="*", metavar="PART", help=f"what to run, in order: {', '.join(PARTS)} (default: all three)"
+    )
+    ap.add_argument("--worker", nargs=2, metavar=("KIND", "POLICY"), help=argparse.SUPPRESS)  # one replay, in a child
+    args = ap.parse_args(argv)
+    if args.worker is not None:
+        kind, policy = args.worker
+        if kind not in ("philly", "scale") or policy not in POLICIES:
+            ap.error(f"--worker takes philly|scale and one of {', '.join(POLICIES)}")
+        _worker(kind, policy)
         return
-    parts = sys.argv[1:] or ["philly", "scale", "fidelity"]
-    for part in parts:
-        {"philly": philly, "scale": scale, "fidelity": fidelity}[part]()
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        ap.error(f"unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
+    for part in args.parts or list(PARTS):
+        PARTS[part]()
 
 
 if __name__ == "__main__":
