@@ -15,13 +15,13 @@ quota is refused and reported, the rest of the plan still applies.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from sortedcontainers import SortedList
 
-from steppe.core.cluster import Cluster
+from steppe.core.cluster import Cluster, TenantSpec
 from steppe.core.inventory import Allocation, GpuInventory
 from steppe.core.job import TERMINAL_STATES, JobSpec, JobState, PendingReason, WorkloadClass, can_transition
 from steppe.core.plan import Plan, Start
@@ -213,6 +213,17 @@ class HubState:
         else:
             raise ValueError(f"job {job_id} is {rec.state}, cannot cancel")
         return rec
+
+    def set_tenants(self, tenants: Mapping[str, TenantSpec]) -> None:
+        """Replace the tenants' weights and quotas (the live hub's operator changed them).
+
+        In place, so every holder of this cluster (queue priorities, the submission gate) sees
+        them at once; a new generation, so a memoised cycle looks at held jobs again (a raised
+        quota can release a job held with ``QOSGrpGRES``).
+        """
+        self.cluster.tenants.clear()
+        self.cluster.tenants.update(tenants)
+        self.generation += 1
 
     def forget(self, job_id: int) -> None:
         """Drop an ended job from memory (a store or the metrics keep what is needed of it).

@@ -49,7 +49,8 @@ class MockExecutor:
         if rec.job_id in self.fail_starts:
             self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, now, "launch failed: refused by the mock executor"))
             return
-        handle = {"job_id": rec.job_id, "start_s": rec.last_start_s, "devices": [list(a) for a in rec.allocation]}
+        devices = [[node, list(range(gpus))] for node, gpus in rec.allocation]  # (node, device indices) as local
+        handle = {"job_id": rec.job_id, "start_s": rec.last_start_s, "devices": devices}
         self.running[rec.job_id] = self.launched[rec.job_id] = self._new[rec.job_id] = handle
         self._epochs[rec.job_id] = rec.epoch
         self.exits.pop(rec.job_id, None)

@@ -82,7 +82,6 @@ class SubmissionGate:
         self.cluster = cluster
         self.pools = cluster.gpus_by_type
         self.largest = max(self.pools.values(), default=0)
-        self.quotas = {name: t.gpu_quota for name, t in cluster.tenants.items() if t.gpu_quota is not None}
         self.power = power
 
     def refusals(
@@ -143,7 +142,7 @@ class SubmissionGate:
         if max_gpus is not None and gpus > max_gpus:
             message = f"{gpus} asked, but {project} may use at most {max_gpus} at once"
             out.append(Refusal("gpus", message, OUTSIDE_ALLOCATION))
-        quota = self.quotas.get(tenant)
+        quota = self.cluster.tenant(tenant).gpu_quota  # read live: the live hub's operator may change it
         if quota is not None and gpus > quota:
             message = f"{gpus} asked, but {tenant} may hold at most {quota} GPUs at once (its quota)"
             out.append(Refusal("gpus", message, OVER_QUOTA))

@@ -11,6 +11,9 @@ project's AI-use review, as JSON), ``review_transitions`` (every workflow step),
 and ``terms_acceptances``, ``datasets`` and ``job_datasets`` (which registered datasets a job
 reads), and ``audit_log``: the hash-chained, append-only log (``steppe.store.audit``).
 
+Tenant shares (revision 0003): an organisation's fair-share weight and concurrent-GPU quota,
+set through the API with a reason; the scheduler reads them at start and on every change.
+
 A test checks that the migrated schema equals this metadata (``alembic check`` style).
 """
 
@@ -49,6 +52,8 @@ organisations = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("country", String(2), nullable=False),
     Column("created_s", Float, nullable=False),
+    Column("fairshare_weight", Float, nullable=True),  # revision 0003; None: as the cluster file says (1.0)
+    Column("gpu_quota", Integer, nullable=True),  # revision 0003; None: as the cluster file says (no quota)
 )
 
 projects = Table(

@@ -53,6 +53,21 @@ def get_org(conn: Connection, name: str) -> RowMapping | None:
     return conn.execute(select(organisations).where(organisations.c.name == name)).mappings().first()
 
 
+def set_org_share(conn: Connection, org_id: int, weight: float | None, gpu_quota: int | None) -> None:
+    """Set an organisation's fair-share weight and GPU quota (None: as the cluster file says)."""
+    conn.execute(
+        update(organisations).where(organisations.c.id == org_id).values(fairshare_weight=weight, gpu_quota=gpu_quota)
+    )
+
+
+def org_shares(conn: Connection) -> list[RowMapping]:
+    """Organisations with a stored weight or quota: ``name, fairshare_weight, gpu_quota``."""
+    stmt = select(organisations.c.name, organisations.c.fairshare_weight, organisations.c.gpu_quota).where(
+        organisations.c.fairshare_weight.is_not(None) | organisations.c.gpu_quota.is_not(None)
+    )
+    return list(conn.execute(stmt).mappings())
+
+
 def list_orgs(conn: Connection, org_id: int | None = None) -> list[RowMapping]:
     stmt = select(organisations).order_by(organisations.c.name)
     if org_id is not None:
