@@ -14,6 +14,7 @@ Run it directly to keep one running until Ctrl-C::
     python scripts/pg_throwaway.py            # prints the URL
     python scripts/pg_throwaway.py --install  # only make sure the binaries are there
 
+``make test`` installs the binaries before the tests run; the tests only start a server.
 Any failure raises ``PostgresUnavailable`` with what went wrong (tests fail with it rather
 than skip: CI must really run the PostgreSQL tests).
 """
@@ -83,9 +84,15 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(fast: bool = True) -> Iterator[str]:
-    """A running throwaway server; yields its URL. ``fast`` turns fsync off (fine for tests)."""
-    bindir = ensure_installed()
+def throwaway_postgres(fast: bool = True, install: bool = True) -> Iterator[str]:
+    """A running throwaway server; yields its URL. ``fast`` turns fsync off (fine for tests).
+
+    With ``install`` False (the tests), missing binaries are an error: the repository's set-up
+    (``make test`` runs ``pg_throwaway.py --install`` first) installs them, never a test.
+    """
+    bindir = ensure_installed() if install else _bin_dir()
+    if bindir is None:
+        raise PostgresUnavailable("PostgreSQL is not installed: run 'python scripts/pg_throwaway.py --install' as root")
     base = Path(tempfile.mkdtemp(prefix="steppe-pg-"))
     data = base / "data"
     if os.geteuid() == 0:

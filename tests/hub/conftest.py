@@ -56,7 +56,7 @@ def postgres_url() -> Iterator[str]:
     from pg_throwaway import PostgresUnavailable, throwaway_postgres
 
     try:
-        with throwaway_postgres() as url:
+        with throwaway_postgres(install=False) as url:
             yield url
     except PostgresUnavailable as exc:
         pytest.fail(f"PostgreSQL store tests need a PostgreSQL server: {exc}", pytrace=False)
