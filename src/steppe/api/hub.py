@@ -11,6 +11,9 @@ the hub's ``site``, whose jurisdiction comes from the topology). ``today()`` is 
 date (UTC+5), on which approvals start and expire; ``governance_changed`` makes the loop
 re-read approvals and datasets and waits for one cycle. The acceptable-use terms in force and
 each user's acceptances are cached for the submission path (``terms_required``).
+
+Power: with ``power_cap_w`` the loop's policy schedules under the facility cap of ``site``'s
+site file (``steppe.power.live``: its timeline starts at the site-local hour the hub starts in).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
 from steppe.governance.admission import local_date
 from steppe.governance.rules import RuleSet, load_rules
 from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
+from steppe.power.live import live_power
 from steppe.store import Store, open_store, tenancy
 from steppe.store import governance as gov_repo
 from steppe.store.audit import record
@@ -63,6 +67,8 @@ class HubSettings:
     uid_base: int = UID_BASE
     accounts_file: Path | None = None
     executor: str = "local"
+    power_cap_w: float | None = None  # schedule under this facility base cap (the site's windows keep their ratio)
+    cap_floor: float = 0.6  # lowest per-job GPU cap under the facility cap, fraction of TDP
 
 
 def single_user_refusal() -> str:
@@ -116,7 +122,15 @@ class Hub:
         today = local_date(5.0)
         governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
                                     today=lambda now: today(now + shift))
-        loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance)
+        power = None
+        if settings.power_cap_w is not None:  # the site timeline starts at the site-local hour of this start
+            try:
+                power = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
+                                   floor=settings.cap_floor).budget
+            except SteppeError as exc:
+                raise SteppeError(f"--power-cap at site {settings.site!r}: {exc}") from None
+        loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance,
+                       power=power)
         return Hub(settings, store, fleet, loop, accounts)
 
     def start(self) -> None:

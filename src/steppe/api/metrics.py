@@ -7,7 +7,10 @@
 * ``hub_gpu_allocated_seconds_total{project,gpu_type}``: GPU-seconds charged (counter);
 * ``hub_allocation_remaining_gpu_seconds{project}``: what is left of the current allocation;
 * ``hub_scheduler_cycle_duration_seconds``: one loop step, histogram;
-* ``hub_scheduler_errors_total``: steps that raised.
+* ``hub_scheduler_errors_total``: steps that raised;
+* with a facility power cap (``steppe serve --power-cap``), ``hub_facility_power_watts`` (PUE x
+  (idle fleet + running jobs' added power), as the scheduler counts it), ``hub_facility_power_cap_watts``
+  and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap.
 
 Labels never carry job or user ids. Values are read on the loop's thread at scrape time.
 """
@@ -22,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from steppe.control.loop import HubLoop
 from steppe.control.views import pending_by_reason
+from steppe.power.live import facility_draw_w
 
 CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -42,7 +46,17 @@ def _snapshot(loop: HubLoop) -> dict[str, Any]:
         "charged": dict(ledger.by_type_s),
         "remaining": remaining,
         "errors": loop.errors,
+        "power": _power(loop),
     }
+
+
+def _power(loop: HubLoop) -> tuple[float, float, float] | None:
+    """(facility draw W, cap W, PUE) now, or None when the hub does not schedule power."""
+    budget = loop.power
+    if budget is None:
+        return None
+    now = loop.clock()
+    return facility_draw_w(budget, loop.state.power_draw_w, now), budget.limits.cap_w_at(now), budget.limits.pue_at(now)
 
 
 class HubCollector:
@@ -83,6 +97,11 @@ class HubCollector:
             remaining.add_metric([project], s)
         yield remaining
         yield CounterMetricFamily("hub_scheduler_errors", "Scheduler steps that raised", value=snap["errors"])
+        if snap["power"] is not None:
+            draw_w, cap_w, pue = snap["power"]
+            yield GaugeMetricFamily("hub_facility_power_watts", "Facility power drawn (PUE x IT)", value=draw_w)
+            yield GaugeMetricFamily("hub_facility_power_cap_watts", "Facility power cap now", value=cap_w)
+            yield GaugeMetricFamily("hub_pue", "Power usage effectiveness now", value=pue)
 
 
 def hub_registry(loop: HubLoop) -> CollectorRegistry:

@@ -24,7 +24,7 @@ from steppe.client import HubClient
 from steppe.client import models as m
 from steppe.client.config import save_config
 from steppe.client.script import DirectiveError, parse_directives, parse_gres
-from steppe.core.units import format_duration, parse_time_limit
+from steppe.core.units import format_duration, parse_power, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 STATE_CODES = {"PENDING": "PD", "RUNNING": "R", "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO"}
@@ -78,9 +78,9 @@ def serve(
     public_metrics: Annotated[bool, typer.Option(help="serve /metrics without a token")] = False,
     reset_admin_token: Annotated[bool, typer.Option(help="write a new admin token")] = False,
     review_gate: Annotated[bool, typer.Option(help="hold jobs of projects without an approved AI-use review")] = True,
-    site: Annotated[str, typer.Option(help="this hub's site in the topology (its jurisdiction comes from there)")] = (
-        "astana"
-    ),
+    site: Annotated[
+        str, typer.Option(help="this hub's site in the topology (its jurisdiction); with --power-cap, its site file")
+    ] = "astana",
     clock_offset_days: Annotated[float, typer.Option(hidden=True, help="tests: shift the hub's calendar")] = 0.0,
     single_user: Annotated[bool, typer.Option(help="not root: run every job as this account (one person's hub)")] = (
         False
@@ -92,16 +92,32 @@ def serve(
     executor: Annotated[str, typer.Option(help="what runs the jobs: local (processes here) or mock (tests)")] = (
         "local"
     ),
+    power_cap: Annotated[
+        str | None, typer.Option(help="facility cap to schedule under, e.g. 500kW (--site's windows keep their ratio)")
+    ] = None,
+    cap_floor: Annotated[float, typer.Option(help="lowest per-job GPU cap under --power-cap, fraction of TDP")] = 0.6,
 ) -> None:
     """Run the hub: API, scheduler loop and local executor."""
     from steppe.api.hub import HubSettings
     from steppe.api.server import serve as run
+
+    power_cap_w = None
+    if power_cap is not None:
+        try:
+            power_cap_w = parse_power(power_cap)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--power-cap") from None
+        if power_cap_w <= 0:
+            raise typer.BadParameter(f"must be positive, got {power_cap}", param_hint="--power-cap")
+    if not 0.4 <= cap_floor <= 1.0:
+        raise typer.BadParameter(f"must be within 0.4-1.0 of TDP, got {cap_floor:g}", param_hint="--cap-floor")
 
     settings = HubSettings(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
         public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
         single_user=single_user, uid_base=uid_base, accounts_file=accounts, executor=executor,
+        power_cap_w=power_cap_w, cap_floor=cap_floor,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)
 

@@ -49,8 +49,10 @@ from steppe.core.state import HubState
 from steppe.core.units import format_duration
 from steppe.core.usage import DecayedUsage
 from steppe.executors.base import Executor, ExitInfo, Launch
+from steppe.power.live import over_cap
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.policies import make_policy
+from steppe.scheduling.power import PowerBudget
 from steppe.store import Store, tenancy
 from steppe.store import jobs as job_repo
 
@@ -91,6 +93,7 @@ class HubLoop:
         governance: GovernanceView | None = None,
         clock: Callable[[], float] = time.time,
         min_interval_s: float = 0.02,
+        power: PowerBudget | None = None,
     ) -> None:
         self.store = store
         self.fleet = fleet
@@ -100,7 +103,8 @@ class HubLoop:
         self.ledger = ledger or Ledger()
         self.governance = governance or GovernanceView(self.ledger, review_gate=False)
         checks = (*DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger), *self.governance.checks())
-        self.policy = make_policy(policy, checks=checks)
+        self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules
+        self.policy = make_policy(policy, checks=checks, **({"power": power} if power is not None else {}))
         usage = DecayedUsage()
         self.state = HubState(fleet.cluster, self.policy.new_queue(fleet.cluster, usage), usage)
         self.journal = Journal()
@@ -272,6 +276,10 @@ class HubLoop:
             with self.store.write() as conn:
                 self.journal.flush(conn, [], [], self.store)
         self._next_wake_s = self._next_wake(plan.wakeup_s)
+        if self.power is not None:  # the twin's invariant: the facility draws at most its cap
+            broken = over_cap(self.power, self.state.power_draw_w, now)
+            if broken:
+                log.error("facility power over its cap: %s", broken)
         self.cycles += 1
         elapsed = time.perf_counter() - t0
         for observe in self.cycle_observers:
