@@ -177,6 +177,11 @@ class Hub:
                 self._grants = cache
         return cache.get(project_id, [])
 
+    def tenants_changed(self) -> None:
+        """Make the loop re-read tenants' weights and quotas, and wait for the cycle that does."""
+        self.loop.reload_tenants()
+        self.loop.wake_and_wait(timeout=5.0)
+
     def allocations_changed(self) -> None:
         with self._lock:
             self._grants = None

@@ -77,7 +77,8 @@ def validate_submission(
     return {
         "project_id": project.id, "name": body.name or _default_name(body), "argv": body.argv, "script": body.script,
         "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
-        "qos": body.qos, "submit_s": now, "stdout_path": paths["output"], "stderr_path": paths["error"],
+        "qos": body.qos, "workload": body.workload, "submit_s": now, "stdout_path": paths["output"],
+        "stderr_path": paths["error"],
     }  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def job_view(
     return m.Job(
         id=row.id, name=row.name, project=f"{row.org}/{row.project_name}", user=row.user, state=row.state,
         reason=row.reason, exit_code=exit_code, gpus=row.gpus, gpu_type=row.gpu_type,
-        alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
+        workload=getattr(row, "workload", None) or "training", alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
         nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
         devices=[d for _, ids in handle.get("devices", []) for d in ids], walltime_s=row.walltime_s,
         submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=None if summary else row.argv,

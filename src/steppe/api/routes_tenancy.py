@@ -67,14 +67,41 @@ def create_org(body: m.OrgCreate, hub: HubDep, who: Who) -> m.Org:
 def list_orgs(hub: HubDep, who: Who) -> list[m.Org]:
     with hub.store.read() as conn:
         rows = tenancy.list_orgs(conn, None if who.is_hub_admin else (who.org_id or -1))
-    return [m.Org(name=r.name, country=r.country, created_s=r.created_s) for r in rows]
+    return [_org_view(r) for r in rows]
+
+
+def _org_view(r: Any) -> m.Org:
+    return m.Org(name=r.name, country=r.country, created_s=r.created_s, fairshare_weight=r.fairshare_weight,
+                 gpu_quota=r.gpu_quota)  # fmt: skip
 
 
 @router.get("/orgs/{org}", response_model=m.Org)
 def get_org(org: str, hub: HubDep, who: Who) -> m.Org:
     with hub.store.read() as conn:
         r = _org(conn, who, org)
-    return m.Org(name=r.name, country=r.country, created_s=r.created_s)
+    return _org_view(r)
+
+
+@router.put("/orgs/{org}/share", response_model=m.Org)
+def set_share(org: str, body: m.OrgShare, hub: HubDep, who: Who) -> m.Org:
+    """Set an organisation's fair-share weight and GPU quota (hub-admin; audited as ``quota.change``).
+
+    The scheduler uses them from its next cycle: a lower quota holds new starts (running jobs
+    go on), a higher one releases jobs held with ``QOSGrpGRES``. ``null`` means the cluster
+    file's value (weight 1, no quota when the file says nothing).
+    """
+    who.require_hub_admin()
+    now = time.time()
+    with hub.store.write() as conn:
+        row = _org(conn, who, org)
+        before = {"fairshare_weight": row.fairshare_weight, "gpu_quota": row.gpu_quota}
+        tenancy.set_org_share(conn, row.id, body.fairshare_weight, body.gpu_quota)
+        after = {"fairshare_weight": body.fairshare_weight, "gpu_quota": body.gpu_quota}
+        record(conn, actor=who.name, action="quota.change", subject=org, time_s=now, reason=body.reason,
+               details={"before": before, "after": after})
+        view = _org_view(_org(conn, who, org))
+    hub.tenants_changed()
+    return view
 
 
 @router.post("/orgs/{org}/projects", status_code=201, response_model=m.Project)

@@ -111,7 +111,6 @@ def serve(
             raise typer.BadParameter(f"must be positive, got {power_cap}", param_hint="--power-cap")
     if not 0.4 <= cap_floor <= 1.0:
         raise typer.BadParameter(f"must be within 0.4-1.0 of TDP, got {cap_floor:g}", param_hint="--cap-floor")
-
     settings = HubSettings(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
@@ -318,7 +317,23 @@ def org_create(name: str, country: Annotated[str, typer.Option(help="ISO 3166 co
 @org_app.command("list")
 def org_list(as_json: JsonOpt = False) -> None:
     items = _client().list_orgs()
-    _emit(list(items), as_json, ["ORG", "COUNTRY", "CREATED"], [[o.name, o.country, _when(o.created_s)] for o in items])
+    rows = [[o.name, o.country, _when(o.created_s), "-" if o.fairshare_weight is None else f"{o.fairshare_weight:g}",
+             "-" if o.gpu_quota is None else str(o.gpu_quota)] for o in items]  # fmt: skip
+    _emit(list(items), as_json, ["ORG", "COUNTRY", "CREATED", "WEIGHT", "GPU QUOTA"], rows)
+
+
+@org_app.command("share")
+def org_share(
+    name: str,
+    reason: Annotated[str, typer.Option(help="why (written to the audit log)")],
+    weight: Annotated[float | None, typer.Option(help="fair-share weight (default: the cluster file's, 1)")] = None,
+    gpu_quota: Annotated[int | None, typer.Option(help="GPUs the organisation may hold at once")] = None,
+) -> None:
+    """Set an organisation's fair-share weight and concurrent-GPU quota (like sacctmgr's Fairshare and GrpTRES)."""
+    org = _client().set_share(name, m.OrgShare(fairshare_weight=weight, gpu_quota=gpu_quota, reason=reason))
+    shown_w = "the cluster file's" if org.fairshare_weight is None else f"{org.fairshare_weight:g}"
+    shown_q = "the cluster file's" if org.gpu_quota is None else f"{org.gpu_quota} GPUs"
+    typer.echo(f"{org.name}: weight {shown_w}, quota {shown_q}")
 
 
 @project_app.command("create")

@@ -298,6 +298,18 @@ class Org(BaseModel):
     name: str
     country: str
     created_s: float
+    fairshare_weight: float | None = Field(None, description="stored fair-share weight (None: the cluster file's)")
+    gpu_quota: int | None = Field(None, description="stored concurrent-GPU quota (None: the cluster file's)")
+
+
+class OrgShare(_Request):
+    """An organisation's share of the hub: fair-share weight and concurrent-GPU quota (hub-admin, audited)."""
+
+    fairshare_weight: Annotated[float | None, Field(gt=0, le=1e6, examples=[2.0])] = None
+    gpu_quota: Annotated[int | None, Field(ge=0, le=MAX_GPUS, examples=[16])] = None
+    reason: Annotated[
+        Reason, Field(min_length=1, description="why: written to the audit log (required)", examples=["2027 call"])
+    ]
 
 
 class ProjectCreate(_Request):
@@ -410,6 +422,9 @@ class JobSubmit(_Request):
         float, Field(gt=0, le=MAX_DURATION_S, description="time limit in seconds", examples=[3600])
     ] = 3600.0
     qos: Annotated[Word, Field(examples=["normal"])] = "normal"
+    workload: Literal["training", "inference", "interactive"] = Field(
+        "training", description="what the job does: sets its modelled power and whether it may be capped"
+    )
     workdir: Annotated[FilePath | None, Field(examples=["/home/alice/run"])] = None
     env: Annotated[dict[EnvName, EnvValue], Field(max_length=MAX_ENV, examples=[{"OMP_NUM_THREADS": "8"}])] = {}
     output: Annotated[
@@ -482,6 +497,7 @@ class Job(BaseModel):
     exit_code: str | None = Field(None, description="Slurm's exit:signal")
     gpus: int
     gpu_type: str | None
+    workload: str = "training"
     alloc_gpu_type: str | None = None
     nodes: list[str] = []
     devices: list[int] = []

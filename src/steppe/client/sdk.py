@@ -105,6 +105,11 @@ class HubClient:
     def list_orgs(self) -> list[m.Org]:
         return self._list(m.Org, "/api/v1/orgs")
 
+    def set_share(self, org: str, share: m.OrgShare) -> m.Org:
+        """Set an organisation's fair-share weight and GPU quota (hub-admin; the reason is audited)."""
+        body = share.model_dump(mode="json")  # None is meaningful here: the cluster file's value
+        return m.Org.model_validate(self.request("PUT", f"/api/v1/orgs/{org}/share", json=body).json())
+
     def create_project(self, org: str, name: str) -> m.Project:
         return self._post(m.Project, f"/api/v1/orgs/{org}/projects", m.ProjectCreate(name=name))
 

@@ -43,6 +43,7 @@ from steppe.control.journal import Ending, Journal
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.machine import Fleet
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
+from steppe.core.cluster import TenantSpec
 from steppe.core.job import TERMINAL_STATES, JobState, PendingReason
 from steppe.core.records import JobRecord
 from steppe.core.state import HubState
@@ -120,6 +121,8 @@ class HubLoop:
         self._closing = threading.Event()
         self._reload = threading.Event()
         self._reload_gov = threading.Event()
+        self._reload_tenants = threading.Event()
+        self._file_tenants = dict(fleet.cluster.tenants)  # what the cluster file declares; the store overrides
         self._cond = threading.Condition()
         self._begun = self._done = 0
         self._to_stop: list[JobRecord] = []
@@ -134,6 +137,7 @@ class HubLoop:
         from steppe.control.recovery import recover
 
         recover(self, self.clock())
+        self._load_tenants()
         with self.store.read() as conn:
             self.governance.load(conn)
             self.governance.add_jobs(conn, list(self.state.jobs))
@@ -168,6 +172,22 @@ class HubLoop:
     def reload_allocations(self) -> None:
         self._reload.set()
         self._wake.set()
+
+    def reload_tenants(self) -> None:
+        """Re-read tenants' weights and quotas from the store before the next cycle."""
+        self._reload_tenants.set()
+        self._wake.set()
+
+    def _load_tenants(self) -> None:
+        with self.store.read() as conn:
+            shares = tenancy.org_shares(conn)
+        tenants = dict(self._file_tenants)
+        for row in shares:
+            base = tenants.get(row.name) or TenantSpec(row.name)
+            weight = base.weight if row.fairshare_weight is None else float(row.fairshare_weight)
+            quota = base.gpu_quota if row.gpu_quota is None else int(row.gpu_quota)
+            tenants[row.name] = TenantSpec(row.name, weight, quota)
+        self.state.set_tenants(tenants)
 
     def reload_governance(self) -> None:
         """Re-read approvals and datasets from the store before the next cycle, and run one."""
@@ -229,6 +249,9 @@ class HubLoop:
             self._reload.clear()
             with self.store.read() as conn:
                 self.ledger.set_allocations(tenancy.list_allocations(conn), tenancy.project_keys(conn))
+        if self._reload_tenants.is_set():
+            self._reload_tenants.clear()
+            self._load_tenants()
         if self._reload_gov.is_set():
             self._reload_gov.clear()
             with self.store.read() as conn:

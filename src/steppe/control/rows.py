@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from steppe.core.job import JobSpec
+from steppe.core.job import JobSpec, WorkloadClass
 from steppe.executors.base import Launch
 
 
@@ -32,6 +32,7 @@ def spec_from_row(row: Any) -> JobSpec:
         project=project_key(row),
         gpu_type=row.gpu_type,
         qos=row.qos,
+        workload=WorkloadClass(getattr(row, "workload", None) or "training"),
         name=row.name,
         user=row.user,
     )

@@ -120,6 +120,7 @@ jobs = Table(
     Column("gpu_type", String(32), nullable=True),
     Column("walltime_s", Float, nullable=False),
     Column("qos", String(32), nullable=False),
+    Column("workload", String(16), nullable=False, server_default="training"),  # revision 0003
     Column("submit_s", Float, nullable=False),
     Column("state", String(16), nullable=False),
     Column("reason", String(32), nullable=False),
