@@ -253,3 +253,44 @@ def test_metrics_have_no_power_gauges_without_a_power_cap(tmp_path: Path) -> Non
     values, hub = scrape(tmp_path)
     assert hub.loop.power is None
     assert values == {}
+
+
+def test_a_restart_counts_adopted_jobs_power_and_sheds_to_the_cap(
+    harness: LoopHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_live(harness)
+    before_w = harness.loop.state.power_draw_w
+    running = set(harness.loop.state.running)
+    harness.restart()  # the hub restarts; its jobs run on (their caps were not stored)
+    assert set(harness.loop.state.running) == running
+    assert harness.loop.state.power_draw_w >= before_w > 0  # counted at full power, never as drawing nothing
+    with caplog.at_level(logging.ERROR, logger="steppe.hub"):
+        assert harness.step(1.0)  # the first cycle caps them back under the facility cap
+    assert not caplog.records
+    assert harness.job(4)["state"] == "PENDING"
+
+
+def test_the_live_api_refuses_a_job_that_could_never_fit_under_the_cap(tmp_path: Path) -> None:
+    """The submission gate's power ceiling, as the twin's: refused at once (422), not held for ever."""
+    cluster = Cluster.uniform(1, 8, GPU)
+    probe = live_power(cluster, "astana", time.time(), power_cap_w=1e9)
+    assert probe.budget is not None
+    hub = None
+    for gpus_allowed in (7.5, 7.0, 6.5, 6.0, 5.5):  # the lowest cap the site's winter windows still allow
+        cap_w = 1.1 * (probe.budget.static_it_w + gpus_allowed * per_gpu_w(0.6))
+        try:
+            hub = Hub.open(HubSettings(data_dir=tmp_path / f"d{gpus_allowed}", gpus=8, gpu_type=GPU,
+                                       review_gate=False, executor="mock", power_cap_w=cap_w))  # fmt: skip
+            break
+        except Exception:
+            continue
+    assert hub is not None and hub.power_ceiling is not None
+    with TestClient(create_app(hub), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {(hub.settings.data_dir / 'admin-token').read_text().strip()}"
+        assert client.post("/api/v1/orgs", json={"name": "kaznu", "country": "KZ"}).status_code == 201
+        assert client.post("/api/v1/orgs/kaznu/projects", json={"name": "nlp"}).status_code == 201
+        job = {"project": "kaznu/nlp", "argv": ["/bin/true"]}
+        refused = client.post("/api/v1/jobs", json={**job, "gpus": 8})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "gpus"
+        assert "even at its lowest GPU cap" in refused.json()["errors"][0]["message"]
+        assert client.post("/api/v1/jobs", json={**job, "gpus": 1}).status_code == 201

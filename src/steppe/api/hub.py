@@ -38,7 +38,8 @@ from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
 from steppe.governance.admission import local_date
 from steppe.governance.rules import RuleSet, load_rules
 from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
-from steppe.power.live import live_power
+from steppe.power import live_power, power_ceiling_w
+from steppe.scheduling.gate import PowerCeiling
 from steppe.store import Store, open_store, tenancy
 from steppe.store import governance as gov_repo
 from steppe.store.audit import record
@@ -88,6 +89,7 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.accounts = accounts or AccountMap(settings.uid_base, root=running_as_root())
+        self.power_ceiling: PowerCeiling | None = None
         self.store = store
         self.fleet = fleet
         self.loop = loop
@@ -123,15 +125,21 @@ class Hub:
         governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
                                     today=lambda now: today(now + shift))
         power = None
+        ceiling = None
         if settings.power_cap_w is not None:  # the site timeline starts at the site-local hour of this start
             try:
-                power = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
-                                   floor=settings.cap_floor).budget
+                setup_w = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
+                                     floor=settings.cap_floor)
             except SteppeError as exc:
                 raise SteppeError(f"--power-cap at site {settings.site!r}: {exc}") from None
+            power = setup_w.budget
+            if power is not None:  # the submission gate refuses what could never fit under the cap, as the twin
+                ceiling = PowerCeiling(power, power_ceiling_w(setup_w))
         loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance,
                        power=power)
-        return Hub(settings, store, fleet, loop, accounts)
+        hub = Hub(settings, store, fleet, loop, accounts)
+        hub.power_ceiling = ceiling
+        return hub
 
     def start(self) -> None:
         from steppe.api.review_ops import expire_sweep

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from steppe.api.problems import ApiProblem, field_problem
 from steppe.client.models import JobSubmit
 from steppe.core.cluster import Cluster
-from steppe.scheduling.gate import Refusal, SubmissionGate, default_gpu_type
+from steppe.core.job import WorkloadClass
+from steppe.scheduling.gate import PowerCeiling, Refusal, SubmissionGate, default_gpu_type
 
 if TYPE_CHECKING:
     from steppe.api.hub import Hub
@@ -44,8 +45,9 @@ def validate_submission(
     grant = next((a for a in hub.grants(project.id) if a.start_s <= now < a.end_s), None)
     allowed = list(grant.gpu_types) if grant is not None and grant.gpu_types else None
     gpu_type = default_gpu_type(gpu_type, allowed)
-    refused = _gate(cluster).refusals(
+    refused = _gate(cluster, hub.power_ceiling).refusals(
         body.gpus, gpu_type, project.org, allowed_types=allowed, project=body.project, qos=body.qos,
+        workload=WorkloadClass(body.workload),
         max_gpus=grant.max_gpus if grant is not None else None,
     )  # fmt: skip
     if refused:
@@ -95,16 +97,16 @@ def _confined(field: str, path: str, roots: list[str]) -> str:
     return norm
 
 
-_GATES: list[tuple[Cluster, SubmissionGate]] = []
+_GATES: list[tuple[Cluster, PowerCeiling | None, SubmissionGate]] = []
 
 
-def _gate(cluster: Cluster) -> SubmissionGate:
-    """The submission gate of ``cluster`` (the hub's fleet never changes while it runs)."""
+def _gate(cluster: Cluster, ceiling: PowerCeiling | None) -> SubmissionGate:
+    """The submission gate of ``cluster`` and its power ceiling (neither changes while the hub runs)."""
     cached = _GATES[-1] if _GATES else None
-    if cached is not None and cached[0] is cluster:
-        return cached[1]
-    gate = SubmissionGate(cluster)
-    _GATES[:] = [(cluster, gate)]
+    if cached is not None and cached[0] is cluster and cached[1] is ceiling:
+        return cached[2]
+    gate = SubmissionGate(cluster, ceiling)
+    _GATES[:] = [(cluster, ceiling, gate)]
     return gate
 
 

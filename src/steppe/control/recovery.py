@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from steppe.control.journal import Ending
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
 from steppe.core.job import JobState
+from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo
 from steppe.store import jobs as job_repo
 from steppe.store import tenancy
@@ -86,8 +87,14 @@ def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
     loop.launches[row.id] = launch_from_row(row)
     loop.ledger.project_ids[project_key(row)] = row.project_id
     allocation = tuple((int(n), int(g)) for n, g in (row.alloc or []))
+    spec = spec_from_row(row)
+    power = (1.0, 0.0, 0.0)
+    if loop.power is not None and allocation:  # its cap was not stored: count it at full power until recapped
+        gpu_type = row.alloc_gpu_type or loop.state.inventory.node_type[allocation[0][0]]
+        probe = JobRecord(spec, seq=0)
+        power = (1.0, loop.power.model.added_w(probe, gpu_type, 1.0), loop.power.floor_w(probe, gpu_type))
     try:
-        rec = loop.state.adopt_running(spec_from_row(row), allocation, row.start_s, row.executed_s)
+        rec = loop.state.adopt_running(spec, allocation, row.start_s, row.executed_s, power)
     except ValueError:  # its GPUs are no longer in the inventory: end it rather than run unaccounted
         loop.executor.kill(handle)
         loop.state.jobs.pop(row.id, None)

@@ -136,15 +136,21 @@ class HubState:
         return rec
 
     def adopt_running(
-        self, spec: JobSpec, allocation: Allocation, started_s: float, executed_s: float = 0.0
+        self,
+        spec: JobSpec,
+        allocation: Allocation,
+        started_s: float,
+        executed_s: float = 0.0,
+        power: tuple[float, float, float] = (1.0, 0.0, 0.0),
     ) -> JobRecord:
         """Restore a job that was already running (after a restart of the live hub).
 
-        ``executed_s`` is run time accumulated before ``started_s`` (earlier runs).
+        ``executed_s`` is run time accumulated before ``started_s`` (earlier runs); ``power`` is
+        its ``(cap_fraction, added power W, power at its lowest cap W)``, counted in the draw.
         """
         rec = self.submit(spec, started_s)
         rec.executed_s = executed_s
-        problem = self._start(Start(spec.job_id, allocation), started_s)
+        problem = self._start(Start(spec.job_id, allocation, *power), started_s)
         if problem:
             self.queue.remove(rec)  # leave no trace of the failed adoption
             self._forget_kind(rec)

@@ -12,7 +12,7 @@ Layering: this package sits above ``scheduling`` and ``energy`` (it joins them) 
 ``twin`` and ``control``, which both use it.
 """
 
-from steppe.power.budget import DEFAULT_START, PowerSetup, build_power, parse_start
+from steppe.power.budget import DEFAULT_START, PowerSetup, build_power, parse_start, power_ceiling_w
 from steppe.power.live import EpochLimits, facility_draw_w, hour_start, live_power, over_cap
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "live_power",
     "over_cap",
     "parse_start",
+    "power_ceiling_w",
 ]

@@ -85,3 +85,10 @@ def build_power(
                 "PUE: no schedule can keep under it"
             )
     return PowerSetup(site, timeline, fleet, budget)
+
+
+def power_ceiling_w(power: PowerSetup) -> float:
+    """The most IT power jobs may ever add at this site (over a year of its timeline): a job
+    needing more even at its lowest cap can never start, and the submission gate refuses it."""
+    arr = power.timeline.arrays(24 * 366)
+    return float((arr.cap_w / arr.pue).max()) - power.fleet.static_it_w()

@@ -29,6 +29,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import HubState, StateListener
 from steppe.core.usage import DecayedUsage
 from steppe.executors.fake import FakeExecutor
+from steppe.power import PowerSetup, power_ceiling_w
 from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
@@ -37,7 +38,6 @@ from steppe.twin.engine import EventQueue
 from steppe.twin.eventlog import EventLog
 from steppe.twin.invariants import InvariantChecker, InvariantViolation
 from steppe.twin.metrics import MetricsCollector
-from steppe.twin.power import PowerSetup
 from steppe.twin.trace import Trace
 
 _END, _WAKE = 0, 1
@@ -104,7 +104,7 @@ def replay(
         if slowdown is None:
             slowdown = power.fleet.slowdown  # type: ignore[union-attr]
     budget = power.budget if power is not None else None
-    ceiling = PowerCeiling(budget, _power_ceiling_w(power)) if power is not None and budget is not None else None
+    ceiling = PowerCeiling(budget, power_ceiling_w(power)) if power is not None and budget is not None else None
     gate = SubmissionGate(cluster, ceiling)
     events = EventQueue()
 
@@ -189,8 +189,3 @@ def replay(
     )
     return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy)
 
-
-def _power_ceiling_w(power: PowerSetup) -> float:
-    """The most IT power jobs may ever add at this site (over a year of its timeline)."""
-    arr = power.timeline.arrays(24 * 366)
-    return float((arr.cap_w / arr.pue).max()) - power.fleet.static_it_w()
