@@ -237,3 +237,24 @@ def test_a_check_that_raises_leaks_no_gpu_in_the_live_loop(tmp_path: Path) -> No
     assert h.step(1.0)
     assert sorted(j for _, j in h.executor.calls) == ids  # all 8 GPUs were still there
     h.close()
+
+
+def test_no_job_starts_before_it_was_submitted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission written while a step is already under way starts at or after its submit time."""
+    from steppe.control import loop as loop_module
+
+    h = LoopHarness(tmp_path, gpus=2)
+    real = loop_module.job_repo.pending_requests
+    made: list[int] = []
+
+    def racing(conn: Any) -> Any:  # the API inserts a job just as the loop reads its inbox
+        if not made:
+            h.clock.advance(0.005)
+            made.append(h.submit(gpus=1))
+        return real(conn)
+
+    monkeypatch.setattr(loop_module.job_repo, "pending_requests", racing)
+    assert h.step()
+    job = h.job(made[0])
+    assert job.state == "RUNNING" and job.start_s >= job.submit_s
+    h.close()

@@ -244,7 +244,6 @@ class HubLoop:
         with self._cond:
             self._begun += 1
         t0 = time.perf_counter()
-        now = self.clock()
         if self._reload.is_set():
             self._reload.clear()
             with self.store.read() as conn:
@@ -256,8 +255,10 @@ class HubLoop:
             self._reload_gov.clear()
             with self.store.read() as conn:
                 self.governance.load(conn)
+        requests, rows = self._read_inbox()
+        now = self.clock()  # after the inbox was read: no job starts before the time it was submitted
         self._take_exits(now)
-        request_ids = self._take_requests(now)
+        request_ids = self._take_requests(requests, rows, now)
         self._enforce_walltime(now)
         self.ledger.charge_all(now)
         plan = self.policy.schedule(self.state, now)
@@ -339,12 +340,16 @@ class HubLoop:
             self.journal.endings[job_id] = ending
             self.state.finish(job_id, now, ending.state)
 
-    def _take_requests(self, now: float) -> list[int]:
+    def _read_inbox(self) -> tuple[list[Any], dict[int, Any]]:
+        """The requests the API wrote, and the rows of the jobs submitted by them."""
         with self.store.read() as conn:
             requests = job_repo.pending_requests(conn)
             rows = job_repo.jobs_by_id(conn, {r.job_id for r in requests if r.kind == "submit"})
             if rows:
                 self.governance.add_jobs(conn, list(rows))
+        return list(requests), dict(rows)
+
+    def _take_requests(self, requests: list[Any], rows: dict[int, Any], now: float) -> list[int]:
         for req in requests:
             if req.kind == "submit":
                 row = rows.get(req.job_id)
