@@ -241,10 +241,8 @@ def test_a_check_that_raises_leaks_no_gpu_in_the_live_loop(tmp_path: Path) -> No
 
 def test_no_job_starts_before_it_was_submitted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A submission written while a step is already under way starts at or after its submit time."""
-    from steppe.control import loop as loop_module
-
     h = LoopHarness(tmp_path, gpus=2)
-    real = loop_module.job_repo.pending_requests
+    real = job_repo.pending_requests
     made: list[int] = []
 
     def racing(conn: Any) -> Any:  # the API inserts a job just as the loop reads its inbox
@@ -253,7 +251,7 @@ def test_no_job_starts_before_it_was_submitted(tmp_path: Path, monkeypatch: pyte
             made.append(h.submit(gpus=1))
         return real(conn)
 
-    monkeypatch.setattr(loop_module.job_repo, "pending_requests", racing)
+    monkeypatch.setattr(job_repo, "pending_requests", racing)  # the module the loop reads it through
     assert h.step()
     job = h.job(made[0])
     assert job.state == "RUNNING" and job.start_s >= job.submit_s
