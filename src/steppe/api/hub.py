@@ -85,11 +85,17 @@ class Hub:
     """Everything the API needs; see the module docstring."""
 
     def __init__(
-        self, settings: HubSettings, store: Store, fleet: Fleet, loop: HubLoop, accounts: AccountMap | None = None
+        self,
+        settings: HubSettings,
+        store: Store,
+        fleet: Fleet,
+        loop: HubLoop,
+        accounts: AccountMap | None = None,
+        power_ceiling: PowerCeiling | None = None,
     ) -> None:
         self.settings = settings
         self.accounts = accounts or AccountMap(settings.uid_base, root=running_as_root())
-        self.power_ceiling: PowerCeiling | None = None
+        self.power_ceiling = power_ceiling  # the submission gate refuses what could never fit under the cap
         self.store = store
         self.fleet = fleet
         self.loop = loop
@@ -128,18 +134,16 @@ class Hub:
         ceiling = None
         if settings.power_cap_w is not None:  # the site timeline starts at the site-local hour of this start
             try:
-                setup_w = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
+                power_setup = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
                                      floor=settings.cap_floor)
             except SteppeError as exc:
                 raise SteppeError(f"--power-cap at site {settings.site!r}: {exc}") from None
-            power = setup_w.budget
+            power = power_setup.budget
             if power is not None:  # the submission gate refuses what could never fit under the cap, as the twin
-                ceiling = PowerCeiling(power, power_ceiling_w(setup_w))
+                ceiling = PowerCeiling(power, power_ceiling_w(power_setup))
         loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance,
                        power=power)
-        hub = Hub(settings, store, fleet, loop, accounts)
-        hub.power_ceiling = ceiling
-        return hub
+        return Hub(settings, store, fleet, loop, accounts, ceiling)
 
     def start(self) -> None:
         from steppe.api.review_ops import expire_sweep

@@ -16,7 +16,6 @@ one-line ``field: what is wrong (e.g. ...)`` message the hub and the CLI print.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Mapping
 from datetime import date
@@ -33,6 +32,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+
+from steppe.core.text import text_problem
 
 # -- input limits (docs/live-hub.md, "Input limits") -------------------------------------------------------
 MAX_INT = 2**63 - 1
@@ -74,9 +75,6 @@ MAX_PAGE = 1000
 COMMAND_PREVIEW_CHARS = 200
 """Characters of ``Job.command``, the command line shown in listings."""
 
-_UNSAFE = re.compile("[\x00\ud800-\udfff]")
-
-
 def check_text(value: str) -> str:
     """``value`` unchanged if it has no NUL character and no lone surrogate, else a ``ValueError``.
 
@@ -87,13 +85,10 @@ def check_text(value: str) -> str:
     ...
     ValueError: must not contain a NUL character (\\u0000, at character 1)
     """
-    bad = _UNSAFE.search(value)
-    if bad is None:
-        return value
-    if bad.group() == "\x00":
-        raise ValueError(f"must not contain a NUL character (\\u0000, at character {bad.start()})")
-    code = f"\\u{ord(bad.group()):04x}"
-    raise ValueError(f"must be valid Unicode text: a lone surrogate ({code}) at character {bad.start()}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _iso_date(value: Any) -> Any:

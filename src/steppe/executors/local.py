@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from steppe.core.text import text_problem
 from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
 from steppe.executors.base import ExitInfo, Handle, Launch, OnExit
 from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
@@ -116,9 +117,8 @@ def process_alive(handle: dict[str, Any]) -> bool:
 
 def read_exit(job_dir: Path, start_s: float | None = None) -> ExitInfo | None:
     """The outcome the wrapper recorded (for the start at ``start_s``, if given), if it did."""
-    try:
-        data = json.loads((job_dir / "exit.json").read_text())
-    except (OSError, ValueError):
+    data = _read_json(job_dir / "exit.json")
+    if data is None:
         return None
     if start_s is not None and data.get("start_s", start_s) != start_s:
         return None  # an earlier run's (the job was requeued since)
@@ -400,12 +400,8 @@ def _within(path: str, root: Path) -> bool:
 def _check_bytes(value: Any, where: str = "job") -> None:
     """Refuse a NUL byte or a lone surrogate anywhere a launch would pass it to the kernel."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where}: contains a NUL byte")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{where}: is not valid UTF-8 text") from None
+        if text_problem(value) is not None:
+            raise ValueError(f"{where}: {'contains a NUL byte' if chr(0) in value else 'is not valid UTF-8 text'}")
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_bytes(k, f"{where}.{k}" if isinstance(k, str) else where)

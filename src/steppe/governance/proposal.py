@@ -55,6 +55,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from steppe.core.errors import UnknownNameError
+from steppe.core.text import text_problem
 from steppe.governance.errors import FieldError, ProposalError
 
 PEAK_BF16_FLOPS: dict[str, float] = {
@@ -82,7 +83,6 @@ MAX_STRING = 10_000
 MAX_KEY = 64
 """Characters of a key."""
 _MAX_INT = 2**63 - 1
-_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 def estimate_training_flop(gpu_hours: float, gpu_type: str, utilization: float = DEFAULT_MFU) -> float:
@@ -322,7 +322,7 @@ def check_structure(data: Any) -> list[FieldError]:
             out.append({"field": field, "message": f"nested too deeply (at most {MAX_DEPTH} levels)"})
             continue
         if isinstance(value, str):
-            problem = _text_problem(value)
+            problem = text_problem(value)
             if problem is None and len(value) > MAX_STRING:
                 problem = f"must be at most {MAX_STRING:,} characters (got {len(value):,})"
             if problem:
@@ -347,19 +347,10 @@ def check_structure(data: Any) -> list[FieldError]:
     return out
 
 
-def _text_problem(value: str) -> str | None:
-    bad = _UNSAFE.search(value)
-    if bad is None:
-        return None
-    if bad.group() == "\x00":
-        return f"must not contain a NUL character (\\u0000, at character {bad.start()})"
-    return f"must be valid Unicode text: a lone surrogate (\\u{ord(bad.group()):04x}) at character {bad.start()}"
-
-
 def _key_problem(key: Any) -> str | None:
     if not isinstance(key, str):
         return f"keys must be strings, not {type(key).__name__}"
-    problem = _text_problem(key)
+    problem = text_problem(key)
     if problem is None and len(key) > MAX_KEY:
         problem = f"keys must be at most {MAX_KEY} characters (got {len(key):,})"
     return f"the key {problem}" if problem else None
