@@ -61,9 +61,7 @@ def recover(loop: HubLoop, now: float) -> None:
         if handle is not None and _adopt(loop, row, handle):
             continue
         info = loop.executor.outcome(row.id, row.start_s) if handle is not None else None
-        if handle is None:
-            ending = intent_ending(row.stop_intent, row.walltime_s)
-        elif row.stop_intent:
+        if row.stop_intent:  # a stop the hub had asked for (of a job launched or not)
             ending = intent_ending(row.stop_intent, row.walltime_s, info)
         elif info is not None:
             ending = exit_ending(info)
