@@ -8,9 +8,10 @@ executor named by ``settings.executor`` (``steppe.executors.EXECUTORS``) and the
 
 Governance: the loop gets a ``GovernanceView`` (review gate on unless ``review_gate`` is False;
 the hub's ``site``, whose jurisdiction comes from the topology). ``today()`` is the hub's local
-date (UTC+5), on which approvals start and expire; ``governance_changed`` makes the loop
-re-read approvals and datasets and waits for one cycle. The acceptable-use terms in force and
-each user's acceptances are cached for the submission path (``terms_required``).
+date (its site's time zone: ``steppe.power.hub_clock``), on which approvals start and expire;
+``governance_changed`` makes the loop re-read approvals and datasets and waits for one cycle.
+The acceptable-use terms in force and each user's acceptances are cached for the submission
+path (``terms_required``).
 
 Power: with ``power_cap_w`` the loop's policy schedules under the facility cap of ``site``'s
 site file (``steppe.power.live``: its timeline starts at the site-local hour the hub starts in).
@@ -36,9 +37,10 @@ from steppe.core.errors import SteppeError
 from steppe.executors import ExecutorSetup, make_executor
 from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
 from steppe.governance.admission import local_date
+from steppe.governance.residency import load_topology
 from steppe.governance.rules import RuleSet, load_rules
 from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
-from steppe.power import live_power, power_ceiling_w
+from steppe.power import hub_clock, live_power, power_ceiling_w
 from steppe.scheduling.gate import PowerCeiling
 from steppe.store import Store, open_store, tenancy
 from steppe.store import governance as gov_repo
@@ -107,7 +109,7 @@ class Hub:
         self._lock = threading.Lock()
         self.writes = GroupCommit(store)
         self.rules: RuleSet = load_rules()
-        self._local_date = local_date(5.0)
+        self._local_date = local_date(hub_clock(settings.site, load_topology()).zone)
         self._terms: list[TermsVersion] | None = None
         self._accepted: dict[int, set[str]] = {}
         self._sweeper: threading.Thread | None = None
@@ -127,7 +129,7 @@ class Hub:
         executor = make_executor(settings.executor, setup)
         ledger = Ledger(settings.charge_interval_s, settings.require_allocation)
         shift = settings.clock_offset_days * 86400.0
-        today = local_date(5.0)
+        today = local_date(hub_clock(settings.site, load_topology()).zone)
         governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
                                     today=lambda now: today(now + shift))
         power = None
@@ -201,7 +203,7 @@ class Hub:
 
     # -- governance ----------------------------------------------------------------------------------------
     def today(self) -> date:
-        """The hub's local date (UTC+5), shifted by ``clock_offset_days`` in tests."""
+        """The hub's local date (its site's time zone), shifted by ``clock_offset_days`` in tests."""
         return self._local_date(time.time() + self.settings.clock_offset_days * 86400.0)
 
     def governance_changed(self) -> None:

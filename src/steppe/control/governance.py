@@ -53,7 +53,7 @@ class GovernanceView:
         self.datasets_of: dict[int, list[str]] = {}
         self.review: ReviewCheck | None = None
         if review_gate:
-            self.review = ReviewCheck(self.approvals.get, today or local_date(5.0), used_gpu_hours=self.used_gpu_hours,
+            self.review = ReviewCheck(self.approvals.get, today or local_date(), used_gpu_hours=self.used_gpu_hours,
                                       site=self.site)
         self.residency = ResidencyCheck(self.datasets_of, self.registry, self.topology, self.site)
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
+
+from steppe.energy.clock import SiteClock, utc_hours
 
 T_MIN_HOUR_LOCAL = 5.0  # coldest hour of a typical continental day (assumption, daily-cycle shape)
 T_MAX_HOUR_LOCAL = 15.0  # warmest hour (assumption, daily-cycle shape)
@@ -36,13 +38,19 @@ T_MAX_HOUR_LOCAL = 15.0  # warmest hour (assumption, daily-cycle shape)
 
 @dataclass(frozen=True, slots=True)
 class SiteClimate:
-    """Climate parameters of a site; ``utc_offset_h`` places the daily cycle in local time."""
+    """Climate parameters of a site; ``clock`` (or, without one, the fixed zone ``UTC + utc_offset_h``)
+    places the daily cycle and the months in local wall-clock time."""
 
     monthly_mean_c: tuple[float, ...]
     daily_amplitude_c: float
     noise_sigma_c: float
     noise_autocorr: float = 0.7  # lag-1 day-to-day correlation (assumption; not in hub-facts)
     utc_offset_h: float = 5.0  # Kazakhstan, single zone UTC+5 since 1 Mar 2024
+    clock: SiteClock | None = None
+
+    @property
+    def site_clock(self) -> SiteClock:
+        return self.clock if self.clock is not None else SiteClock.fixed(self.utc_offset_h)
 
     def __post_init__(self) -> None:
         if len(self.monthly_mean_c) != 12:
@@ -87,13 +95,6 @@ def daily_anomaly_c(days: int, sigma_c: float, autocorr: float, seed: int) -> np
     return out
 
 
-def _local_start(start: datetime, utc_offset_h: float) -> datetime:
-    offset = start.utcoffset()
-    if offset is None:
-        raise ValueError(f"start must be timezone-aware (e.g. tzinfo=UTC), got {start!r}")
-    return (start - offset).replace(tzinfo=None) + timedelta(hours=utc_offset_h)
-
-
 def month_position(local_times: np.ndarray) -> np.ndarray:
     """Position in the year in months, 0.0 at mid-January, for ``datetime64`` local times."""
     month_start = local_times.astype("datetime64[M]")
@@ -108,15 +109,16 @@ def month_position(local_times: np.ndarray) -> np.ndarray:
 
 def hourly_temperature(site_climate: SiteClimate, start: datetime, hours: int, seed: int) -> np.ndarray:
     """Outdoor temperature (deg C) for ``hours`` hours from ``start`` (timezone-aware), one value per hour."""
-    if hours < 0:
-        raise ValueError(f"hours must be >= 0, got {hours!r}")
-    local0 = _local_start(start, site_climate.utc_offset_h)
-    local_t = np.datetime64(local0, "s") + np.arange(hours) * np.timedelta64(3600, "s")
+    clock = site_climate.site_clock
+    utc_t = utc_hours(start, hours)
+    local_t = clock.wall_times(utc_t)
+    local0 = clock.local(start.timestamp())
     seasonal = seasonal_mean_c(site_climate.monthly_mean_c, month_position(local_t))
     hour_of_day = (local_t - local_t.astype("datetime64[D]")).astype(float) / 3600.0
     diurnal = daily_cycle_c(hour_of_day, site_climate.daily_amplitude_c)
     # Anomaly anchors at local noon of each day, from the day before the start to the day after the end.
     first_day = np.datetime64(local0.date(), "D") - np.timedelta64(1, "D")
+    # (wall times: across a daylight-saving change an hour repeats or is skipped, as on the wall)
     n_days = hours // 24 + 4
     anchors = daily_anomaly_c(n_days, site_climate.noise_sigma_c, site_climate.noise_autocorr, seed)
     anchor_h = np.arange(n_days) * 24.0 + 12.0  # hours after first_day 00:00 local

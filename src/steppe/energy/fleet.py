@@ -120,4 +120,4 @@ def with_base_cap(site: Site, base_cap_w: float) -> Site:
     old = site.power_cap
     ratio = base_cap_w / old.base_cap_w
     windows = tuple(CapWindow(w.months, w.hours, w.cap_w * ratio, w.reason) for w in old.windows)
-    return replace(site, power_cap=CapSchedule(base_cap_w, windows, old.utc_offset_h))
+    return replace(site, power_cap=CapSchedule(base_cap_w, windows, clock=old.clock))

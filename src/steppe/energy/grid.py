@@ -7,7 +7,9 @@ default; Ember 2024: 802) with a seasonal swing, winter higher (CHP-heavy), peak
     g(t) = base * (1 + s * cos(2 pi (doy - 15) / 365.25)) * (1 - d * cos(2 pi (h_local - 13) / 24))
 
 ``s`` = 0.07 (hub-facts 3: +-5-10 %); the optional diurnal term ``d`` (default 0) dips at 13:00
-local, the solar peak. Alternatively the series is read from a CSV with columns
+local, the solar peak. "Local" is the site clock's wall time (``steppe.energy.clock``; a fixed
+``UTC + utc_offset_h`` when no clock is given), so with daylight saving the dip and the tariff's
+night hours follow the wall clock. Alternatively the series is read from a CSV with columns
 ``hour_utc,g_per_kwh`` (``hour_utc`` an ISO-8601 time, UTC unless it carries an offset).
 
 **Tariff.** 29.14 KZT/kWh excluding VAT (legal entities, Kostanay supplier, from 1 Jan 2025),
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from steppe.core.errors import ConfigError
+from steppe.energy.clock import SiteClock, utc_hours
 
 DEFAULT_CARBON_G_PER_KWH = 800.0  # hub-facts 3: recommended default 800 gCO2e/kWh lifecycle (Ember 2024: 802)
 DEFAULT_SEASONAL_SWING = 0.07  # hub-facts 3: +-5-10 % seasonal swing, winter higher (assumption D)
@@ -98,37 +101,34 @@ def kzt_to_usd(amount_kzt: float, kzt_per_usd: float = DEFAULT_KZT_PER_USD) -> f
     return amount_kzt / kzt_per_usd
 
 
-def _utc_hours(start: datetime, hours: int) -> np.ndarray:
-    offset = start.utcoffset()
-    if offset is None:
-        raise ValueError(f"start must be timezone-aware (e.g. tzinfo=UTC), got {start!r}")
-    if hours < 0:
-        raise ValueError(f"hours must be >= 0, got {hours!r}")
-    t0 = np.datetime64((start - offset).replace(tzinfo=None), "s")
-    return t0 + np.arange(hours) * np.timedelta64(3600, "s")
-
-
-def _local_hour_of_day(utc_t: np.ndarray, utc_offset_h: float) -> np.ndarray:
-    local = utc_t + np.timedelta64(int(round(utc_offset_h * 3600)), "s")
+def _local_hour_of_day(utc_t: np.ndarray, clock: SiteClock) -> np.ndarray:
+    local = clock.wall_times(utc_t)
     hours: np.ndarray = (local - local.astype("datetime64[D]")).astype(float) / 3600.0
     return hours
 
 
-def carbon_series_g_per_kwh(spec: CarbonSpec, start: datetime, hours: int, utc_offset_h: float = 5.0) -> np.ndarray:
-    """Grid carbon intensity (gCO2e/kWh) for each hour from ``start``."""
-    utc_t = _utc_hours(start, hours)
+def carbon_series_g_per_kwh(
+    spec: CarbonSpec, start: datetime, hours: int, utc_offset_h: float = 5.0, *, clock: SiteClock | None = None
+) -> np.ndarray:
+    """Grid carbon intensity (gCO2e/kWh) for each hour from ``start``; local time by ``clock``, else
+    the fixed zone ``UTC + utc_offset_h``."""
+    utc_t = utc_hours(start, hours)
     if spec.csv_path is not None:
         return CarbonTable(spec.csv_path, spec.csv_repeat_year).series(utc_t)
     doy = (utc_t - utc_t.astype("datetime64[Y]")).astype(float) / 86400.0 + 1.0
     seasonal = 1.0 + spec.seasonal_swing * np.cos(2.0 * np.pi * (doy - CARBON_PEAK_DAY_OF_YEAR) / 365.25)
-    hour = _local_hour_of_day(utc_t, utc_offset_h)
+    hour = _local_hour_of_day(utc_t, clock or SiteClock.fixed(utc_offset_h))
     diurnal = 1.0 - spec.diurnal_swing * np.cos(2.0 * np.pi * (hour - CARBON_DIURNAL_MIN_HOUR_LOCAL) / 24.0)
     return np.asarray(spec.g_per_kwh * seasonal * diurnal)
 
 
-def tariff_series_kzt_per_kwh(spec: TariffSpec, start: datetime, hours: int, utc_offset_h: float = 5.0) -> np.ndarray:
-    """Electricity price (KZT/kWh, excl. VAT) for each hour from ``start``."""
-    hour = np.floor(_local_hour_of_day(_utc_hours(start, hours), utc_offset_h)).astype(int)
+def tariff_series_kzt_per_kwh(
+    spec: TariffSpec, start: datetime, hours: int, utc_offset_h: float = 5.0, *, clock: SiteClock | None = None
+) -> np.ndarray:
+    """Electricity price (KZT/kWh, excl. VAT) for each hour from ``start``; the night hours are local
+    to ``clock``, else to the fixed zone ``UTC + utc_offset_h``."""
+    local_hour = _local_hour_of_day(utc_hours(start, hours), clock or SiteClock.fixed(utc_offset_h))
+    hour = np.floor(local_hour).astype(int)
     a, b = spec.night_hours
     night = (hour >= a) & (hour < b) if a < b else (hour >= a) | (hour < b)
     return np.where(night, spec.night_multiplier, spec.day_multiplier) * spec.kzt_per_kwh

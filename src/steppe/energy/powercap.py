@@ -6,7 +6,9 @@ a site can declare windows such as "November-February, 17:00-21:00 local: at mos
 a moment is the smallest of the base cap and the caps of all windows active then. Windows use
 whole local hours, half-open: ``hours = (17, 21)`` covers 17:00 up to, not including, 21:00; a
 window may wrap midnight (``(22, 6)``). The cap therefore depends only on the local (month, hour),
-and it can change only on a local hour boundary.
+and it can change only on a local hour boundary. Local time is the site clock's
+(``steppe.energy.clock``): with a zone that has daylight saving, the windows follow the wall clock
+across the change (a 17-21 window starts at 16:00 UTC in a Berlin winter and 15:00 UTC in summer).
 
 Times are POSIX seconds (UTC). 2026-01-10 12:00 UTC is 17:00 in Astana (UTC+5):
 
@@ -26,7 +28,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+
+from steppe.energy.clock import SiteClock
 
 _HOURS_RE = re.compile(r"^\s*(\d{1,2})\s*-\s*(\d{1,2})\s*$")
 _MAX_SEARCH_DAYS = 367  # the schedule repeats every year, so a change is found within a year or never
@@ -74,14 +77,19 @@ class CapWindow:
 
 @dataclass(frozen=True)
 class CapSchedule:
-    """Base cap plus windows, evaluated in local time ``UTC + utc_offset_h``."""
+    """Base cap plus windows, evaluated in the local time of ``clock`` (a site's), or of the fixed
+    zone ``UTC + utc_offset_h`` when no clock is given."""
 
     base_cap_w: float
     windows: tuple[CapWindow, ...] = ()
     utc_offset_h: float = 5.0
+    clock: SiteClock | None = None
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
+    _constant: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.clock is None:
+            object.__setattr__(self, "clock", SiteClock.fixed(self.utc_offset_h))
         if not self.base_cap_w > 0:
             raise ValueError(f"base_cap_w must be > 0, got {self.base_cap_w!r}")
         table = tuple(
@@ -91,28 +99,41 @@ class CapSchedule:
             for month in range(1, 13)
         )
         object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_constant", all(v == self.base_cap_w for row in table for v in row))
 
-    def _local(self, t_utc_s: float) -> float:
-        return t_utc_s + self.utc_offset_h * 3600.0
+    @property
+    def site_clock(self) -> SiteClock:
+        assert self.clock is not None  # set in __post_init__
+        return self.clock
 
     def cap_w_at(self, t_utc_s: float) -> float:
         """Facility power cap (W) in force at POSIX time ``t_utc_s``."""
-        local = datetime.fromtimestamp(self._local(t_utc_s), UTC)
+        local = self.site_clock.local(t_utc_s)
         return self._table[local.month - 1][local.hour]
 
     def next_cap_change_s(self, t_utc_s: float) -> float:
         """First time strictly after ``t_utc_s`` at which the cap differs from ``cap_w_at(t_utc_s)``;
-        ``math.inf`` if it never changes."""
-        if all(v == self.base_cap_w for row in self._table for v in row):
+        ``math.inf`` if it never changes.
+
+        Walks local days: the rest of a day in one step when its offset holds to its end, hour by
+        hour on a day the offset changes (a daylight-saving day)."""
+        if self._constant:
             return math.inf
+        clock = self.site_clock
         current = self.cap_w_at(t_utc_s)
-        local_s = self._local(t_utc_s)
-        boundary = (math.floor(local_s / 3600.0) + 1) * 3600.0  # next local hour boundary
-        for _ in range(_MAX_SEARCH_DAYS + 1):
-            local = datetime.fromtimestamp(boundary, UTC)
+        boundary = clock.next_hour_s(t_utc_s)  # POSIX time of the next local hour boundary
+        horizon = t_utc_s + (_MAX_SEARCH_DAYS + 1) * 86400.0
+        while boundary <= horizon:
+            local = clock.local(boundary)
             row = self._table[local.month - 1]
-            for hour in range(local.hour, 24):  # rest of this local day: same month
-                if row[hour] != current:
-                    return boundary + (hour - local.hour) * 3600.0 - self.utc_offset_h * 3600.0
-            boundary += (24 - local.hour) * 3600.0
+            day_end = boundary + (24 - local.hour) * 3600.0
+            if clock.offset_s(day_end - 1.0) == clock.offset_s(boundary):
+                for hour in range(local.hour, 24):  # rest of this local day: same month, same offset
+                    if row[hour] != current:
+                        return boundary + (hour - local.hour) * 3600.0
+                boundary = day_end
+            else:
+                if row[local.hour] != current:
+                    return boundary
+                boundary = clock.next_hour_s(boundary)
         return math.inf

@@ -1,11 +1,14 @@
-"""A hub site: time zone, climate, cooling, grid carbon, tariff and facility power cap, from TOML.
+"""A hub site: name, time zone and jurisdiction, with its energy (climate, cooling, grid carbon,
+tariff, facility power cap) and its network (routes, residency facts) attached; from TOML.
 
 Bundled sites (``steppe/data/sites/*.toml``) load by name; any other path loads as a file. Every key
 is validated and an error names the file and the key. Layout (all tables but ``power_cap`` optional,
 defaults as in ``climate``, ``facility`` and ``grid``)::
 
     name = "astana"
-    utc_offset_h = 5                          # Kazakhstan: single zone UTC+5 since 1 Mar 2024
+    time_zone = "Asia/Almaty"                 # IANA zone: Kazakhstan's single zone, UTC+5 since 1 Mar 2024
+    utc_offset_h = 5                          # optional; must agree with time_zone's standard offset
+    jurisdiction = "KZ"                       # ISO 3166 country whose law governs the site
 
     [climate]
     monthly_mean_c = [-14.2, ..., -11.9]      # 12 values, January first (required)
@@ -32,40 +35,76 @@ defaults as in ``climate``, ``facility`` and ``grid``)::
     cap = "70MW"
     reason = "KEGOC winter evening peak"
 
+The clock: ``time_zone`` gives the site clock (``steppe.energy.clock``), which every local rule
+reads (cap windows, tariff night hours, daily cycles, the approval date, a live hub's first hour).
+A file with only ``utc_offset_h`` (the older form) gets a fixed-offset clock named ``UTC+05:00``;
+with both, ``utc_offset_h`` must equal the zone's standard offset today, or the file is refused
+naming the key (so a system whose time zone database predates Kazakhstan's 2024 change is caught
+rather than an hour off); with neither, the clock is UTC+5.
+
+The network: ``load_site(name, topology)`` attaches the topology the site is part of (its routes
+and the residency facts of ``steppe.governance.residency``); the site must be in it, and its
+``jurisdiction`` (and ``time_zone``, where the topology states one) must agree with the topology's.
+A file without ``jurisdiction`` takes the topology's.
+
 >>> site = load_site("astana")
->>> site.name, site.utc_offset_h, site.cooling.kind, site.base_cap_w
-('astana', 5.0, 'air', 100000000.0)
+>>> site.name, site.time_zone, site.jurisdiction, site.utc_offset_h, site.cooling.kind, site.base_cap_w
+('astana', 'Asia/Almaty', 'KZ', 5.0, 'air', 100000000.0)
 """
 
 from __future__ import annotations
 
+import re
+import time
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from steppe.core.errors import ConfigError
+from steppe.core.network import Route, Topology
 from steppe.core.units import parse_power
 from steppe.energy.climate import SiteClimate
+from steppe.energy.clock import SiteClock
 from steppe.energy.facility import COOLING_KINDS, COOLING_PRESETS, CoolingSpec
 from steppe.energy.grid import CarbonSpec, TariffSpec
 from steppe.energy.powercap import CapSchedule, CapWindow, parse_hours
 
 SITES_DIR = Path(__file__).resolve().parent.parent / "data" / "sites"
+DEFAULT_UTC_OFFSET_H = 5.0  # a file with neither time_zone nor utc_offset_h: Kazakhstan's UTC+5
+_JURISDICTION_RE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
 class Site:
-    """Everything about a location that the energy model needs. Times are POSIX seconds (UTC)."""
+    """One hub site: who it is (name, time zone, jurisdiction), its energy and its network.
+    Times are POSIX seconds (UTC); ``clock`` maps them onto the site's local time."""
 
     name: str
-    utc_offset_h: float
+    time_zone: str  # IANA key, or "UTC+05:00" for a fixed offset
+    jurisdiction: str  # ISO 3166 alpha-2, "" when neither the file nor a topology says
+    clock: SiteClock
     climate: SiteClimate
     cooling: CoolingSpec
     carbon: CarbonSpec
     tariff: TariffSpec
     power_cap: CapSchedule
+    network: Topology | None = None  # the topology the site is part of, once attached
     source: str = ""
+
+    @property
+    def utc_offset_h(self) -> float:
+        """The zone's standard offset from UTC (hours) today; local rules read ``clock``, not this."""
+        return self.clock.standard_offset_h(time.time())
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The network routes from this site (none before a topology is attached)."""
+        return tuple(self.network.routes_from(self.name)) if self.network is not None else ()
+
+    def describe(self) -> dict[str, str]:
+        """Name, time zone and jurisdiction, as the hub shows them."""
+        return {"name": self.name, "time_zone": self.time_zone, "jurisdiction": self.jurisdiction}
 
     @property
     def base_cap_w(self) -> float:
@@ -85,45 +124,95 @@ def bundled_sites() -> list[str]:
     return sorted(p.stem for p in SITES_DIR.glob("*.toml"))
 
 
-def load_site(name_or_path: str | Path) -> Site:
-    """A site from a TOML path, or a bundled site by name (``astana``, ``almaty``)."""
+def site_file(name_or_path: str | Path) -> Path | None:
+    """The TOML file of a site path or bundled name, or None if there is none."""
     path = Path(name_or_path)
-    if not path.is_file():
-        bundled = SITES_DIR / f"{name_or_path}.toml"
-        if not bundled.is_file():
-            known = ", ".join(bundled_sites())
-            raise ConfigError(str(name_or_path), "", f"no such file; bundled sites: {known}")
-        path = bundled
+    if path.is_file():
+        return path
+    bundled = SITES_DIR / f"{name_or_path}.toml"
+    return bundled if bundled.is_file() else None
+
+
+def load_site(name_or_path: str | Path, topology: Topology | None = None) -> Site:
+    """A site from a TOML path, or a bundled site by name (``astana``, ``almaty``); with ``topology``,
+    the network attached (module docstring)."""
+    path = site_file(name_or_path)
+    if path is None:
+        known = ", ".join(bundled_sites())
+        raise ConfigError(str(name_or_path), "", f"no such file; bundled sites: {known}")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    return site_from_dict(data, str(path), base_dir=path.parent)
+    site = site_from_dict(data, str(path), base_dir=path.parent)
+    return site if topology is None else attach_network(site, topology)
+
+
+def attach_network(site: Site, topology: Topology) -> Site:
+    """``site`` with the network it is part of; the topology must know it and agree on its facts."""
+    place = topology.sites.get(site.name.lower())
+    if place is None:
+        problem = f"site {site.name!r} is not in the network topology (sites: {', '.join(sorted(topology.sites))})"
+        raise ConfigError(site.source, "name", problem)
+    if site.jurisdiction and site.jurisdiction != place.jurisdiction:
+        problem = f"{site.jurisdiction!r} disagrees with the topology's {place.jurisdiction!r} for site {place.name}"
+        raise ConfigError(site.source, "jurisdiction", problem)
+    if place.time_zone and place.time_zone != site.time_zone:
+        problem = f"{site.time_zone!r} disagrees with the topology's {place.time_zone!r} for site {place.name}"
+        raise ConfigError(site.source, "time_zone", problem)
+    return replace(site, jurisdiction=place.jurisdiction, network=topology)
 
 
 def site_from_dict(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Site:
     """Validate a parsed site document; relative CSV paths resolve against ``base_dir``."""
-    top = {"name", "utc_offset_h", "climate", "cooling", "grid", "tariff", "power_cap"}
+    top = {"name", "time_zone", "utc_offset_h", "jurisdiction", "climate", "cooling", "grid", "tariff", "power_cap"}
     _only_keys(data, top, source, "")
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise ConfigError(source, "name", "must be a non-empty string")
-    offset = _number(data, "utc_offset_h", source, "", default=5.0, lo=-12.0, hi=14.0)
+    clock = _clock(data, source)
+    jurisdiction = data.get("jurisdiction", "")
+    if not isinstance(jurisdiction, str) or (jurisdiction and not _JURISDICTION_RE.match(jurisdiction)):
+        problem = f"must be an ISO 3166 country code such as 'KZ', got {jurisdiction!r}"
+        raise ConfigError(source, "jurisdiction", problem)
     if "power_cap" not in data:
         raise ConfigError(source, "power_cap", 'required table with at least base = "100MW"')
     return Site(
         name=name,
-        utc_offset_h=offset,
-        climate=_climate(_table(data, "climate", source), source, offset),
+        time_zone=clock.name,
+        jurisdiction=jurisdiction,
+        clock=clock,
+        climate=_climate(_table(data, "climate", source), source, clock),
         cooling=_cooling(_table(data, "cooling", source), source),
         carbon=_carbon(_table(data, "grid", source), source, base_dir),
         tariff=_tariff(_table(data, "tariff", source), source),
-        power_cap=_power_cap(_table(data, "power_cap", source), source, offset),
+        power_cap=_power_cap(_table(data, "power_cap", source), source, clock),
         source=source,
     )
 
 
-def _climate(t: dict[str, Any], source: str, offset: float) -> SiteClimate:
+def _clock(data: dict[str, Any], source: str) -> SiteClock:
+    """The site clock from ``time_zone`` and/or ``utc_offset_h`` (module docstring)."""
+    has_offset = "utc_offset_h" in data
+    offset = _number(data, "utc_offset_h", source, "", default=DEFAULT_UTC_OFFSET_H, lo=-12.0, hi=14.0)
+    if "time_zone" not in data:
+        return SiteClock.fixed(offset)
+    key = data["time_zone"]
+    if not isinstance(key, str) or not key:
+        raise ConfigError(source, "time_zone", f"must be an IANA time zone name such as 'Asia/Almaty', got {key!r}")
+    try:
+        clock = SiteClock.named(key)
+    except ValueError as exc:
+        raise ConfigError(source, "time_zone", str(exc)) from None
+    standard_h = clock.standard_offset_h(time.time())
+    if has_offset and abs(standard_h - offset) > 1e-9:
+        problem = (f"{offset:g} disagrees with time_zone {key!r}, whose standard offset today is {standard_h:g} h "
+                   "(fix one of the two, or update the system's time zone database)")
+        raise ConfigError(source, "utc_offset_h", problem)
+    return clock
+
+
+def _climate(t: dict[str, Any], source: str, clock: SiteClock) -> SiteClimate:
     keys = {"monthly_mean_c", "daily_amplitude_c", "noise_sigma_c", "noise_autocorr"}
     _only_keys(t, keys, source, "climate")
     means = t.get("monthly_mean_c")
@@ -134,7 +223,7 @@ def _climate(t: dict[str, Any], source: str, offset: float) -> SiteClimate:
         daily_amplitude_c=_number(t, "daily_amplitude_c", source, "climate", default=6.0, lo=0.0, hi=30.0),
         noise_sigma_c=_number(t, "noise_sigma_c", source, "climate", default=4.0, lo=0.0, hi=20.0),
         noise_autocorr=_number(t, "noise_autocorr", source, "climate", default=0.7, lo=0.0, hi=0.99),
-        utc_offset_h=offset,
+        clock=clock,
     )
 
 
@@ -193,7 +282,7 @@ def _tariff(t: dict[str, Any], source: str) -> TariffSpec:
     )
 
 
-def _power_cap(t: dict[str, Any], source: str, offset: float) -> CapSchedule:
+def _power_cap(t: dict[str, Any], source: str, clock: SiteClock) -> CapSchedule:
     _only_keys(t, {"base", "windows"}, source, "power_cap")
     base_w = _power(t.get("base"), source, "power_cap.base")
     raw_windows = t.get("windows", [])
@@ -221,7 +310,7 @@ def _power_cap(t: dict[str, Any], source: str, offset: float) -> CapSchedule:
         if not isinstance(reason, str):
             raise ConfigError(source, f"{key}.reason", "must be a string")
         windows.append(CapWindow(frozenset(months), hours, cap_w, reason))
-    return CapSchedule(base_w, tuple(windows), offset)
+    return CapSchedule(base_w, tuple(windows), clock=clock)
 
 
 def _power(raw: Any, source: str, key: str) -> float:

@@ -2,9 +2,11 @@
 
 Simulation time ``t_s`` is seconds since ``start`` (a timezone-aware datetime). Hour ``i`` of the
 timeline covers ``[start + i h, start + (i + 1) h)`` and temperature, PUE, carbon intensity and
-tariff are constant within it. Hourly arrays are computed on first use and extended (doubling the
-horizon, one year at least) when a later time is asked for; the weather noise of a day depends only
-on ``seed`` and ``start``, so extending never changes values already handed out. The facility
+tariff are constant within it. Local rules (the daily cycles, night hours, cap windows) read the
+site's clock (``site.clock``: its IANA time zone, daylight saving included). Hourly arrays are
+computed on first use and extended (doubling the horizon, one year at least) when a later time
+is asked for; the weather noise of a day depends only on ``seed`` and ``start``, so extending
+never changes values already handed out. The facility
 power cap is exact to the second; ``next_cap_change_s`` gives the next time it changes, for an
 event engine to schedule a cap event there.
 
@@ -84,8 +86,8 @@ class SiteTimeline:
         self._temperature_c = hourly_temperature(site.climate, self.start, hours, self.seed)
         self._pue = pue_array(self._temperature_c, site.cooling)
         if self._carbon_table is None:
-            self._carbon = carbon_series_g_per_kwh(site.carbon, self.start, hours, site.utc_offset_h)
-        self._tariff = tariff_series_kzt_per_kwh(site.tariff, self.start, hours, site.utc_offset_h)
+            self._carbon = carbon_series_g_per_kwh(site.carbon, self.start, hours, clock=site.clock)
+        self._tariff = tariff_series_kzt_per_kwh(site.tariff, self.start, hours, clock=site.clock)
         self._hours = hours
 
     def temperature_c_at(self, t_s: float) -> float:

@@ -42,7 +42,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 from steppe.core.job import PendingReason
 from steppe.core.records import JobRecord
@@ -52,14 +53,23 @@ from steppe.governance.errors import GovernanceError
 from steppe.governance.residency import Dataset, ResidencyDecision, Topology, decide
 
 
-def local_date(utc_offset_h: float = 5.0) -> Callable[[float], date]:
-    """``now`` (seconds since the Unix epoch, UTC) -> the hub's local date; Kazakhstan is UTC+5.
+def local_date(zone: tzinfo | str | float = "Asia/Almaty") -> Callable[[float], date]:
+    """``now`` (seconds since the Unix epoch, UTC) -> the hub's local date in ``zone``: the site
+    clock's zone (``Site.clock.zone``), an IANA name, or a fixed offset in hours. The default is
+    Kazakhstan's single zone (UTC+5 since 1 March 2024).
 
     >>> local_date()(1_767_207_600.0)  # 2025-12-31 19:00 UTC = 2026-01-01 00:00 in Astana
     datetime.date(2026, 1, 1)
+    >>> local_date("Europe/Berlin")(1_767_207_600.0), local_date(-3.0)(1_767_207_600.0)
+    (datetime.date(2025, 12, 31), datetime.date(2025, 12, 31))
     """
-    offset = timedelta(hours=utc_offset_h)
-    return lambda now: (datetime.fromtimestamp(now, UTC) + offset).date()
+    if isinstance(zone, str):
+        tz: tzinfo = ZoneInfo(zone)
+    elif isinstance(zone, int | float):
+        tz = timezone(timedelta(hours=zone))
+    else:
+        tz = zone
+    return lambda now: datetime.fromtimestamp(now, tz).date()
 
 
 class ReviewCheck:

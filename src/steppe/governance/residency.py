@@ -30,13 +30,17 @@ transit through RU, the Trans-Caspian route (70 ms) is chosen at 1,143.1 s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from steppe.core.errors import UnknownNameError
+from steppe.core.network import NetworkSite, Route, Topology
 from steppe.governance.yamlfile import YamlReader, load_yaml
+
+Site = NetworkSite  # the name residency has always used for a place in the topology
+
+__all__ = ["Dataset", "ResidencyDecision", "Route", "Sensitivity", "Site", "Topology", "decide", "load_topology"]
 
 DEFAULT_TOPOLOGY_FILE = "topology.yaml"
 
@@ -67,56 +71,6 @@ class Dataset:
         if self.sensitivity in (Sensitivity.PERSONAL, Sensitivity.RESTRICTED):
             return frozenset({self.jurisdiction})
         return frozenset()
-
-
-@dataclass(frozen=True)
-class Site:
-    name: str
-    jurisdiction: str
-    blocs: frozenset[str] = frozenset()
-    region: str = ""
-
-    def within(self, jurisdictions: Iterable[str]) -> bool:
-        """True when the site's country or one of its blocs is among ``jurisdictions``."""
-        js = set(jurisdictions)
-        return self.jurisdiction in js or bool(self.blocs & js)
-
-
-@dataclass(frozen=True)
-class Route:
-    """A network route between two sites (either direction) with its country path."""
-
-    name: str
-    between: tuple[str, str]
-    path: tuple[str, ...]
-    rtt_ms: tuple[float, float]
-    bandwidth_gbps: float
-    source: str = ""
-
-    def connects(self, a: str, b: str) -> bool:
-        return {a, b} == set(self.between)
-
-
-@dataclass(frozen=True)
-class Topology:
-    sites: dict[str, Site]
-    routes: tuple[Route, ...]
-    efficiency: float = 0.7
-    handshake_rtts: int = 3
-
-    def site(self, name: str) -> Site:
-        found = self.sites.get(name.lower())
-        if found is None:
-            raise UnknownNameError("site", name, list(self.sites))
-        return found
-
-    def routes_between(self, a: str, b: str) -> list[Route]:
-        return [r for r in self.routes if r.connects(a, b)]
-
-    def staging_time_s(self, size_bytes: int, route: Route) -> float:
-        """Seconds to move ``size_bytes`` over ``route`` (formula in the module docstring)."""
-        transfer = size_bytes * 8 / (route.bandwidth_gbps * 1e9 * self.efficiency)
-        return transfer + self.handshake_rtts * route.rtt_ms[1] / 1000.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +122,14 @@ def decide(dataset: Dataset, site: str, topology: Topology) -> ResidencyDecision
                              f"moves from {home.name} over {best.name} in ~{staging:,.0f} s{note}", staging)
 
 
+def _known_zone(key: str) -> bool:
+    try:
+        ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def load_topology(path: str | Path | None = None) -> Topology:
     """Load sites, regions and routes (the packaged ``topology.yaml`` by default); ``ConfigError`` if malformed."""
     source, raw = load_yaml(path, DEFAULT_TOPOLOGY_FILE)
@@ -186,10 +148,13 @@ def load_topology(path: str | Path | None = None) -> Topology:
     sites: dict[str, Site] = {}
     for name, spec in r.mapping(r.get(top, "sites", "", dict), "sites").items():
         where = f"sites.{name}"
-        d = r.mapping(spec, where, {"jurisdiction", "blocs", "note"})
+        d = r.mapping(spec, where, {"jurisdiction", "blocs", "note", "time_zone"})
         blocs = frozenset(r.str_list(d, "blocs", where, []))
+        zone = r.get(d, "time_zone", where, str, "")
+        if zone and not _known_zone(zone):
+            raise r.fail(f"{where}.time_zone", f"unknown IANA time zone {zone!r} (e.g. Europe/Berlin)")
         sites[str(name).lower()] = Site(str(name).lower(), r.get(d, "jurisdiction", where, str), blocs,
-                                        region_of.get(str(name), ""))
+                                        region_of.get(str(name), ""), zone)
     for s, reg in region_of.items():
         if s not in sites:
             raise r.fail(f"regions.{reg}.sites", f"unknown site {s!r}; sites: {', '.join(sorted(sites))}")

@@ -5,15 +5,15 @@ differ only in the clock the budget is read with:
 
 * the twin's time is seconds from its ``start`` (``build_power(..., start="2026-01-01T00:00")``);
 * the live hub's time is POSIX seconds: ``live_power`` starts the site timeline at the hour,
-  local to the site (its ``utc_offset_h``), in which the hub starts, and reads the timeline at
-  ``now - t0`` (``EpochLimits``).
+  local to the site (its clock: the ``time_zone`` of its site file), in which the hub starts, and
+  reads the timeline at ``now - t0`` (``EpochLimits``); ``hub_clock`` is the hub's calendar.
 
 Layering: this package sits above ``scheduling`` and ``energy`` (it joins them) and below
 ``twin`` and ``control``, which both use it.
 """
 
 from steppe.power.budget import DEFAULT_START, PowerSetup, build_power, parse_start, power_ceiling_w
-from steppe.power.live import EpochLimits, facility_draw_w, hour_start, live_power, over_cap
+from steppe.power.live import EpochLimits, facility_draw_w, hour_start, hub_clock, hub_site, live_power, over_cap
 
 __all__ = [
     "DEFAULT_START",
@@ -22,6 +22,8 @@ __all__ = [
     "build_power",
     "facility_draw_w",
     "hour_start",
+    "hub_clock",
+    "hub_site",
     "live_power",
     "over_cap",
     "parse_start",

@@ -8,7 +8,7 @@ fleet's power model and the scheduler's ``PowerBudget`` together. Timeline time 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from steppe.core.cluster import Cluster
 from steppe.core.errors import SteppeError
@@ -35,13 +35,14 @@ class PowerSetup:
 
 
 def parse_start(text: str, site: Site) -> datetime:
-    """``YYYY-MM-DD[THH:MM]`` in the site's local time (or with an explicit offset); must be a whole hour."""
+    """``YYYY-MM-DD[THH:MM]`` in the site's local time (its clock's zone; or with an explicit offset);
+    must be a whole hour."""
     try:
         start = datetime.fromisoformat(text)
     except ValueError:
         raise SteppeError(f"--start: not a date/time like 2026-01-01T00:00: {text!r}") from None
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone(timedelta(hours=site.utc_offset_h)))
+        start = start.replace(tzinfo=site.clock.zone)
     if start.minute or start.second or start.microsecond:
         raise SteppeError(f"--start: must be on a whole hour, got {text!r}")
     return start
@@ -49,7 +50,7 @@ def parse_start(text: str, site: Site) -> datetime:
 
 def build_power(
     cluster: Cluster,
-    site_name: str,
+    site_name: str | Site,
     *,
     power_cap_w: float | None = None,
     capping: bool = True,
@@ -58,11 +59,12 @@ def build_power(
     start: str | datetime = DEFAULT_START,
     seed: int = 0,
 ) -> PowerSetup:
-    """A power setup for ``cluster`` at a bundled or file site, optionally with another base cap.
+    """A power setup for ``cluster`` at a bundled or file site (or a loaded ``Site``), optionally with
+    another base cap.
 
     ``start`` is text for ``parse_start`` or a timezone-aware datetime on a whole hour.
     """
-    site = load_site(site_name)
+    site = site_name if isinstance(site_name, Site) else load_site(site_name)
     if power_cap_w is not None:
         if power_cap_w <= 0:
             raise SteppeError(f"--power-cap must be positive, got {power_cap_w:g} W")

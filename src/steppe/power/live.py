@@ -2,18 +2,26 @@
 
 The twin reads its site timeline at simulated seconds from its ``start``. The live loop's
 ``now`` is POSIX seconds, so ``live_power`` starts the timeline at ``t0``, the start of the hour
-(local to the site: ``utc_offset_h`` of its site file) in which the hub starts, and the budget
+(local to the site: its clock, from the ``time_zone`` of its site file) in which the hub starts, and the budget
 reads the timeline at ``now - t0`` through ``EpochLimits``; the times it hands back (the next
 change of the cap, or of the hourly PUE) are POSIX seconds again, so the loop wakes at them.
 Example: a hub at astana (UTC+5) started at 13:42:10 local time has ``t0`` = 13:00 local
 (08:00 UTC); at 14:00 local, ``now - t0`` = 3600 s, hour 1 of its timeline, and the winter
 evening window (17:00-21:00 local) begins at ``t0 + 4 h``. A time before ``t0`` (a clock set
-back) reads hour 0.
+back) reads hour 0. Timeline hours stay aligned with local hours across a daylight-saving
+change (the zone moves by whole hours), so a Berlin hub's windows follow Berlin's wall clock.
 
 >>> from datetime import datetime, UTC
+>>> from steppe.energy.clock import SiteClock
 >>> t = datetime(2026, 3, 1, 8, 42, 10, tzinfo=UTC).timestamp()
 >>> hour_start(t, 5.0).isoformat(), hour_start(t, 5.5).isoformat()
 ('2026-03-01T13:00:00+05:00', '2026-03-01T14:00:00+05:30')
+>>> hour_start(t, SiteClock.named("Europe/Berlin")).isoformat()
+'2026-03-01T09:00:00+01:00'
+
+A hub's calendar (the date approvals start and expire on) reads the same clock: ``hub_clock``
+gives the clock of the hub's site file, or, for a topology site without one (a partner site such
+as ``frankfurt``), the topology's time zone for it.
 
 The invariant both modes check after every cycle: ``PUE(now) x (static IT + running jobs'
 added power) <= cap(now)`` (``over_cap`` says how it is broken, or None).
@@ -22,18 +30,41 @@ added power) <= cap(now)`` (``over_cap`` says how it is broken, or None).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from steppe.core.cluster import Cluster
-from steppe.energy.site import load_site
+from steppe.core.errors import ConfigError
+from steppe.core.network import Topology
+from steppe.energy.clock import SiteClock
+from steppe.energy.site import Site, load_site, site_file
 from steppe.power.budget import PowerSetup, build_power
 from steppe.scheduling.power import FacilityLimits, PowerBudget
 
 
-def hour_start(epoch_s: float, utc_offset_h: float) -> datetime:
-    """The start of the hour, in the zone ``UTC + utc_offset_h``, that holds POSIX time ``epoch_s``."""
-    local = datetime.fromtimestamp(epoch_s, timezone(timedelta(hours=utc_offset_h)))
-    return local.replace(minute=0, second=0, microsecond=0)
+def hour_start(epoch_s: float, clock: SiteClock | float) -> datetime:
+    """The start of the local hour of ``clock`` (a site clock, or a fixed offset from UTC in hours)
+    that holds POSIX time ``epoch_s``."""
+    zone = clock if isinstance(clock, SiteClock) else SiteClock.fixed(clock)
+    return zone.hour_start(epoch_s)
+
+
+def hub_site(site_name: str, topology: Topology) -> Site | None:
+    """The hub's ``Site`` with its network attached, or None for a topology site without a site file."""
+    if site_file(site_name) is None and site_name.lower() in topology.sites:
+        return None
+    return load_site(site_name, topology)
+
+
+def hub_clock(site_name: str, topology: Topology) -> SiteClock:
+    """The clock of a hub at ``site_name`` (see the module docstring)."""
+    site = hub_site(site_name, topology)
+    if site is not None:
+        return site.clock
+    place = topology.site(site_name)
+    if not place.time_zone:
+        problem = f"site {place.name} has neither a site file nor a time_zone in the topology"
+        raise ConfigError("topology", f"sites.{place.name}.time_zone", problem)
+    return SiteClock.named(place.time_zone)
 
 
 class EpochLimits:
@@ -59,7 +90,7 @@ class EpochLimits:
 
 def live_power(
     cluster: Cluster,
-    site_name: str,
+    site_name: str | Site,
     now_s: float,
     *,
     power_cap_w: float | None = None,
@@ -69,10 +100,10 @@ def live_power(
 ) -> PowerSetup:
     """``build_power`` for the live hub: the timeline starts at the site-local hour holding ``now_s``
     and the budget is read at POSIX seconds."""
-    site = load_site(site_name)
+    site = site_name if isinstance(site_name, Site) else load_site(site_name)
     setup = build_power(
-        cluster, site_name, power_cap_w=power_cap_w, capping=capping, floor=floor,
-        start=hour_start(now_s, site.utc_offset_h), seed=seed,
+        cluster, site, power_cap_w=power_cap_w, capping=capping, floor=floor,
+        start=hour_start(now_s, site.clock), seed=seed,
     )  # fmt: skip
     assert setup.budget is not None  # enforce=True
     setup.budget = replace(setup.budget, limits=EpochLimits(setup.budget.limits, setup.timeline.start_utc_s))
