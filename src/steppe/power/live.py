@@ -50,7 +50,8 @@ def hour_start(epoch_s: float, clock: SiteClock | float) -> datetime:
 
 def hub_site(site_name: str, topology: Topology) -> Site | None:
     """The hub's ``Site`` with its network attached, or None for a topology site without a site file."""
-    if site_file(site_name) is None and site_name.lower() in topology.sites:
+    if site_file(site_name) is None:
+        topology.site(site_name)  # UnknownNameError naming the known sites
         return None
     return load_site(site_name, topology)
 
