@@ -1,13 +1,20 @@
-"""The hub's site: its calendar (the date approvals start and expire on) is the site's time zone."""
+"""The hub's site: its calendar (the date approvals start and expire on) is the site's time zone,
+and ``/metrics`` names the site, its zone and its jurisdiction."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from steppe.api.app import create_app
 from steppe.api.hub import Hub, HubSettings
+
+with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what this project has
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 LATE_EVENING_S = datetime(2026, 6, 1, 21, 30, tzinfo=UTC).timestamp()  # 23:30 in Berlin, 02:30 next day in Astana
 
@@ -25,3 +32,16 @@ def test_the_hub_dates_approvals_in_its_site_s_time_zone(
         assert hub.today() == expected
     finally:
         hub.close()
+
+
+@pytest.mark.parametrize(
+    ("site", "line"),
+    [("almaty", 'hub_site_info{jurisdiction="KZ",name="almaty",time_zone="Asia/Almaty"} 1.0'),
+     ("frankfurt", 'hub_site_info{jurisdiction="DE",name="frankfurt",time_zone="Europe/Berlin"} 1.0')],
+)  # fmt: skip
+def test_metrics_name_the_hub_s_site_its_zone_and_jurisdiction(tmp_path: Path, site: str, line: str) -> None:
+    hub = Hub.open(HubSettings(data_dir=tmp_path / "data", gpus=8, gpu_type="H200", review_gate=False,
+                               single_user=True, executor="mock", public_metrics=True, site=site))  # fmt: skip
+    with TestClient(create_app(hub)) as client:  # its lifespan starts and closes the hub
+        text = client.get("/metrics").text
+    assert line in text.splitlines()

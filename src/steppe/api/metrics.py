@@ -10,7 +10,8 @@
 * ``hub_scheduler_errors_total``: steps that raised;
 * with a facility power cap (``steppe serve --power-cap``), ``hub_facility_power_watts`` (PUE x
   (idle fleet + running jobs' added power), as the scheduler counts it), ``hub_facility_power_cap_watts``
-  and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap.
+  and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap;
+* ``hub_site_info{name,time_zone,jurisdiction}``: the hub's site (``steppe.power.hub_site_facts``).
 
 Labels never carry job or user ids. Values are read on the loop's thread at scrape time.
 """
@@ -20,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steppe.control.loop import HubLoop
 from steppe.control.views import pending_by_reason
-from steppe.power.live import facility_draw_w
+from steppe.power.live import facility_draw_w, hub_site_facts
 
 CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -108,6 +109,8 @@ def hub_registry(loop: HubLoop) -> CollectorRegistry:
     """A registry (one per app, so tests can run several hubs) with the hub's metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(loop))
+    site = hub_site_facts(loop.governance.site, loop.governance.topology)
+    Info("hub_site", "The hub's site: name, IANA time zone, jurisdiction", registry=registry).info(site)
     cycle = Histogram(
         "hub_scheduler_cycle_duration_seconds",
         "Duration of one scheduler step",

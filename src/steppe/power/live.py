@@ -68,6 +68,15 @@ def hub_clock(site_name: str, topology: Topology) -> SiteClock:
     return SiteClock.named(place.time_zone)
 
 
+def hub_site_facts(site_name: str, topology: Topology) -> dict[str, str]:
+    """Name, time zone and jurisdiction of a hub at ``site_name``, as the hub describes itself."""
+    site = hub_site(site_name, topology)
+    if site is not None:
+        return site.describe()
+    place = topology.site(site_name)
+    return {"name": place.name, "time_zone": hub_clock(site_name, topology).name, "jurisdiction": place.jurisdiction}
+
+
 class EpochLimits:
     """``limits`` (over timeline seconds from ``t0_s``) read at POSIX seconds (implements ``FacilityLimits``)."""
 
