@@ -13,7 +13,16 @@ Layering: this package sits above ``scheduling`` and ``energy`` (it joins them) 
 """
 
 from steppe.power.budget import DEFAULT_START, PowerSetup, build_power, parse_start, power_ceiling_w
-from steppe.power.live import EpochLimits, facility_draw_w, hour_start, hub_clock, hub_site, hub_site_facts, live_power, over_cap
+from steppe.power.live import (
+    EpochLimits,
+    facility_draw_w,
+    hour_start,
+    hub_clock,
+    hub_site,
+    hub_site_facts,
+    live_power,
+    over_cap,
+)
 
 __all__ = [
     "DEFAULT_START",
