@@ -116,7 +116,7 @@ def test_a_site_file_names_its_zone_and_jurisdiction_and_the_older_offset_form_s
     ("keys", "key", "words"),
     [
         ({"time_zone": "Asia/Almaty", "utc_offset_h": 6}, "utc_offset_h", "disagrees with time_zone 'Asia/Almaty'"),
-        ({"time_zone": "Europe/Berlin", "utc_offset_h": 2}, "utc_offset_h", "standard offset today is 1 h"),
+        ({"time_zone": "Europe/Berlin", "utc_offset_h": 2}, "utc_offset_h", "standard offset is now 1 h"),
         ({"time_zone": "Mars/Olympus"}, "time_zone", "unknown IANA time zone"),
         ({"time_zone": 5}, "time_zone", "IANA time zone name"),
         ({"jurisdiction": "Kazakhstan"}, "jurisdiction", "ISO 3166"),

@@ -15,8 +15,8 @@ from steppe.governance.proposal import EXAMPLE_PROPOSAL
 
 
 def hub_today() -> date:
-    """The hub's local date (UTC+5), as it decides approval dates."""
-    return local_date(5.0)(time.time())
+    """The hub's local date (its site astana's zone, Asia/Almaty), as it decides approval dates."""
+    return local_date("Asia/Almaty")(time.time())
 
 
 def spec(t: Tenant, **changes: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Energy models of the hub: GPU/job/node power, power capping, facility PUE vs climate, outdoor
-temperature, grid carbon and tariff, and sites with a time-varying facility power cap.
+temperature, grid carbon and tariff, and sites (time zone, jurisdiction, network) with a
+time-varying facility power cap, read through the site clock.
 
 Pure functions and immutable data, no clock; the only files read are those asked for (a site TOML,
 a carbon CSV it names, a measured power CDF). See ``docs/energy.md``.
@@ -14,6 +15,7 @@ from steppe.energy.capping import (
     throughput_ratio,
 )
 from steppe.energy.climate import SiteClimate, hourly_temperature
+from steppe.energy.clock import SiteClock
 from steppe.energy.facility import AIR_COOLING, LIQUID_COOLING, CoolingSpec, cop, pue, pue_array
 from steppe.energy.grid import (
     CarbonSpec,
@@ -35,7 +37,7 @@ from steppe.energy.power import (
     power_cdf_stats,
 )
 from steppe.energy.powercap import CapSchedule, CapWindow
-from steppe.energy.site import Site, bundled_sites, load_site
+from steppe.energy.site import Site, attach_network, bundled_sites, load_site, site_file
 from steppe.energy.timeline import SiteTimeline, TimelineArrays
 
 __all__ = [
@@ -49,10 +51,12 @@ __all__ = [
     "CoolingSpec",
     "Site",
     "SiteClimate",
+    "SiteClock",
     "SiteTimeline",
     "TariffSpec",
     "TimelineArrays",
     "WorkloadProfile",
+    "attach_network",
     "binding_slowdown_factor",
     "bundled_sites",
     "capped_power_w",
@@ -72,6 +76,7 @@ __all__ = [
     "power_cdf_stats",
     "pue",
     "pue_array",
+    "site_file",
     "slowdown_factor",
     "tariff_series_kzt_per_kwh",
     "throughput_ratio",

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 _DAY_S = 86400
+_RULES_S = 4_102_444_800.0  # 2100-01-01 UTC: past every listed transition, where a zone's current rules apply
 
 
 def offset_name(offset_h: float) -> str:
@@ -112,6 +113,11 @@ class SiteClock:
         dst = local.dst() or timedelta(0)
         off = local.utcoffset() or timedelta(0)
         return (off - dst).total_seconds() / 3600.0
+
+    @property
+    def standard_offset_now_h(self) -> float:
+        """The standard offset (hours) under the zone's current rules (``Asia/Almaty``: 5, ``Europe/Berlin``: 1)."""
+        return self.standard_offset_h(_RULES_S)
 
     def wall_times(self, utc_t: np.ndarray) -> np.ndarray:
         """Local wall times (``datetime64[s]``) of UTC times ``utc_t`` (``datetime64[s]``).

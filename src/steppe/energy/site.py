@@ -38,9 +38,9 @@ defaults as in ``climate``, ``facility`` and ``grid``)::
 The clock: ``time_zone`` gives the site clock (``steppe.energy.clock``), which every local rule
 reads (cap windows, tariff night hours, daily cycles, the approval date, a live hub's first hour).
 A file with only ``utc_offset_h`` (the older form) gets a fixed-offset clock named ``UTC+05:00``;
-with both, ``utc_offset_h`` must equal the zone's standard offset today, or the file is refused
-naming the key (so a system whose time zone database predates Kazakhstan's 2024 change is caught
-rather than an hour off); with neither, the clock is UTC+5.
+with both, ``utc_offset_h`` must equal the zone's standard offset under its current rules, or the
+file is refused naming the key (so a system whose time zone database predates Kazakhstan's 2024
+change is caught rather than an hour off); with neither, the clock is UTC+5.
 
 The network: ``load_site(name, topology)`` attaches the topology the site is part of (its routes
 and the residency facts of ``steppe.governance.residency``); the site must be in it, and its
@@ -55,7 +55,6 @@ A file without ``jurisdiction`` takes the topology's.
 from __future__ import annotations
 
 import re
-import time
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,8 +93,9 @@ class Site:
 
     @property
     def utc_offset_h(self) -> float:
-        """The zone's standard offset from UTC (hours) today; local rules read ``clock``, not this."""
-        return self.clock.standard_offset_h(time.time())
+        """The zone's standard offset from UTC (hours) under its current rules; local rules read
+        ``clock``, not this."""
+        return self.clock.standard_offset_now_h
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -204,9 +204,9 @@ def _clock(data: dict[str, Any], source: str) -> SiteClock:
         clock = SiteClock.named(key)
     except ValueError as exc:
         raise ConfigError(source, "time_zone", str(exc)) from None
-    standard_h = clock.standard_offset_h(time.time())
+    standard_h = clock.standard_offset_now_h
     if has_offset and abs(standard_h - offset) > 1e-9:
-        problem = (f"{offset:g} disagrees with time_zone {key!r}, whose standard offset today is {standard_h:g} h "
+        problem = (f"{offset:g} disagrees with time_zone {key!r}, whose standard offset is now {standard_h:g} h "
                    "(fix one of the two, or update the system's time zone database)")
         raise ConfigError(source, "utc_offset_h", problem)
     return clock
