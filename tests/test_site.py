@@ -178,3 +178,12 @@ def test_a_live_hub_in_berlin_starts_on_its_local_hour_and_its_windows_follow_su
 
 def _doc(**top: Any) -> dict[str, Any]:
     return {**top, "climate": {"monthly_mean_c": [0.0] * 12}, "power_cap": {"base": "1MW"}}
+
+
+def test_the_cap_memo_answers_as_a_lookup_would(berlin_file: Path) -> None:
+    site = load_site(berlin_file)
+    fresh = load_site(berlin_file).power_cap
+    times = [utc(2026, 3, 29, 0) + k * 613.7 for k in range(400)] + [utc(2026, 3, 29, 15) - 1e-7, utc(2026, 3, 29, 15)]
+    for t in times:  # one schedule asked in order (the memo hits), a fresh one per time (no memo)
+        again = type(fresh)(fresh.base_cap_w, fresh.windows, clock=fresh.clock)
+        assert site.cap_w_at(t) == again.cap_w_at(t), t

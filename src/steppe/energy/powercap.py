@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
 from steppe.energy.clock import SiteClock
 
@@ -86,10 +87,14 @@ class CapSchedule:
     clock: SiteClock | None = None
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
     _constant: bool = field(init=False, repr=False, compare=False)
+    _zone: tzinfo = field(init=False, repr=False, compare=False)
+    _hour: tuple[float, float, float] = field(init=False, repr=False, compare=False)  # last local hour: from, to, cap
 
     def __post_init__(self) -> None:
         if self.clock is None:
             object.__setattr__(self, "clock", SiteClock.fixed(self.utc_offset_h))
+        object.__setattr__(self, "_zone", self.site_clock.zone)
+        object.__setattr__(self, "_hour", (math.inf, -math.inf, 0.0))
         if not self.base_cap_w > 0:
             raise ValueError(f"base_cap_w must be > 0, got {self.base_cap_w!r}")
         table = tuple(
@@ -107,9 +112,20 @@ class CapSchedule:
         return self.clock
 
     def cap_w_at(self, t_utc_s: float) -> float:
-        """Facility power cap (W) in force at POSIX time ``t_utc_s``."""
-        local = self.site_clock.local(t_utc_s)
-        return self._table[local.month - 1][local.hour]
+        """Facility power cap (W) in force at POSIX time ``t_utc_s``.
+
+        The cap is constant within a local hour, so the last hour looked up answers again without a
+        zone lookup (a replay asks many times an hour)."""
+        start, end, cap = self._hour
+        if start <= t_utc_s < end:
+            return cap
+        local = datetime.fromtimestamp(t_utc_s, self._zone)
+        cap = self._table[local.month - 1][local.hour]
+        # The hour's bounds, 1 us inside (fromtimestamp rounds to the microsecond), so a time the memo
+        # answers is one a lookup would place in the same hour.
+        start = t_utc_s - (local.minute * 60 + local.second + local.microsecond / 1e6)
+        object.__setattr__(self, "_hour", (start + 1e-6, start + 3600.0 - 1e-6, cap))  # one tuple: atomic
+        return cap
 
     def next_cap_change_s(self, t_utc_s: float) -> float:
         """First time strictly after ``t_utc_s`` at which the cap differs from ``cap_w_at(t_utc_s)``;
