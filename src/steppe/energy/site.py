@@ -206,8 +206,10 @@ def _clock(data: dict[str, Any], source: str) -> SiteClock:
         raise ConfigError(source, "time_zone", str(exc)) from None
     standard_h = clock.standard_offset_now_h
     if has_offset and abs(standard_h - offset) > 1e-9:
-        problem = (f"{offset:g} disagrees with time_zone {key!r}, whose standard offset is now {standard_h:g} h "
-                   "(fix one of the two, or update the system's time zone database)")
+        problem = (
+            f"{offset:g} disagrees with time_zone {key!r}, whose standard offset is now {standard_h:g} h "
+            "(fix one of the two, or update the system's time zone database)"
+        )
         raise ConfigError(source, "utc_offset_h", problem)
     return clock
 
