@@ -79,7 +79,7 @@ def serve(
     reset_admin_token: Annotated[bool, typer.Option(help="write a new admin token")] = False,
     review_gate: Annotated[bool, typer.Option(help="hold jobs of projects without an approved AI-use review")] = True,
     site: Annotated[
-        str, typer.Option(help="this hub's site in the topology (its jurisdiction); with --power-cap, its site file")
+        str, typer.Option(help="this hub's site: its site file (time zone, jurisdiction, energy) and topology entry")
     ] = "astana",
     clock_offset_days: Annotated[float, typer.Option(hidden=True, help="tests: shift the hub's calendar")] = 0.0,
     single_user: Annotated[bool, typer.Option(help="not root: run every job as this account (one person's hub)")] = (
