@@ -55,7 +55,9 @@ def run_twin(jobs: list[JobSpec]) -> Totals:
     return dict(out)
 
 
-def live_harness(tmp_path: Path, counter: GpuEnergyCounter | None = None, clock: FakeClock | None = None) -> LoopHarness:
+def live_harness(
+    tmp_path: Path, counter: GpuEnergyCounter | None = None, clock: FakeClock | None = None
+) -> LoopHarness:
     """A 4 x H200 hub at astana under a cap that never binds, metered every 600 s."""
     cluster = Cluster.uniform(1, GPUS, GPU)
     power = live_power(cluster, "astana", T0, power_cap_w=1e6)
