@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from steppe.control.harness import FakeClock, LoopHarness
 from steppe.core.cluster import Cluster
 from steppe.core.job import JobSpec
+from steppe.core.records import JobRecord
 from steppe.metering import GpuEnergyCounter, MeterSetup
 from steppe.power import build_power, live_power
 from steppe.store.schema import usage_records
@@ -168,22 +170,36 @@ def test_the_live_meter_uses_the_gpus_energy_counters_where_they_read(tmp_path: 
     h.close()
 
 
-def test_a_job_whose_counters_cannot_be_read_at_first_is_mixed_then_model_elsewhere(tmp_path: Path) -> None:
+def test_counters_are_read_from_the_launch_on_and_a_job_they_cannot_read_is_modelled(tmp_path: Path) -> None:
+    """The start opens a job's segment before the executor gives it devices: the loop reads the
+    counters' baseline right after the launch, so the whole run is measured."""
     clock = FakeClock(T0)
     counter = FakeEnergyCounter(clock, watts=900.0)
-    counter.known = set()  # no job's devices known yet (as before the executor launched it)
+    counter.known = set()
     h = live_harness(tmp_path, counter, clock)
     a = h.submit(gpus=1, walltime_s=7200.0)
     b = h.submit(gpus=1, walltime_s=7200.0)
+    h.executor.start = launching(h, counter, only=a)  # type: ignore[method-assign]
     assert h.step()
-    counter.known = {a}  # a's devices can be read from now on; b's never
     assert h.step(600.0)
     assert h.step(600.0)
     live, rows = stored(h)
-    assert sorted(rows) == [(a, "2027-01", "mixed"), (b, "2027-01", "model")]
-    model_kwh = live[b]["it_kwh"] / 2  # b: the model's power over two intervals
-    assert live[a]["it_kwh"] == pytest.approx(model_kwh + 900.0 * 600.0 / 3.6e6)
+    assert sorted(rows) == [(a, "2027-01", "nvml"), (b, "2027-01", "model")]
+    assert live[a]["it_kwh"] == pytest.approx(900.0 * 1200.0 / 3.6e6)
     h.close()
+
+
+def launching(h: LoopHarness, counter: FakeEnergyCounter, only: int) -> Any:
+    """The mock executor's start, after which job ``only``'s devices can be read (as the local executor's)."""
+    start = h.executor.start
+
+    def launch(rec: JobRecord, now: float) -> None:
+        start(rec, now)
+        if rec.job_id == only:
+            assert counter.known is not None
+            counter.known.add(only)
+
+    return launch
 
 
 def test_without_a_counter_the_source_is_model_and_without_a_site_none(tmp_path: Path) -> None:

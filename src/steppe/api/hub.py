@@ -22,6 +22,7 @@ GPUs' energy counters (``open_nvml_counter``), it uses them for the jobs' IT ene
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -50,6 +51,8 @@ from steppe.store import Store, open_store, tenancy
 from steppe.store import governance as gov_repo
 from steppe.store.audit import record
 from steppe.store.db import GroupCommit, sqlite_url
+
+log = logging.getLogger("steppe.hub")
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,13 @@ def live_meter(fleet: Fleet, settings: HubSettings, power: PowerSetup | None, ex
     if power is None:
         try:
             site = load_site(settings.site)
-            power = build_power(fleet.cluster, settings.site, enforce=False,
-                                start=hour_start(time.time(), site.utc_offset_h))
-        except SteppeError as exc:
-            raise SteppeError(f"--site {settings.site!r}: {exc}") from None
-    devices_of = getattr(executor, "devices_of", None)
+            power = build_power(
+                fleet.cluster, settings.site, enforce=False, start=hour_start(time.time(), site.utc_offset_h)
+            )
+        except SteppeError as exc:  # a site named for governance only: meter GPU-seconds
+            log.warning("site %r has no energy data (%s): metering GPU-seconds only", settings.site, exc)
+            return MeterSetup(charge_interval_s=settings.charge_interval_s)
+    devices_of = getattr(executor, "devices_of", None)  # the local executor's; others: the power model
     counter = open_nvml_counter(devices_of) if callable(devices_of) else None
     return MeterSetup(power.fleet, power.timeline, 0.0, settings.charge_interval_s, counter)
 

@@ -302,6 +302,7 @@ class HubLoop:
                 log.exception("job %s: launch failed", rec.job_id)
                 self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, self.clock(), f"launch failed: {exc}"))
         handles = self.executor.take_launched()
+        self.meter.read_baselines(handles)  # the GPUs' energy counters, now that the jobs have devices
         if handles:
             for job_id, handle in handles.items():
                 self.journal.set(job_id, handle=handle)

@@ -29,7 +29,7 @@ The twin emits in batches of ``batch`` segments and at the end; the live hub at 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,10 +148,14 @@ class Meter:
     def on_recap(self, rec: JobRecord, now: float) -> None:
         reading = self._close(rec.job_id, now)
         self._begin(rec, now, reading)
+        if len(self._job) >= self.batch:
+            self.emit()
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         if rec.job_id in self._open:
             self._close(rec.job_id, now)
+            if len(self._job) >= self.batch:
+                self.emit()
 
     def adopt(self, rec: JobRecord, since_s: float) -> None:
         """Meter a running job from ``since_s`` on (one restored after a restart, charged until then)."""
@@ -162,12 +166,23 @@ class Meter:
         self._who[rec.job_id] = (rec.spec.project, rec.spec.tenant)
         self._begin(rec, a_s, None)
         self._close(rec.job_id, max(a_s, b_s))
+        self.emit()
+
+    def read_baselines(self, job_ids: Iterable[int]) -> None:
+        """Read the counters of jobs whose open segment has no baseline yet (their devices became known
+        when the executor launched them, after the start opened the segment)."""
+        if self.counter is None:
+            return
+        for job_id in job_ids:
+            seg = self._open.get(job_id)
+            if seg is not None and seg[2] is None:
+                self._open[job_id] = (seg[0], seg[1], self.counter.read_mj(job_id), seg[3], seg[4])
 
     # -- the live hub's clock ----------------------------------------------------------------------
     def charge(self, now: float) -> bool:
         """Cut every running job's segment at ``now`` if the charge interval has passed (True if it
         did), then emit what is closed, so usage flows while jobs run."""
-        cut = now - self.last_charge_s >= self.charge_interval_s
+        cut = math.isfinite(self.charge_interval_s) and now - self.last_charge_s >= self.charge_interval_s
         if cut:
             for job_id, (t0, w, _, tix, gpus) in list(self._open.items()):
                 if now > t0:
@@ -202,8 +217,6 @@ class Meter:
             self._mj.append(reading - mj0 if reading is not None and mj0 is not None else math.nan)
             self._tix.append(tix)
             self._gpus.append(gpus)
-            if len(self._job) >= self.batch:
-                self.emit()
         return reading
 
     # -- emission ----------------------------------------------------------------------------------
