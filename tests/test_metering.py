@@ -181,3 +181,13 @@ def test_the_twin_reads_tenant_gpu_hours_and_energy_from_the_meter() -> None:
         assert t["it_energy_kwh"] == pytest.approx(sum(r.it_kwh for r in records if r.tenant == t["tenant"]))
     s = result.summary
     assert result.energy.jobs_it_energy_kwh + s["idle_it_energy_kwh"] == pytest.approx(s["it_energy_kwh"], rel=1e-9)
+
+
+def test_a_sink_that_keeps_no_records_still_counts_tenants() -> None:
+    sink = MemorySink(keep_records=False)
+    meter = Meter(sink)
+    rec = running(1, 2)
+    meter.on_start(rec, 0.0)
+    meter.on_stop(rec, 50.0)
+    meter.emit()
+    assert sink.records() == [] and sink.tenant_gpu_s == {"kaznu": 100.0}

@@ -28,19 +28,27 @@ class UsageSink(Protocol):
 
 
 class MemorySink:
-    """Records in memory, merged per ``(job, month, GPU type)``; per-tenant GPU-seconds as they come."""
+    """Records in memory, merged per ``(job, month, GPU type)``; per-tenant GPU-seconds as they come.
 
-    def __init__(self) -> None:
+    With ``keep_records=False`` only the per-tenant totals stay (a replay that needs no per-job
+    figures keeps no memory per job: a million-job year would hold a few hundred MB of records).
+    """
+
+    def __init__(self, keep_records: bool = True) -> None:
+        self.keep_records = keep_records
         self._by_key: dict[tuple[int, str, str], UsageRecord] = {}
         self.tenant_gpu_s: defaultdict[str, float] = defaultdict(float)
 
     def add(self, records: Sequence[UsageRecord]) -> None:
         by_key, tenant_gpu_s = self._by_key, self.tenant_gpu_s
         for r in records:
+            tenant_gpu_s[r.tenant] += r.gpu_seconds
+        if not self.keep_records:
+            return
+        for r in records:
             key = (r.job_id, r.period, r.gpu_type)
             old = by_key.get(key)
             by_key[key] = r if old is None else merge(old, r)
-            tenant_gpu_s[r.tenant] += r.gpu_seconds
 
     def records(self) -> list[UsageRecord]:
         """Every record, by job, then month, then GPU type."""

@@ -95,7 +95,7 @@ def replay(
         pol = policy
     usage = DecayedUsage()
     state = HubState(cluster, pol.new_queue(cluster, usage), usage)
-    records = MemorySink()  # the meter's usage records (steppe.metering), as the live hub's go to its store
+    records = MemorySink(keep_records=power is not None)  # the meter's (steppe.metering); per job with a site
     meter = twin_metering(power).build(records)
     metrics = MetricsCollector(cluster, records)
     log = EventLog()
