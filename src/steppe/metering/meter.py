@@ -23,7 +23,7 @@ a flat PUE of 1.1: one segment, cut at midnight into two records (``2026-01`` an
 each of 7,200 GPU-seconds, 1.4 IT kWh and 1.54 facility kWh.
 
 Without a site (``timeline`` None) records carry GPU-seconds only (energy 0, source ``"none"``).
-The twin emits in batches of ``batch`` segments and at the end; the live hub at each step.
+The twin emits in batches of ``batch`` (16,384) segments and at the end; the live hub at each step.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from steppe.metering.periods import next_month_starts, split_by_month
 from steppe.metering.records import EnergySource, UsageRecord
 from steppe.metering.sinks import UsageSink
 
-BATCH = 1 << 16
+BATCH = 1 << 14  # closed segments the twin keeps before it emits them (~2 MB)
 
 
 class _Cumulative:

@@ -18,19 +18,18 @@ tariff to the IT energy. Example: 2 GPUs for an hour at 700 W each, PUE 1.1, 500
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 EnergySource = Literal["model", "nvml", "mixed", "none"]
 ENERGY_FIELDS = ("it_kwh", "facility_kwh", "carbon_kg", "cost_kzt")
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
+class UsageRecord(NamedTuple):
     """One job's usage within ``[first_s, last_s)`` of one month (``period``, ``YYYY-MM`` UTC) on one GPU type.
 
     Times are the meter's clock (POSIX seconds live, simulated seconds in the twin); ``period``
-    is the UTC month of the corresponding POSIX time.
+    is the UTC month of the corresponding POSIX time. (A named tuple: the twin makes one per job
+    and month, and a tuple is the cheapest immutable record to make.)
     """
 
     job_id: int
