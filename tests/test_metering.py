@@ -191,3 +191,30 @@ def test_a_sink_that_keeps_no_records_still_counts_tenants() -> None:
     meter.on_stop(rec, 50.0)
     meter.emit()
     assert sink.records() == [] and sink.tenant_gpu_s == {"kaznu": 100.0}
+
+
+def test_no_nvml_counter_where_no_driver_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from steppe.metering import counters
+
+    monkeypatch.setattr(counters, "NVIDIA_CTL", "/nonexistent/nvidiactl")
+    assert counters.open_nvml_counter(lambda job_id: [0]) is None  # the meter then uses the power model
+
+
+def test_the_nvml_counter_sums_a_jobs_devices_and_reads_none_when_they_fail() -> None:
+    from steppe.metering import NvmlEnergyCounter
+
+    class FakeNvml:
+        """A test double of the pynvml module: device i has counted 1000 * (i + 1) mJ; device 9 fails."""
+
+        def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+            return i
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+            if handle == 9:
+                raise RuntimeError("NVMLError_NotSupported")
+            return 1000 * (handle + 1)
+
+    devices = {1: [0, 2], 2: [9], 3: None}
+    counter = NvmlEnergyCounter(FakeNvml(), devices.get)
+    assert counter.read_mj(1) == 4000.0
+    assert counter.read_mj(2) is None and counter.read_mj(3) is None

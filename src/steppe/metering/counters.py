@@ -16,9 +16,12 @@ segment's IT energy. Example: counters at 1,000,000 mJ and then 4,600,000 mJ ove
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+NVIDIA_CTL = "/dev/nvidiactl"
 DevicesOf = Callable[[int], Sequence[int] | None]
 """``devices_of(job_id)``: the NVML indices of the GPUs a job holds, or None if not known (yet)."""
 
@@ -58,7 +61,12 @@ class NvmlEnergyCounter:
 
 
 def open_nvml_counter(devices_of: DevicesOf) -> NvmlEnergyCounter | None:
-    """An NVML counter if NVML starts and every GPU reports its energy counter, else None."""
+    """An NVML counter if NVML starts and every GPU reports its energy counter, else None.
+
+    On Linux a machine without the NVIDIA driver has no ``/dev/nvidiactl``: no need to load NVML
+    (it would only fail, after a tenth of a second of the hub's start-up)."""
+    if sys.platform.startswith("linux") and not os.path.exists(NVIDIA_CTL):
+        return None
     try:
         import pynvml  # provided by nvidia-ml-py
     except ImportError:
