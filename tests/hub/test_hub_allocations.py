@@ -1,4 +1,4 @@
-"""Allocation periods, the usage ledger and its admission checks, under a real policy (no mocks)."""
+"""Allocation periods, the usage ledger (fed by the meter) and its admission checks, under a real policy (no mocks)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import pytest
 
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.periods import month_start, months_between, period_bounds, split_by_month
+from steppe.control.usage_sink import StoreSink
 from steppe.core.cluster import Cluster
 from steppe.core.job import JobSpec, PendingReason
 from steppe.core.state import HubState
 from steppe.core.usage import DecayedUsage
+from steppe.metering import Meter
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.policies import make_policy
 
@@ -41,7 +43,7 @@ def hub(ledger: Ledger, grants: list[tuple[str, float, int | None]], gpus: int =
     rows = [SimpleNamespace(project_id=i, period="2026-Q1", start_s=JAN, end_s=month_start(2026, 4), gpu_hours=h,
                             max_gpus=mx, gpu_types=None) for i, (_, h, mx) in enumerate(grants)]  # fmt: skip
     ledger.load(rows, [], {i: key for i, (key, _, _) in enumerate(grants)})
-    ledger.charge_all(JAN)  # the loop does this before every cycle; it sets the ledger's clock
+    ledger.now = JAN  # the loop sets the ledger's clock before every cycle
     policy = make_policy("easy-backfill", checks=(*DEFAULT_CHECKS, GpuHoursCheck(ledger), ProjectGpuLimit(ledger)))
     cluster = Cluster.uniform(1, gpus, "H100")
     usage = DecayedUsage()
@@ -75,21 +77,25 @@ def test_concurrent_gpu_limit(name: str, jobs: list[int], max_gpus: int | None, 
 
 
 def test_gpu_hours_run_out_as_jobs_run() -> None:
-    ledger = Ledger(charge_interval_s=60.0)
+    ledger = Ledger()
+    sink = StoreSink(ledger)
+    meter = Meter(sink, charge_interval_s=60.0)
     state, policy = hub(ledger, [("a/p", 2.0, None), ("b/p", 100.0, None)])
+    state.listeners.append(meter)
     state.submit(spec(1, 2), JAN)
     state.apply(policy.schedule(state, JAN), JAN)  # type: ignore[attr-defined]
     assert ledger.project_gpus["a/p"] == 2
-    t = JAN + 3600.0  # 2 GPUs x 1 h = the whole allocation, charged while the job still runs
-    assert ledger.charge_all(t)
+    t = JAN + 3600.0  # 2 GPUs x 1 h = the whole allocation, metered while the job still runs
+    ledger.now = t
+    assert meter.charge(t)
     assert ledger.used_in("a/p", ledger.current("a/p", t)) == pytest.approx(7200.0)  # type: ignore[arg-type]
     state.submit(spec(2, 1), t)
     state.submit(spec(3, 1, "b/p"), t)
     plan = policy.schedule(state, t)  # type: ignore[attr-defined]
     assert plan.reasons[2] is PendingReason.ASSOC_GRP_GRES_MINUTES and [s.job_id for s in plan.starts] == [3]
-    rows = ledger.take_usage_rows()
-    assert [(r["job_id"], r["period"], r["gpu_type"], r["gpu_seconds"]) for r in rows] == [
-        (1, "2026-01", "H100", 7200.0)
+    rows = sink.take_rows()
+    assert [(r["job_id"], r["period"], r["gpu_type"], r["gpu_seconds"], r["energy_source"]) for r in rows] == [
+        (1, "2026-01", "H100", 7200.0, "none")  # no site: GPU-seconds only
     ]
 
 

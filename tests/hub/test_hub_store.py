@@ -64,7 +64,7 @@ def test_migrations_match_the_tables(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
     open_store(str(store.engine.url.render_as_string(hide_password=False))).close()  # re-opening is a no-op
 
 
@@ -256,3 +256,41 @@ def test_no_job_starts_before_it_was_submitted(tmp_path: Path, monkeypatch: pyte
     job = h.job(made[0])
     assert job.state == "RUNNING" and job.start_s >= job.submit_s
     h.close()
+
+
+def test_migration_0004_keeps_usage_rows_written_before_it(tmp_path: Path) -> None:
+    """A store at revision 0003 with a usage row: after the upgrade the row keeps its GPU-seconds and
+    reads as no energy from source ``none``; new energy then adds to it."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    url = sqlite_url(tmp_path / "old.db")
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", "steppe.store:migrations")
+    with engine.connect() as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(text("INSERT INTO organisations (name, country, created_s) VALUES ('kaznu', 'KZ', 0)"))
+        conn.execute(text("INSERT INTO projects (org_id, name, created_s) VALUES (1, 'nlp', 0)"))
+        conn.execute(text("INSERT INTO users (name, org_id, role, created_s) VALUES ('alice', 1, 'member', 0)"))
+        job = job_repo.insert_job(conn, _job(1, 1), "alice")  # the jobs table is the same at 0003
+        conn.execute(text("INSERT INTO usage_records (job_id, project_id, period, gpu_type, gpu_seconds, first_s, "
+                          "last_s) VALUES (:j, 1, '2026-01', 'H100', 7200, 0, 3600)"), {"j": job})  # fmt: skip
+    engine.dispose()
+    store = open_store(url)  # upgrades to the head
+    with store.read() as conn:
+        (old,) = tenancy.usage_by_month(conn)
+    assert (old.gpu_seconds, old.it_kwh, old.cost_kzt) == (7200.0, 0.0, 0.0)
+    row = {"job_id": job, "project_id": 1, "period": "2026-01", "gpu_type": "H100", "gpu_seconds": 10.0,
+           "it_kwh": 0.5, "facility_kwh": 0.6, "carbon_kg": 0.3, "cost_kzt": 20.0, "energy_source": "model",
+           "first_s": 3600.0, "last_s": 3610.0}  # fmt: skip
+    with store.write() as conn:
+        store.add_usage(conn, [row])
+    with store.read() as conn:
+        (after,) = tenancy.usage_by_month(conn)
+        source = conn.execute(text("SELECT energy_source FROM usage_records")).scalar_one()
+    assert (after.gpu_seconds, after.it_kwh, after.facility_kwh) == (7210.0, 0.5, 0.6)
+    assert source == "mixed"  # GPU-seconds from before the meter had energy, and after
+    store.close()

@@ -15,10 +15,15 @@ path (``terms_required``).
 
 Power: with ``power_cap_w`` the loop's policy schedules under the facility cap of ``site``'s
 site file (``steppe.power.live``: its timeline starts at the site-local hour the hub starts in).
+
+Metering: the loop's meter (``steppe.metering.Meter``) integrates running jobs' energy against
+``site``'s timeline (with or without a cap), every ``charge_interval_s``; where NVML reads the
+GPUs' energy counters (``open_nvml_counter``), it uses them for the jobs' IT energy.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -34,18 +39,22 @@ from steppe.control.ledger import Ledger
 from steppe.control.loop import HubLoop
 from steppe.control.machine import Fleet, build_fleet
 from steppe.core.errors import SteppeError
+from steppe.energy.site import load_site
 from steppe.executors import ExecutorSetup, make_executor
 from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
 from steppe.governance.admission import local_date
 from steppe.governance.residency import load_topology
 from steppe.governance.rules import RuleSet, load_rules
 from steppe.governance.terms import TermsVersion, must_accept_terms, terms_in_force
-from steppe.power import hub_clock, live_power, power_ceiling_w
+from steppe.metering import MeterSetup, open_nvml_counter
+from steppe.power import PowerSetup, build_power, hour_start, hub_clock, live_power, power_ceiling_w
 from steppe.scheduling.gate import PowerCeiling
 from steppe.store import Store, open_store, tenancy
 from steppe.store import governance as gov_repo
 from steppe.store.audit import record
 from steppe.store.db import GroupCommit, sqlite_url
+
+log = logging.getLogger("steppe.hub")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,22 @@ def single_user_refusal() -> str:
         "every job would run as this account and could read the hub's admin token and database. Start the hub "
         "as root, or pass --single-user for a hub whose jobs all belong to one person"
     )
+
+
+def live_meter(fleet: Fleet, settings: HubSettings, power: PowerSetup | None, executor: Any) -> MeterSetup:
+    """The loop's meter: the site's timeline (the cap's, or one for metering only), NVML where it reads."""
+    if power is None:
+        try:
+            site = load_site(settings.site)
+            power = build_power(
+                fleet.cluster, settings.site, enforce=False, start=hour_start(time.time(), site.clock)
+            )
+        except SteppeError as exc:  # a site named for governance only: meter GPU-seconds
+            log.warning("site %r has no energy data (%s): metering GPU-seconds only", settings.site, exc)
+            return MeterSetup(charge_interval_s=settings.charge_interval_s)
+    devices_of = getattr(executor, "devices_of", None)  # the local executor's; others: the power model
+    counter = open_nvml_counter(devices_of) if callable(devices_of) else None
+    return MeterSetup(power.fleet, power.timeline, 0.0, settings.charge_interval_s, counter)
 
 
 class Hub:
@@ -127,13 +152,14 @@ class Hub:
         fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
         setup = ExecutorSetup(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts)
         executor = make_executor(settings.executor, setup)
-        ledger = Ledger(settings.charge_interval_s, settings.require_allocation)
+        ledger = Ledger(settings.require_allocation)
         shift = settings.clock_offset_days * 86400.0
         today = local_date(hub_clock(settings.site, load_topology()).zone)
         governance = GovernanceView(ledger, review_gate=settings.review_gate, site=settings.site,
                                     today=lambda now: today(now + shift))
         power = None
         ceiling = None
+        power_setup = None
         if settings.power_cap_w is not None:  # the site timeline starts at the site-local hour of this start
             try:
                 power_setup = live_power(fleet.cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w,
@@ -143,8 +169,9 @@ class Hub:
             power = power_setup.budget
             if power is not None:  # the submission gate refuses what could never fit under the cap, as the twin
                 ceiling = PowerCeiling(power, power_ceiling_w(power_setup))
+        meter = live_meter(fleet, settings, power_setup, executor)
         loop = HubLoop(store, fleet, executor, policy=settings.policy, ledger=ledger, governance=governance,
-                       power=power)
+                       power=power, metering=meter)
         return Hub(settings, store, fleet, loop, accounts, ceiling)
 
     def start(self) -> None:

@@ -4,7 +4,10 @@
 * ``hub_running_jobs``: running jobs (gauge);
 * ``hub_jobs_total{state}``: transitions into each state over the hub's life (counter);
 * ``hub_gpus{gpu_type,state}``: GPUs ``allocated`` and ``free`` (gauge);
-* ``hub_gpu_allocated_seconds_total{project,gpu_type}``: GPU-seconds charged (counter);
+* ``hub_gpu_allocated_seconds_total{project,gpu_type}``: GPU-seconds metered (counter);
+* ``hub_it_energy_kwh_total{project}``, ``hub_facility_energy_kwh_total{project}``,
+  ``hub_carbon_kg_total{project}``, ``hub_energy_cost_kzt_total{project}``: the meter's energy,
+  carbon and cost of each project's jobs over the hub's life (``steppe.metering``; counters);
 * ``hub_allocation_remaining_gpu_seconds{project}``: what is left of the current allocation;
 * ``hub_scheduler_cycle_duration_seconds``: one loop step, histogram;
 * ``hub_scheduler_errors_total``: steps that raised;
@@ -28,6 +31,12 @@ from steppe.control.loop import HubLoop
 from steppe.control.views import pending_by_reason
 from steppe.power.live import facility_draw_w, hub_site_facts
 
+ENERGY_COUNTERS = (  # in the order of the ledger's energy totals (steppe.metering.records.ENERGY_FIELDS)
+    ("hub_it_energy_kwh", "IT energy of projects' jobs, kWh"),
+    ("hub_facility_energy_kwh", "Facility energy (IT x PUE) of projects' jobs, kWh"),
+    ("hub_carbon_kg", "Grid carbon of projects' jobs, kg CO2e"),
+    ("hub_energy_cost_kzt", "Electricity cost of projects' jobs, KZT"),
+)
 CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -45,6 +54,7 @@ def _snapshot(loop: HubLoop) -> dict[str, Any]:
         "entered": dict(loop.journal.entered),
         "gpus": {t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t]) for t in inv.types},
         "charged": dict(ledger.by_type_s),
+        "energy": {project: tuple(v) for project, v in ledger.energy.items()},
         "remaining": remaining,
         "errors": loop.errors,
         "power": _power(loop),
@@ -91,6 +101,11 @@ class HubCollector:
         for (project, t), s in sorted(snap["charged"].items()):
             charged.add_metric([project, t], s)
         yield charged
+        for i, (name, text) in enumerate(ENERGY_COUNTERS):
+            family = CounterMetricFamily(name, text, labels=["project"])
+            for project, values in sorted(snap["energy"].items()):
+                family.add_metric([project], values[i])
+            yield family
         remaining = GaugeMetricFamily(
             "hub_allocation_remaining_gpu_seconds", "GPU-seconds left in the current allocation", labels=["project"]
         )

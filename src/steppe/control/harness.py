@@ -25,6 +25,7 @@ from steppe.control.machine import Fleet
 from steppe.core.cluster import Cluster
 from steppe.core.plan import Plan
 from steppe.executors.mock import MockExecutor
+from steppe.metering import MeterSetup
 from steppe.scheduling.power import PowerBudget
 from steppe.store import jobs as job_repo
 from steppe.store import open_store, tenancy
@@ -51,6 +52,7 @@ class LoopHarness:
     def __init__(
         self, tmp_dir: Path, *, nodes: int = 1, gpus: int = 8, gpu_type: str = "H100", policy: str = "easy-backfill",
         executor: MockExecutor | None = None, clock: FakeClock | None = None, power: PowerBudget | None = None,
+        metering: MeterSetup | None = None,
     ) -> None:  # fmt: skip
         self.store = open_store(sqlite_url(Path(tmp_dir) / "harness.db"))
         self.clock = clock or FakeClock()
@@ -59,6 +61,7 @@ class LoopHarness:
         self.fleet = Fleet(cluster, {i: list(range(gpus)) for i in range(nodes)}, "harness")
         self.policy = policy
         self.power = power  # the loop's facility budget (read at the clock's POSIX seconds), or None
+        self.metering = metering  # the loop's meter (site timeline, power model, counters), or GPU-seconds only
         self.plans: list[Plan] = []
         now = self.clock()
         with self.store.write() as conn:
@@ -69,7 +72,8 @@ class LoopHarness:
         self.loop.restore()
 
     def _new_loop(self) -> HubLoop:
-        loop = HubLoop(self.store, self.fleet, self.executor, policy=self.policy, clock=self.clock, power=self.power)
+        loop = HubLoop(self.store, self.fleet, self.executor, policy=self.policy, clock=self.clock, power=self.power,
+                       metering=self.metering)
         schedule = loop.policy.schedule
 
         def recorded(snap: Any, now: float) -> Plan:

@@ -2,9 +2,9 @@
 
 ``Journal`` listens to the hub state. Each start and stop becomes an update of the job's row
 and an event row (state, time, reason); reason changes of pending jobs and the executor's
-process handles are updates only. ``flush`` writes all of it, the usage the ledger charged
-(and each job's ``charged_until_s``) and deletes the inbox requests the cycle consumed, in one
-transaction, so the store never holds half a cycle.
+process handles are updates only. ``flush`` writes all of it, the usage records the meter emitted
+(``StoreSink.take_rows``; each job's ``charged_until_s`` follows their last second) and deletes
+the inbox requests the cycle consumed, in one transaction, so the store never holds half a cycle.
 """
 
 from __future__ import annotations

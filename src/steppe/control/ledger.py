@@ -1,11 +1,13 @@
 """GPU-hour allocations enforced as admission checks, and the usage ledger behind them.
 
-An allocation grants a project GPU-hours for a period (``steppe.control.periods``), optionally
-a maximum of concurrent GPUs and a list of allowed GPU types. The ledger charges running jobs
-as they run: every ``charge_interval_s`` and when a job stops, each running job's GPUs times
-the seconds since its last charge are added to its project's usage for the current month and
-to a usage record per ``(job, month, GPU type)``. Usage survives restarts (it is loaded back
-from the usage records), and so does each job's last charge time.
+An allocation grants a project GPU-hours for a period (``steppe.metering.periods``), optionally
+a maximum of concurrent GPUs and a list of allowed GPU types. The ledger does not meter: the
+meter (``steppe.metering.Meter``) cuts running jobs' time into usage records every
+``charge_interval_s`` and when a job stops, and its sink (``steppe.control.usage_sink``) hands
+each record to ``Ledger.add``, which adds its GPU-seconds to the project's usage for that month
+(and its energy to the project's totals). Usage survives restarts: ``load`` reads it back from the
+store's usage records. The ledger itself follows starts and stops only to count each project's
+GPUs in use.
 
 Two admission checks read the ledger (Slurm's reasons):
 
@@ -27,10 +29,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from steppe.control.periods import months_between, split_by_month
 from steppe.core.job import PendingReason
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
+from steppe.metering.periods import months_between
+from steppe.metering.records import ENERGY_FIELDS, UsageRecord
 
 
 @dataclass(frozen=True)
@@ -45,31 +48,19 @@ class Grant:
     gpu_types: tuple[str, ...] | None
 
 
-@dataclass
-class _Charge:
-    project: str
-    project_id: int
-    gpu_type: str
-    gpus: int
-    charged_until_s: float
-
-
 class Ledger:
-    """GPU-seconds per project and month, GPUs in use per project, and allocations."""
+    """GPU-seconds per project and month (from the meter's records), GPUs in use per project, and allocations."""
 
-    def __init__(self, charge_interval_s: float = 10.0, require_allocation: bool = False) -> None:
-        self.charge_interval_s = charge_interval_s
+    def __init__(self, require_allocation: bool = False) -> None:
         self.require_allocation = require_allocation
         self.version = 0  # bumped when the allocations change (an admission epoch)
-        self.now = 0.0
+        self.now = 0.0  # the loop sets it before each cycle: the checks' "current period"
         self.grants: dict[str, list[Grant]] = {}
         self.used_s: defaultdict[tuple[str, str], float] = defaultdict(float)  # (project, month)
         self.by_type_s: defaultdict[tuple[str, str], float] = defaultdict(float)  # (project, GPU type): all time
+        self.energy: defaultdict[str, list[float]] = defaultdict(lambda: [0.0] * len(ENERGY_FIELDS))  # all time
         self.project_gpus: Counter[str] = Counter()
         self.project_ids: dict[str, int] = {}
-        self.running: dict[int, _Charge] = {}
-        self.last_charge_s = 0.0
-        self._rows: list[dict[str, Any]] = []
 
     # -- loading -----------------------------------------------------------------------------------
     def load(self, allocations: list[Any], usage: list[Any], project_keys: dict[int, str]) -> None:
@@ -78,10 +69,14 @@ class Ledger:
         self.set_allocations(allocations, project_keys)
         self.used_s.clear()
         self.by_type_s.clear()
+        self.energy.clear()
         for u in usage:
             key = project_keys[u.project_id]
             self.used_s[(key, u.period)] += u.gpu_seconds
             self.by_type_s[(key, u.gpu_type)] += u.gpu_seconds
+            totals = self.energy[key]
+            for i, name in enumerate(ENERGY_FIELDS):
+                totals[i] += getattr(u, name, 0.0) or 0.0
 
     def set_allocations(self, allocations: list[Any], project_keys: dict[int, str]) -> None:
         self.version += 1
@@ -106,83 +101,32 @@ class Ledger:
         """GPU-seconds charged to ``project`` within ``grant``'s period."""
         return sum(self.used_s.get((project, m), 0.0) for m in months_between(grant.start_s, grant.end_s))
 
-    # -- charging ----------------------------------------------------------------------------------
+    # -- usage ---------------------------------------------------------------------------------------
+    def add(self, records: list[UsageRecord]) -> None:
+        """Count the meter's records against their projects."""
+        for r in records:
+            self.used_s[(r.project, r.period)] += r.gpu_seconds
+            self.by_type_s[(r.project, r.gpu_type)] += r.gpu_seconds
+            totals = self.energy[r.project]
+            totals[0] += r.it_kwh
+            totals[1] += r.facility_kwh
+            totals[2] += r.carbon_kg
+            totals[3] += r.cost_kzt
+
+    # -- GPUs in use (a state listener) ------------------------------------------------------------
     def on_submit(self, rec: JobRecord, now: float) -> None:
-        """Nothing to charge yet."""
+        """Nothing in use yet."""
 
     def on_start(self, rec: JobRecord, now: float) -> None:
-        self.adopt(rec, now)
+        self.adopt(rec)
 
-    def adopt(self, rec: JobRecord, charged_until_s: float) -> None:
-        """Charge ``rec`` from ``charged_until_s`` on (a start, or a job restored after a restart)."""
-        project = rec.spec.project
-        self.running[rec.job_id] = _Charge(
-            project, self.project_ids.get(project, 0), rec.gpu_type, rec.gpus, charged_until_s
-        )
-        self.project_gpus[project] += rec.gpus
+    def adopt(self, rec: JobRecord) -> None:
+        """Count a running job's GPUs against its project (a start, or a job restored after a restart)."""
+        self.project_gpus[rec.spec.project] += rec.gpus
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
-        charge = self.running.pop(rec.job_id, None)
-        if charge is None:
-            return
-        self._charge(rec.job_id, charge, now)
-        self.project_gpus[charge.project] -= charge.gpus
-
-    def charge_all(self, now: float) -> bool:
-        """Charge every running job up to ``now`` if the charge interval has passed; True if it did."""
-        self.now = now
-        if now - self.last_charge_s < self.charge_interval_s:
-            return False
-        for job_id, charge in self.running.items():
-            self._charge(job_id, charge, now)
-        self.last_charge_s = now
-        return True
-
-    def charge_span(
-        self, job_id: int, project: str, project_id: int, gpu_type: str, gpus: int, a_s: float, b_s: float
-    ) -> None:
-        """Charge a job that is not running any more for ``[a_s, b_s)`` (it ended while the hub was down)."""
-        self._charge(job_id, _Charge(project, project_id, gpu_type, gpus, a_s), b_s)
-
-    def next_charge_s(self) -> float | None:
-        return self.last_charge_s + self.charge_interval_s if self.running else None
-
-    def charged_until(self, job_id: int) -> float | None:
-        charge = self.running.get(job_id)
-        return charge.charged_until_s if charge else None
-
-    def _charge(self, job_id: int, charge: _Charge, now: float) -> None:
-        if now <= charge.charged_until_s:
-            return
-        for month, a, b in split_by_month(charge.charged_until_s, now):
-            gpu_s = charge.gpus * (b - a)
-            self.used_s[(charge.project, month)] += gpu_s
-            self.by_type_s[(charge.project, charge.gpu_type)] += gpu_s
-            self._rows.append(
-                {
-                    "job_id": job_id,
-                    "project_id": charge.project_id,
-                    "period": month,
-                    "gpu_type": charge.gpu_type,
-                    "gpu_seconds": gpu_s,
-                    "first_s": a,
-                    "last_s": b,
-                }
-            )
-        charge.charged_until_s = now
-
-    def take_usage_rows(self) -> list[dict[str, Any]]:
-        """Usage to add to the store since the last call (merged per job, month and GPU type)."""
-        merged: dict[tuple[int, str, str], dict[str, Any]] = {}
-        for row in self._rows:
-            key = (row["job_id"], row["period"], row["gpu_type"])
-            if key in merged:
-                merged[key]["gpu_seconds"] += row["gpu_seconds"]
-                merged[key]["last_s"] = row["last_s"]
-            else:
-                merged[key] = dict(row)
-        self._rows = []
-        return list(merged.values())
+        if rec.allocation:
+            self.project_gpus[rec.spec.project] -= rec.gpus
 
 
 class GpuHoursCheck:

@@ -7,7 +7,8 @@ API, a process exit, a walltime expiry, a charge or wake-up due), mirrors ``twin
    exit code, or the state the loop asked for when it stopped the job: ``CANCELLED``,
    ``TIMEOUT``) and the inbox requests the API wrote (new jobs, cancels).
 2. **Walltime**: ask the executor to stop every job past its limit (it ends as ``TIMEOUT``).
-3. **Charge** running jobs' GPU time to their projects (``steppe.control.ledger``).
+3. **Meter** running jobs (``steppe.metering.Meter``): usage records with GPU-seconds and energy
+   go to the allocation ledger and, with this step's transaction, to the store (``StoreSink``).
 4. **Schedule**: the configured policy reads the state and returns a plan; the state verifies
    and commits it (``HubState.apply``). Its admission checks include the allocation ledger's
    and governance's (``steppe.control.governance``: AI-use review, data residency), whose
@@ -43,6 +44,7 @@ from steppe.control.journal import Ending, Journal
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.machine import Fleet
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
+from steppe.control.usage_sink import StoreSink
 from steppe.core.cluster import TenantSpec
 from steppe.core.job import TERMINAL_STATES, JobState, PendingReason
 from steppe.core.records import JobRecord
@@ -50,6 +52,7 @@ from steppe.core.state import HubState
 from steppe.core.units import format_duration
 from steppe.core.usage import DecayedUsage
 from steppe.executors.base import Executor, ExitInfo, Launch
+from steppe.metering import MeterSetup
 from steppe.power.live import over_cap
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.policies import make_policy
@@ -95,6 +98,7 @@ class HubLoop:
         clock: Callable[[], float] = time.time,
         min_interval_s: float = 0.02,
         power: PowerBudget | None = None,
+        metering: MeterSetup | None = None,
     ) -> None:
         self.store = store
         self.fleet = fleet
@@ -102,6 +106,8 @@ class HubLoop:
         self.clock = clock
         self.min_interval_s = min_interval_s
         self.ledger = ledger or Ledger()
+        self.usage = StoreSink(self.ledger)  # the meter's records: to the ledger, then the store
+        self.meter = (metering or MeterSetup(charge_interval_s=10.0)).build(self.usage)
         self.governance = governance or GovernanceView(self.ledger, review_gate=False)
         checks = (*DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger), *self.governance.checks())
         self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules
@@ -141,7 +147,7 @@ class HubLoop:
         with self.store.read() as conn:
             self.governance.load(conn)
             self.governance.add_jobs(conn, list(self.state.jobs))
-        self.state.listeners.extend([self.journal, self.ledger])
+        self.state.listeners.extend([self.journal, self.ledger, self.meter])
 
     def start(self) -> None:
         """Restore the state and start the loop thread, which runs a first step at once."""
@@ -260,7 +266,8 @@ class HubLoop:
         self._take_exits(now)
         request_ids = self._take_requests(requests, rows, now)
         self._enforce_walltime(now)
-        self.ledger.charge_all(now)
+        self.ledger.now = now
+        self.meter.charge(now)
         plan = self.policy.schedule(self.state, now)
         applied = self.state.apply(plan, now)
         self._unlaunched.extend(applied.started)
@@ -270,7 +277,8 @@ class HubLoop:
                 self.journal.reason(job_id, reason.value)
         for rec in applied.preempted:
             self.journal.requeued(rec, now)
-        usage_rows = self.ledger.take_usage_rows()
+        self.meter.emit()
+        usage_rows = self.usage.take_rows()
         if self.journal or usage_rows or request_ids:
             with self.store.write() as conn:
                 self.journal.flush(conn, usage_rows, request_ids, self.store)
@@ -294,6 +302,7 @@ class HubLoop:
                 log.exception("job %s: launch failed", rec.job_id)
                 self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, self.clock(), f"launch failed: {exc}"))
         handles = self.executor.take_launched()
+        self.meter.read_baselines(handles)  # the GPUs' energy counters, now that the jobs have devices
         if handles:
             for job_id, handle in handles.items():
                 self.journal.set(job_id, handle=handle)
@@ -405,7 +414,7 @@ class HubLoop:
         self.journal.ended.clear()
 
     def _next_wake(self, plan_wakeup_s: float | None) -> float | None:
-        times = [t for t in (plan_wakeup_s, self.ledger.next_charge_s()) if t is not None]
+        times = [t for t in (plan_wakeup_s, self.meter.next_charge_s()) if t is not None]
         for end, job_id in self.state.running_by_end:
             if job_id not in self.stopping:
                 times.append(end)

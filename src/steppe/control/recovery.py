@@ -14,7 +14,7 @@ On start, for every job the store holds as pending or running, in submission ord
   on the GPUs it holds, and a stop the hub had asked for (cancel, walltime) is asked again. If
   it has ended, the wrapper's ``exit.json`` says how and when, and the job ends as it would
   have (COMPLETED, FAILED, or the state of the stop the hub had asked for); with no exit
-  record it ends ``FAILED`` with reason ``LostOnRestart``. Its GPU time is charged up to its end.
+  record it ends ``FAILED`` with reason ``LostOnRestart``. It is metered up to its end.
 
 Inbox ``submit`` requests are dropped (their jobs were just queued from the jobs table);
 ``cancel`` requests stay for the first step. All recovery writes go in one transaction.
@@ -46,7 +46,7 @@ def recover(loop: HubLoop, now: float) -> None:
         loop.ledger.load(tenancy.list_allocations(conn), tenancy.usage_by_month(conn), keys)
         rows = job_repo.active_jobs(conn)
         loop.journal.entered.update(job_repo.count_events_by_state(conn))
-    loop.ledger.now = loop.ledger.last_charge_s = now
+    loop.ledger.now = loop.meter.last_charge_s = now
     journal = loop.journal
     for row in rows:
         if row.state == "PENDING":
@@ -70,7 +70,8 @@ def recover(loop: HubLoop, now: float) -> None:
             ending = Ending(JobState.FAILED, "LostOnRestart", detail, None)
         _end_while_down(loop, row, ending, now)
     with loop.store.write() as conn:
-        journal.flush(conn, loop.ledger.take_usage_rows(), [], loop.store)
+        loop.meter.emit()
+        journal.flush(conn, loop.usage.take_rows(), [], loop.store)
         job_repo.delete_submit_requests(conn)
     journal.ended.clear()
     for rec in list(loop.state.running.values()):
@@ -102,7 +103,8 @@ def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
         loop.state.forget(row.id)
         loop.launches.pop(row.id, None)
         return False
-    loop.ledger.adopt(rec, row.charged_until_s or row.start_s)
+    loop.ledger.adopt(rec)
+    loop.meter.adopt(rec, row.charged_until_s or row.start_s)
     if row.handle is None:
         loop.journal.set(row.id, handle=handle)
     if row.stop_intent:
@@ -134,6 +136,7 @@ def _end_while_down(loop: HubLoop, row: Any, ending: Ending, now: float) -> None
     loop.journal.set(row.id, **cols)
     loop.journal.event(row.id, end_s, ending.state.value, ending.detail)
     if info is not None and row.alloc:  # charge up to its known end; with no record, up to the last charge
-        gpus = sum(int(g) for _, g in row.alloc)
-        since = row.charged_until_s or row.start_s
-        loop.ledger.charge_span(row.id, project_key(row), row.project_id, row.alloc_gpu_type or "", gpus, since, end_s)
+        loop.ledger.project_ids[project_key(row)] = row.project_id
+        probe = JobRecord(spec_from_row(row), seq=0)
+        probe.gpu_type = row.alloc_gpu_type or ""
+        loop.meter.charge_span(probe, row.charged_until_s or row.start_s, end_s)

@@ -181,6 +181,12 @@ class LocalExecutor:
         """The job's own directory, owned by its account."""
         return self.spool_dir / str(job_id)
 
+    def devices_of(self, job_id: int) -> list[int] | None:
+        """The device indices of a running job's GPUs (for the meter's energy counters), or None."""
+        with self._lock:
+            run = self._running.get(job_id)
+            return None if run is None else [d for _, ids in run.handle.get("devices", []) for d in ids]
+
     # -- executor protocol ---------------------------------------------------------------------------
     def start(self, rec: JobRecord, now: float) -> None:
         """Launch a committed start; any failure ends the job ``LaunchFailed`` (never raises)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, case, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from steppe.core.errors import ConfigError
@@ -110,19 +110,27 @@ class Store:
             yield conn
 
     def add_usage(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Add GPU-seconds to usage records, creating them on first use (an upsert).
+        """Add usage to usage records, creating them on first use (an upsert).
 
-        Each row has ``job_id, project_id, period, gpu_type, gpu_seconds, first_s, last_s``.
+        Each row has ``job_id, project_id, period, gpu_type, gpu_seconds, it_kwh, facility_kwh,
+        carbon_kg, cost_kzt, energy_source, first_s, last_s`` (a ``UsageRecord.row``); GPU-seconds
+        and energy add up, the source becomes ``mixed`` when two parts differ.
         """
         if not rows:
             return
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         stmt = dialect.insert(usage_records)
+        c, new = usage_records.c, stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=["job_id", "period", "gpu_type"],
             set_={
-                "gpu_seconds": usage_records.c.gpu_seconds + stmt.excluded.gpu_seconds,
-                "last_s": stmt.excluded.last_s,
+                "gpu_seconds": c.gpu_seconds + new.gpu_seconds,
+                "it_kwh": c.it_kwh + new.it_kwh,
+                "facility_kwh": c.facility_kwh + new.facility_kwh,
+                "carbon_kg": c.carbon_kg + new.carbon_kg,
+                "cost_kzt": c.cost_kzt + new.cost_kzt,
+                "energy_source": case((c.energy_source == new.energy_source, new.energy_source), else_="mixed"),
+                "last_s": new.last_s,
             },
         )
         conn.execute(stmt, rows)

@@ -166,6 +166,12 @@ usage_records = Table(
     Column("gpu_seconds", Float, nullable=False),
     Column("first_s", Float, nullable=False),
     Column("last_s", Float, nullable=False),
+    # revision 0004: the meter's energy figures (0 and "none" for rows written before it)
+    Column("it_kwh", Float, nullable=False, server_default="0"),
+    Column("facility_kwh", Float, nullable=False, server_default="0"),
+    Column("carbon_kg", Float, nullable=False, server_default="0"),
+    Column("cost_kzt", Float, nullable=False, server_default="0"),
+    Column("energy_source", String(8), nullable=False, server_default="none"),
     UniqueConstraint("job_id", "period", "gpu_type"),
 )
 

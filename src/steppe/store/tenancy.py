@@ -246,12 +246,18 @@ def list_allocations(conn: Connection, *, project_id: int | None = None, org_id:
 
 
 def usage_by_month(conn: Connection, project_id: int | None = None) -> list[RowMapping]:
-    """Charged GPU-seconds per ``(project_id, period, gpu_type)`` over all jobs (of one project if given)."""
+    """Metered GPU-seconds and energy (IT and facility kWh, kg CO2e, KZT) per ``(project_id, period,
+    gpu_type)`` over all jobs (of one project if given)."""
+    c = usage_records.c
     stmt = select(
-        usage_records.c.project_id,
-        usage_records.c.period,
-        usage_records.c.gpu_type,
-        func.sum(usage_records.c.gpu_seconds).label("gpu_seconds"),
+        c.project_id,
+        c.period,
+        c.gpu_type,
+        func.sum(c.gpu_seconds).label("gpu_seconds"),
+        func.sum(c.it_kwh).label("it_kwh"),
+        func.sum(c.facility_kwh).label("facility_kwh"),
+        func.sum(c.carbon_kg).label("carbon_kg"),
+        func.sum(c.cost_kzt).label("cost_kzt"),
     )
     if project_id is not None:
         stmt = stmt.where(usage_records.c.project_id == project_id)

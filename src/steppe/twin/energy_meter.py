@@ -1,17 +1,10 @@
-"""Energy, carbon and money of a replay, per job, per tenant and for the hub.
+"""Energy, carbon and money of a replay: per job and per tenant from the meter, and for the hub.
 
-A state listener records two things as the replay runs:
-
-* each job's power *segments* ``(job, t0, t1, GPU power)``: a segment opens at a start or a
-  cap change and closes at the next cap change or stop; GPU power includes the idle part;
-* the hub's IT power as a step function: ``static + added power of running jobs``.
-
-At the end everything is integrated against the site's hourly PUE, carbon intensity and
-tariff. With ``C_x(t) = integral_0^t x(s) ds`` (piecewise linear, since x is hourly), a segment
-of power P from t0 to t1 costs
-
-    IT kWh = P (t1 - t0) / 3.6e6          facility kWh = P (C_pue(t1) - C_pue(t0)) / 3.6e6
-    kg CO2e = P (C_pue*ci(t1) - C_pue*ci(t0)) / 3.6e9      KZT = P (C_pue*tariff(t1) - ...) / 3.6e6
+Per job and per tenant, the figures are the meter's usage records (``steppe.metering``: the same
+meter the live hub runs, with a ``MemorySink``; ``twin_metering`` sets it up on the replay's
+clock). This module adds what only the hub as a whole has: a state listener that records the
+hub's IT power as a step function, ``static + added power of running jobs``, integrated at the
+end against the site's hourly PUE, carbon intensity and tariff.
 
 The idle draw (hosts, idle GPUs not held by a job) belongs to the hub, not to tenants; the
 sum of per-job IT energy plus idle energy equals the hub's integrated IT power (a test checks
@@ -24,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +26,42 @@ import numpy as np
 from steppe.core.records import JobRecord
 from steppe.core.state import HubState
 from steppe.energy.grid import kzt_to_usd
+from steppe.metering import MemorySink, MeterSetup
 from steppe.twin.power import PowerSetup
 
 AT_CAP_FRACTION = 0.98
+TWIN_EPOCH_S = datetime(2026, 1, 1, tzinfo=UTC).timestamp()  # a replay without a site: its months count from here
+PER_JOB_KEYS = {"it_energy_kwh": "it_kwh", "facility_energy_kwh": "facility_kwh", "carbon_kg": "carbon_kg",
+                "cost_kzt": "cost_kzt"}  # fmt: skip
+
+
+def twin_metering(power: PowerSetup | None) -> MeterSetup:
+    """The replay's meter: simulated seconds from the site timeline's start (or from 2026-01-01 UTC
+    without a site, GPU-seconds only); it emits in batches and at the end, never by interval."""
+    if power is None:
+        return MeterSetup(epoch_offset_s=TWIN_EPOCH_S)
+    return MeterSetup(power.fleet, power.timeline, power.timeline.start_utc_s)
 
 
 class EnergyMeter:
-    """A state listener that meters power; ``report(t_end)`` integrates it."""
+    """A state listener that follows the hub's IT power; ``report(t_end, usage)`` integrates it."""
 
     def __init__(self, state: HubState, setup: PowerSetup) -> None:
         self.state = state
         self.setup = setup
         self.static_w = setup.fleet.static_it_w()
-        self.seg_job: list[int] = []
-        self.seg_t0: list[float] = []
-        self.seg_t1: list[float] = []
-        self.seg_w: list[float] = []
-        self._open: dict[int, tuple[float, float]] = {}
         self._busy_idle_w = 0.0
         self._added_w = 0.0
         self._job_added_w: dict[int, float] = {}
         self.step_t: list[float] = [0.0]
         self.step_it_w: list[float] = [self.static_w]
         self.step_idle_w: list[float] = [self.static_w]
-        self.tenant_of: dict[int, str] = {}
         self.capped_jobs: set[int] = set()
         self.recaps = 0
 
     # -- listener ----------------------------------------------------------------------------
     def on_submit(self, rec: JobRecord, now: float) -> None:
-        self.tenant_of[rec.job_id] = rec.spec.tenant
+        """Nothing runs yet."""
 
     def on_start(self, rec: JobRecord, now: float) -> None:
         self._busy_idle_w += self._idle_part(rec)
@@ -89,20 +89,12 @@ class EnergyMeter:
     def _segment(self, rec: JobRecord, now: float) -> None:
         if rec.cap_fraction < 1.0:
             self.capped_jobs.add(rec.job_id)
-        fleet = self.setup.fleet
-        self._open[rec.job_id] = (now, fleet.gpu_power_w(rec, rec.gpu_type, rec.cap_fraction))
-        added = fleet.added_w(rec, rec.gpu_type, rec.cap_fraction)
+        added = self.setup.fleet.added_w(rec, rec.gpu_type, rec.cap_fraction)
         self._job_added_w[rec.job_id] = added
         self._added_w += added
 
     def _close(self, job_id: int, now: float) -> None:
         self._added_w -= self._job_added_w.pop(job_id)
-        t0, w = self._open.pop(job_id)
-        if now > t0:
-            self.seg_job.append(job_id)
-            self.seg_t0.append(t0)
-            self.seg_t1.append(now)
-            self.seg_w.append(w)
 
     def _step(self, now: float) -> None:
         it = self.static_w + self._added_w
@@ -115,31 +107,12 @@ class EnergyMeter:
             self.step_idle_w.append(idle)
 
     # -- integration ---------------------------------------------------------------------------
-    def report(self, t_end: float) -> EnergyReport:
+    def report(self, t_end: float, usage: MemorySink) -> EnergyReport:
+        """The hub's figures up to ``t_end``, with the per-job and per-tenant ones of ``usage`` (the meter's sink)."""
         hours = max(int(math.ceil(t_end / 3600.0)), 1) + 1
         arr = self.setup.timeline.arrays(hours)
         edges = np.arange(hours + 1) * 3600.0
 
-        def cumulative(x: np.ndarray) -> np.ndarray:
-            return np.concatenate(([0.0], np.cumsum(x * 3600.0)))
-
-        c_pue = cumulative(arr.pue)
-        c_ci = cumulative(arr.pue * arr.carbon_g_per_kwh)
-        c_tar = cumulative(arr.pue * arr.tariff_kzt_per_kwh)
-        t0, t1 = np.asarray(self.seg_t0), np.asarray(self.seg_t1)
-        w = np.asarray(self.seg_w)
-        jobs = np.asarray(self.seg_job, dtype=np.int64)
-
-        def seg_integral(c: np.ndarray) -> np.ndarray:
-            out: np.ndarray = w * (np.interp(t1, edges, c) - np.interp(t0, edges, c))
-            return out
-
-        per_seg = {
-            "it_energy_kwh": w * (t1 - t0) / 3.6e6,
-            "facility_energy_kwh": seg_integral(c_pue) / 3.6e6,
-            "carbon_kg": seg_integral(c_ci) / 3.6e9,
-            "cost_kzt": seg_integral(c_tar) / 3.6e6,
-        }
         # the hub's step functions, split at hour boundaries
         st = np.asarray(self.step_t)
         grid = np.union1d(st, edges[edges < t_end])
@@ -174,18 +147,16 @@ class EnergyMeter:
             "site": self.setup.site.name,
         }
         hub["cost_usd"] = kzt_to_usd(float(hub["cost_kzt"]), self.setup.site.tariff.kzt_per_usd)
-        return EnergyReport(hub, per_seg, jobs, self.tenant_of, by_hour[: hours - 1], grid, facility_w, cap_w, arr)
+        return EnergyReport(hub, usage, by_hour[: hours - 1], grid, facility_w, cap_w, arr)
 
 
 class EnergyReport:
-    """Integrated figures: hub-wide (``hub``), per job and per tenant, and series for plots."""
+    """Integrated figures: hub-wide (``hub``), per job and per tenant (the meter's records), series for plots."""
 
     def __init__(
         self,
         hub: dict[str, Any],
-        per_seg: dict[str, np.ndarray],
-        seg_jobs: np.ndarray,
-        tenant_of: dict[int, str],
+        usage: MemorySink,
         facility_kwh_by_hour: np.ndarray,
         times: np.ndarray,
         facility_w: np.ndarray,
@@ -195,16 +166,15 @@ class EnergyReport:
         self.hub = hub
         self.facility_kwh_by_hour = facility_kwh_by_hour
         self.times, self.facility_w, self.cap_w, self.arrays = times, facility_w, cap_w, arrays
-        self.per_job: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(per_seg, 0.0))
-        for key, values in per_seg.items():
-            for job_id, v in zip(seg_jobs.tolist(), values.tolist(), strict=True):
-                self.per_job[job_id][key] += v
-        self.per_tenant: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(per_seg, 0.0))
-        for job_id, figures in self.per_job.items():
-            tenant = tenant_of.get(job_id, "?")
-            for key, v in figures.items():
-                self.per_tenant[tenant][key] += v
-        self.jobs_it_energy_kwh = float(sum(per_seg["it_energy_kwh"])) if len(seg_jobs) else 0.0
+        self.per_job: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(PER_JOB_KEYS, 0.0))
+        self.per_tenant: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(PER_JOB_KEYS, 0.0))
+        for r in usage.records():
+            job, tenant = self.per_job[r.job_id], self.per_tenant[r.tenant]
+            for key, field in PER_JOB_KEYS.items():
+                v = getattr(r, field)
+                job[key] += v
+                tenant[key] += v
+        self.jobs_it_energy_kwh = float(sum(f["it_energy_kwh"] for f in self.per_job.values()))
         usd = hub["cost_usd"] / hub["cost_kzt"] if hub["cost_kzt"] else 0.0
         for figures in (*self.per_job.values(), *self.per_tenant.values()):
             figures["cost_usd"] = figures["cost_kzt"] * usd

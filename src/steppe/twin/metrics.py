@@ -4,7 +4,8 @@ Per job: wait (first start - submit), job completion time (JCT, end - submit), b
 slowdown ``max(JCT / max(run, 10 s), 1)`` (Feitelson's threshold of 10 s keeps very short jobs
 from dominating). Hub-wide: JCT mean/median/p95/p99, makespan (first submit to last end),
 GPU utilization (busy GPU-seconds / (GPUs x makespan)) and its series over time, per-tenant
-GPU-hours and share, and Jain's fairness index across tenants of their mean bounded
+GPU-hours and share (from the meter's usage records, ``steppe.metering``, read from its sink),
+and Jain's fairness index across tenants of their mean bounded
 slowdown, ``J = (sum x)^2 / (n sum x^2)``: 1 when every tenant's jobs are slowed alike, 1/n
 when one tenant bears all the waiting.
 
@@ -25,6 +26,7 @@ import numpy as np
 from steppe.core.cluster import Cluster
 from steppe.core.job import TERMINAL_STATES
 from steppe.core.records import JobRecord
+from steppe.metering import MemorySink
 
 SLOWDOWN_THRESHOLD_S = 10.0
 JOB_COLUMNS = (
@@ -55,13 +57,13 @@ def jain_index(values: Sequence[float]) -> float:
 class MetricsCollector:
     """A state listener that records what the summary and plots need."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, usage: MemorySink | None = None) -> None:
         self.cluster = cluster
+        self.usage = usage if usage is not None else MemorySink()  # the meter's records: GPU-seconds per tenant
         self.rows: list[tuple[Any, ...]] = []
         self.busy = 0
         self.busy_times: list[float] = []
         self.busy_values: list[int] = []
-        self.tenant_gpu_s: defaultdict[str, float] = defaultdict(float)
         self.first_submit: float | None = None
         self.preemptions = 0
 
@@ -79,7 +81,6 @@ class MetricsCollector:
             self.busy -= rec.gpus
             self.busy_times.append(now)
             self.busy_values.append(self.busy)
-            self.tenant_gpu_s[rec.spec.tenant] += rec.gpus * (now - rec.last_start_s)
         if rec.state not in TERMINAL_STATES:
             self.preemptions += 1
             return
@@ -120,7 +121,7 @@ class MetricsCollector:
         ends = np.asarray(cols[7], dtype=float)
         first = self.first_submit or 0.0
         makespan = float(ends.max() - first)
-        busy_gpu_s = float(sum(self.tenant_gpu_s.values()))
+        busy_gpu_s = float(sum(self.usage.tenant_gpu_s.values()))
         total = self.cluster.total_gpus
         states = Counter(cols[11])
         return {
@@ -150,7 +151,8 @@ class MetricsCollector:
 
     def tenants(self) -> list[dict[str, Any]]:
         """Per-tenant jobs, GPU-hours, share of all GPU-hours, mean wait and slowdown."""
-        total = sum(self.tenant_gpu_s.values()) or 1.0
+        gpu_s = self.usage.tenant_gpu_s
+        total = sum(gpu_s.values()) or 1.0
         waits: defaultdict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         for row in self.rows:
@@ -161,8 +163,8 @@ class MetricsCollector:
             {
                 "tenant": t,
                 "jobs": counts[t],
-                "gpu_hours": self.tenant_gpu_s[t] / 3600.0,
-                "share": self.tenant_gpu_s[t] / total,
+                "gpu_hours": gpu_s.get(t, 0.0) / 3600.0,
+                "share": gpu_s.get(t, 0.0) / total,
                 "weight": self.cluster.tenant(t).weight,
                 "mean_wait_s": waits[t] / counts[t],
                 "mean_bounded_slowdown": slowdowns[t],

@@ -29,11 +29,12 @@ from steppe.core.records import JobRecord
 from steppe.core.state import HubState, StateListener
 from steppe.core.usage import DecayedUsage
 from steppe.executors.fake import FakeExecutor
+from steppe.metering import MemorySink
 from steppe.power import PowerSetup, power_ceiling_w
 from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
-from steppe.twin.energy_meter import EnergyMeter, EnergyReport
+from steppe.twin.energy_meter import EnergyMeter, EnergyReport, twin_metering
 from steppe.twin.engine import EventQueue
 from steppe.twin.eventlog import EventLog
 from steppe.twin.invariants import InvariantChecker, InvariantViolation
@@ -94,13 +95,15 @@ def replay(
         pol = policy
     usage = DecayedUsage()
     state = HubState(cluster, pol.new_queue(cluster, usage), usage)
-    metrics = MetricsCollector(cluster)
+    records = MemorySink(keep_records=power is not None)  # the meter's (steppe.metering); per job with a site
+    meter = twin_metering(power).build(records)
+    metrics = MetricsCollector(cluster, records)
     log = EventLog()
     checker = InvariantChecker(state) if check_invariants else None
-    state.listeners.extend([metrics, log, *([checker] if checker else []), *listeners])
-    meter = EnergyMeter(state, power) if power is not None else None
-    if meter is not None:
-        state.listeners.append(meter)
+    state.listeners.extend([meter, metrics, log, *([checker] if checker else []), *listeners])
+    hub_power = EnergyMeter(state, power) if power is not None else None
+    if hub_power is not None:
+        state.listeners.append(hub_power)
         if slowdown is None:
             slowdown = power.fleet.slowdown  # type: ignore[union-attr]
     budget = power.budget if power is not None else None
@@ -167,8 +170,9 @@ def replay(
         checker.at_end(submitted)
     if progress is not None:
         progress(n, n)
+    meter.emit()
     summary = metrics.summary()
-    energy = meter.report(t_last) if meter is not None else None
+    energy = hub_power.report(t_last, records) if hub_power is not None else None
     if energy is not None:
         summary.update(energy.hub)
         summary["power_scheduling"] = (
