@@ -102,9 +102,13 @@ def lock_data_dir(settings: HubSettings, root: bool) -> DataDirLock:
     return lock
 
 
-def open_hub(settings: HubSettings, root: bool | None = None, hub_class: type[H] = Hub) -> H:  # type: ignore[assignment]
+def open_hub(settings: HubSettings, root: bool | None = None) -> Hub:
     """The hub ``settings`` describe, wired but not started; see the module docstring."""
-    root = running_as_root() if root is None else root
+    return wire(settings, running_as_root() if root is None else root, Hub)
+
+
+def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
+    """``open_hub`` building a ``hub_class`` (a subclass of ``Hub``); ``root``: whether the hub runs as root."""
     if not root and not settings.single_user:
         raise SteppeError(single_user_refusal())
     accounts = AccountMap.load(settings.accounts_file, settings.uid_base, root=root)

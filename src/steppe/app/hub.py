@@ -78,10 +78,10 @@ class Hub:
 
     @classmethod
     def open(cls, settings: HubSettings, root: bool | None = None) -> Self:
-        """A hub wired by ``steppe.app.bootstrap.open_hub`` (``root``: whether it runs as root; default: ask)."""
-        from steppe.app.bootstrap import open_hub
+        """A hub wired by ``steppe.app.bootstrap`` (``root``: whether it runs as root; default: ask)."""
+        from steppe.app.bootstrap import wire
 
-        return open_hub(settings, root=running_as_root() if root is None else root, hub_class=cls)
+        return wire(settings, running_as_root() if root is None else root, cls)
 
     def start(self) -> None:
         from steppe.app.review import expire_sweep
