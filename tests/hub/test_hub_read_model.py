@@ -39,7 +39,7 @@ def test_a_step_publishes_one_frozen_model_and_earlier_models_stay_whole(tmp_pat
     assert first.pending[0].reason is PendingReason.RESOURCES
     assert [(n.free, n.jobs) for n in first.nodes] == [(1, [a])]
     assert first.counters.running == 1 and first.counters.gpus == {"H100": (3, 1)}
-    assert first.counters.pending_by_reason == {"Resources": 1}
+    assert first.pending_by_reason == {"Resources": 1}
     h.executor.end(a, 0)
     h.step(5.0)
     second = reads.model

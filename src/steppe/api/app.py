@@ -69,8 +69,8 @@ def create_app(hub: Hub, manage: bool = True, limiter: FailureLimiter | None = N
     )
     app.state.hub = hub
     problems.install(app)
+    app.include_router(routes_jobs.router, responses=RESPONSES)  # first: routes are matched in order, jobs most often
     app.include_router(routes_tenancy.router, responses=RESPONSES)
-    app.include_router(routes_jobs.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
     app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter)
     registry = hub_registry(hub.loop, hub.reads)

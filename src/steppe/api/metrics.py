@@ -35,7 +35,7 @@ CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 def _snapshot(loop: HubLoop, model: ReadModel) -> dict[str, Any]:
     c = model.counters
     return {
-        "pending": c.pending_by_reason,
+        "pending": model.pending_by_reason,
         "running": c.running,
         "entered": c.entered,
         "gpus": c.gpus,

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sortedcontainers import SortedList
 
 from steppe.core.job import PendingReason
+from steppe.core.records import JobRecord
 from steppe.core.state import HubState
 from steppe.scheduling.admission import admission_epoch
 
@@ -135,7 +136,6 @@ class PendingJob:
 class Counters:
     """What ``/metrics`` reports, as of the step that published the model."""
 
-    pending_by_reason: Mapping[str, int] = field(default_factory=_empty)
     running: int = 0
     entered: Mapping[str, int] = field(default_factory=_empty)  # transitions into each state over the hub's life
     gpus: Mapping[str, tuple[int, int]] = field(default_factory=_empty)  # type -> (allocated, free)
@@ -165,6 +165,11 @@ class ReadModel:
     def queue(self) -> tuple[QueueEntry, ...]:
         """Pending jobs with positions and estimated starts (computed once, from this model alone)."""
         return tuple(estimate(self))
+
+    @cached_property
+    def pending_by_reason(self) -> Mapping[str, int]:
+        """Pending jobs by pending reason (``hub_queue_pending_jobs``)."""
+        return dict(Counter(j.reason.value for j in self.pending))
 
     @property
     def listed(self) -> tuple[RunningJob | PendingJob, ...]:
@@ -213,11 +218,23 @@ class ReadModelPublisher:
     def __init__(self, loop: HubLoop) -> None:
         self.loop = loop
         self.model = ReadModel()
-        self._details: dict[int, tuple[PendingReason, tuple[Any, ...], str | None]] = {}
+        # job id -> (reason, executed_s, held by governance, admission epoch, its entry): last step's entries
+        self._pending: dict[int, tuple[PendingReason, float, bool, tuple[Any, ...], PendingJob]] = {}
         loop.cycle_observers.append(self._after_step)
 
     def _after_step(self, _elapsed_s: float) -> None:
         self.publish()
+
+    def _entry(
+        self, rec: JobRecord, epoch: tuple[Any, ...]
+    ) -> tuple[PendingReason, float, bool, tuple[Any, ...], PendingJob]:
+        """A pending job's entry; a job held by a governance check says why (as of ``epoch``'s inputs)."""
+        reason, spec = rec.reason, rec.spec
+        governed = reason in _GOVERNANCE_REASONS
+        detail = self.loop.governance.why(rec) if governed else None
+        job = PendingJob(rec.job_id, spec.tenant, spec.project, reason, rec.gpus, spec.gpu_type,
+                         rec.remaining_limit_s(), detail)  # fmt: skip
+        return reason, rec.executed_s, governed, epoch, job
 
     def publish(self) -> ReadModel:
         """Build the model of the loop's state now (on the loop's thread) and swap it in."""
@@ -230,33 +247,15 @@ class ReadModelPublisher:
             for r in running
         )
         epoch = admission_epoch(loop.governance.checks(), now)
-        details, self._details = self._details, {}
+        known, kept = self._pending, {}
         pending: list[PendingJob] = []
-        by_reason: Counter[str] = Counter()
-        for rec in state.queue.ordered(now):
-            reason = rec.reason
-            by_reason[reason.value] += 1
-            detail = None
-            if reason in _GOVERNANCE_REASONS:
-                known = details.get(rec.job_id)
-                if known is not None and known[0] is reason and known[1] == epoch:
-                    detail = known[2]
-                else:
-                    detail = loop.governance.why(rec)
-                self._details[rec.job_id] = (reason, epoch, detail)
-            spec = rec.spec
-            pending.append(
-                PendingJob(
-                    rec.job_id,
-                    spec.tenant,
-                    spec.project,
-                    reason,
-                    rec.gpus,
-                    spec.gpu_type,
-                    rec.remaining_limit_s(),
-                    detail,
-                )
-            )
+        for rec in state.queue.ordered(now):  # reuse last step's entry of a job whose reason and runs did not change
+            hit = known.get(rec.job_id)
+            if hit is None or hit[0] is not rec.reason or hit[1] != rec.executed_s or (hit[2] and hit[3] != epoch):
+                hit = self._entry(rec, epoch)
+            kept[rec.job_id] = hit
+            pending.append(hit[4])
+        self._pending = kept
         inv = state.inventory
         ledger = loop.ledger
         remaining = {}
@@ -265,7 +264,7 @@ class ReadModelPublisher:
             if grant is not None:
                 remaining[project] = max(grant.gpu_seconds - ledger.used_in(project, grant), 0.0)
         counters = Counters(
-            pending_by_reason=MappingProxyType(dict(by_reason)), running=len(run_view),
+            running=len(run_view),
             entered=MappingProxyType(dict(loop.journal.entered)),
             gpus=MappingProxyType({t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t])
                                    for t in inv.types}),
