@@ -145,3 +145,20 @@ def test_reads_answer_while_the_loop_is_blocked_inside_a_step(
     after = hub.reads.model
     assert sorted(j.job_id for j in after.running) == [a, b] and after.counters.gpus == {"H100": (4, 0)}
     assert [(n.free, n.jobs) for n in after.nodes] == [(0, [a, b])]
+
+
+def test_a_read_model_that_cannot_be_built_fails_no_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = LoopHarness(tmp_path, gpus=2)
+    reads = ReadModelPublisher(h.loop)
+    a = h.submit(gpus=1)
+    assert h.step()
+    kept = reads.model
+
+    def broken() -> ReadModel:
+        raise RuntimeError("cannot build")
+
+    monkeypatch.setattr(reads, "publish", broken)
+    h.submit(gpus=1)
+    assert h.step() and h.loop.errors == 0  # the step went on; readers keep the last model
+    assert reads.model is kept and [j.job_id for j in kept.running] == [a]
+    h.close()

@@ -28,6 +28,7 @@ A is estimated at 100 (4 free then), B at max(100 + 3600, 300) = 3700.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from steppe.scheduling.admission import admission_epoch
 
 if TYPE_CHECKING:
     from steppe.control.loop import HubLoop
+
+log = logging.getLogger("steppe.hub")
 
 _INF = float("inf")
 _NO_ESTIMATE = frozenset(
@@ -223,7 +226,10 @@ class ReadModelPublisher:
         loop.cycle_observers.append(self._after_step)
 
     def _after_step(self, _elapsed_s: float) -> None:
-        self.publish()
+        try:
+            self.publish()
+        except Exception:  # a read model that cannot be built must not fail the step: readers keep the last one
+            log.exception("read model not published")
 
     def _entry(
         self, rec: JobRecord, epoch: tuple[Any, ...]
