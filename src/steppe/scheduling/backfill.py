@@ -29,7 +29,10 @@ in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for or
 with time). A cycle that found no head because admission checks held every job it examined
 (a hub whose projects await review) is memoised too: arrivals that the checks hold again are
 all there is to decide; one they admit, one ahead of the last job examined when the depth was
-reached, or more arrivals than the depth leaves room for triggers a full cycle. Example: 500
+reached, or more arrivals than the depth leaves room for triggers a full cycle. Such a memo is
+trusted for at most ``HELD_REFRESH_S`` (1 s; ``refresh_s`` if shorter): some checks' inputs
+drift without an epoch (a project's GPU-hours being used up turns ``QOSGrpGRES`` into
+``AssocGrpGRESMinutes``), and a held job's reason should follow within a second. Example: 500
 jobs wait with ``AwaitingReview``; a new one of an unapproved project costs one admission
 check, not 501. The result equals a full cycle's (a property test checks it); only the cost differs.
 
@@ -52,6 +55,8 @@ from steppe.scheduling.context import CycleContext, timed_checks
 from steppe.scheduling.placement import candidate_types
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
+
+HELD_REFRESH_S = 1.0  # how long a memo of a cycle whose checks held every job is trusted
 
 
 @dataclass
@@ -76,6 +81,7 @@ class _Memo:
     valid_until_s: float
     examined: int = 0  # jobs examined (for a memo without a head)
     last: JobRecord | None = None  # the last job examined
+    queued: int = 0  # pending jobs then (one cancelled since: a full cycle may examine one more)
 
 
 class OrderedCycle:
@@ -185,8 +191,10 @@ class OrderedCycle:
             budget = self.power.it_budget_w(now) if self.power else 0.0
             epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
+            if head is None:
+                valid_until = min(valid_until, now + min(HELD_REFRESH_S, self.refresh_s or HELD_REFRESH_S))
             self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until,
-                               min(examined, self.depth), last)  # fmt: skip
+                               min(examined, self.depth), last, len(snap.queue))  # fmt: skip
         else:
             self._memo = None
         return plan
@@ -273,6 +281,8 @@ class OrderedCycle:
 
     def _incremental_held(self, memo: _Memo, snap: Snapshot, now: float, arrivals: list[JobRecord]) -> Plan:
         """The memoised cycle when the full one found no head: checks held every job it examined."""
+        if len(snap.queue) != memo.queued + len(arrivals):  # a pending job left without a new generation (a cancel)
+            return self._full(snap, now)
         if not arrivals and self.power is None and not self._timed:
             return Plan()
         new = arrivals
@@ -298,6 +308,7 @@ class OrderedCycle:
         if new:
             memo.max_seq = max(r.seq for r in new)
             memo.examined += len(arrivals)
+            memo.queued += len(new)
         if plan.wakeup_s is not None:  # an arrival held until a time (a begin time): look again then
             memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
         return plan
