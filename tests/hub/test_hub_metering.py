@@ -222,24 +222,32 @@ def test_without_a_counter_the_source_is_model_and_without_a_site_none(tmp_path:
     bare.close()
 
 
-def test_metrics_count_each_projects_energy(harness: LoopHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_count_each_projects_energy(harness: LoopHarness) -> None:
     from steppe.api.metrics import HubCollector
+    from steppe.control.views import ReadModelPublisher
+
+    reads = ReadModelPublisher(harness.loop)
 
     a = harness.submit(gpus=2, walltime_s=7200.0)
     assert harness.step()
     assert harness.step(600.0)
     live, _ = stored(harness)
-    monkeypatch.setattr(harness.loop, "call", lambda fn, timeout=10.0: fn())  # no loop thread in the harness
+    reads.publish()  # the harness has no loop thread: publish what the metrics read
     samples = {
-        (s.name, s.labels.get("project")): s.value for m in HubCollector(harness.loop).collect() for s in m.samples
+        (s.name, s.labels.get("project")): s.value
+        for m in HubCollector(harness.loop, reads).collect()
+        for s in m.samples
     }
     assert samples[("hub_it_energy_kwh_total", "kaznu/nlp")] == pytest.approx(live[a]["it_kwh"])
     assert samples[("hub_facility_energy_kwh_total", "kaznu/nlp")] == pytest.approx(live[a]["facility_kwh"])
     assert samples[("hub_carbon_kg_total", "kaznu/nlp")] == pytest.approx(live[a]["carbon_kg"])
     assert samples[("hub_energy_cost_kzt_total", "kaznu/nlp")] == pytest.approx(live[a]["cost_kzt"])
     harness.restart()  # the totals come back from the store
-    monkeypatch.setattr(harness.loop, "call", lambda fn, timeout=10.0: fn())
+    reads = ReadModelPublisher(harness.loop)
+    reads.publish()
     samples = {
-        (s.name, s.labels.get("project")): s.value for m in HubCollector(harness.loop).collect() for s in m.samples
+        (s.name, s.labels.get("project")): s.value
+        for m in HubCollector(harness.loop, reads).collect()
+        for s in m.samples
     }
     assert samples[("hub_it_energy_kwh_total", "kaznu/nlp")] == pytest.approx(live[a]["it_kwh"])

@@ -28,7 +28,7 @@ def test_the_hub_dates_approvals_in_its_site_s_time_zone(
     try:
         review = hub.loop.governance.review
         assert review is not None and review.today(LATE_EVENING_S) == expected
-        monkeypatch.setattr("steppe.api.hub.time.time", lambda: LATE_EVENING_S)
+        monkeypatch.setattr("steppe.app.hub.time.time", lambda: LATE_EVENING_S)
         assert hub.today() == expected
     finally:
         hub.close()

@@ -69,11 +69,11 @@ def create_app(hub: Hub, manage: bool = True, limiter: FailureLimiter | None = N
     )
     app.state.hub = hub
     problems.install(app)
+    app.include_router(routes_jobs.router, responses=RESPONSES)  # first: routes are matched in order, jobs most often
     app.include_router(routes_tenancy.router, responses=RESPONSES)
-    app.include_router(routes_jobs.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
     app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter)
-    registry = hub_registry(hub.loop)
+    registry = hub_registry(hub.loop, hub.reads)
 
     @app.get("/api/v1/version", response_model=m.Version, tags=["meta"], responses=OPEN_RESPONSES)
     def version(hub: HubDep) -> m.Version:

@@ -34,7 +34,8 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import JSONResponse
 
-from steppe.api.problems import PROBLEM_JSON, TYPE_BASE, ApiProblem
+from steppe.api.problems import PROBLEM_JSON, TYPE_BASE
+from steppe.app.errors import Unauthenticated
 
 if TYPE_CHECKING:
     from steppe.api.hub import Hub
@@ -195,7 +196,7 @@ class Edge:
                 break
         try:
             scope[PRINCIPAL] = self.hub.auth.verify(header)
-        except ApiProblem as exc:
+        except Unauthenticated as exc:
             if header:
                 self.limiter.failed(client)
             return problem(401, exc.title, exc.detail, exc.kind, headers={"WWW-Authenticate": "Bearer"})

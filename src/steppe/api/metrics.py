@@ -16,7 +16,9 @@
   and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap;
 * ``hub_site_info{name,time_zone,jurisdiction}``: the hub's site (``steppe.power.hub_site_facts``).
 
-Labels never carry job or user ids. Values are read on the loop's thread at scrape time.
+Labels never carry job or user ids. Values come from the read model the loop published after its
+last step (``steppe.control.views``), so a scrape never waits for a scheduling step; the power
+figures are evaluated at the scrape's time from the model's power draw.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from prometheus_client import CollectorRegistry, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steppe.control.loop import HubLoop
-from steppe.control.views import pending_by_reason
+from steppe.control.views import ReadModel, ReadModelPublisher
 from steppe.power.live import facility_draw_w, hub_site_facts
 
 ENERGY_COUNTERS = (  # in the order of the ledger's energy totals (steppe.metering.records.ENERGY_FIELDS)
@@ -40,47 +42,42 @@ ENERGY_COUNTERS = (  # in the order of the ledger's energy totals (steppe.meteri
 CYCLE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-def _snapshot(loop: HubLoop) -> dict[str, Any]:
-    state, ledger = loop.state, loop.ledger
-    inv = state.inventory
-    remaining = {}
-    for project in ledger.grants:
-        grant = ledger.current(project, loop.clock())
-        if grant is not None:
-            remaining[project] = max(grant.gpu_seconds - ledger.used_in(project, grant), 0.0)
+def _snapshot(loop: HubLoop, model: ReadModel) -> dict[str, Any]:
+    c = model.counters
     return {
-        "pending": pending_by_reason(state),
-        "running": len(state.running),
-        "entered": dict(loop.journal.entered),
-        "gpus": {t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t]) for t in inv.types},
-        "charged": dict(ledger.by_type_s),
-        "energy": {project: tuple(v) for project, v in ledger.energy.items()},
-        "remaining": remaining,
-        "errors": loop.errors,
-        "power": _power(loop),
+        "pending": model.pending_by_reason,
+        "running": c.running,
+        "entered": c.entered,
+        "gpus": c.gpus,
+        "charged": c.charged,
+        "energy": c.energy,
+        "remaining": c.remaining,
+        "errors": max(c.errors, loop.errors),  # a step that raised published nothing: count it at once
+        "power": _power(loop, c.power_draw_w),
     }
 
 
-def _power(loop: HubLoop) -> tuple[float, float, float] | None:
+def _power(loop: HubLoop, draw_w: float) -> tuple[float, float, float] | None:
     """(facility draw W, cap W, PUE) now, or None when the hub does not schedule power."""
     budget = loop.power
     if budget is None:
         return None
     now = loop.clock()
-    return facility_draw_w(budget, loop.state.power_draw_w, now), budget.limits.cap_w_at(now), budget.limits.pue_at(now)
+    return facility_draw_w(budget, draw_w, now), budget.limits.cap_w_at(now), budget.limits.pue_at(now)
 
 
 class HubCollector:
-    """Reads the loop's state at scrape time."""
+    """Reads the loop's last read model at scrape time."""
 
-    def __init__(self, loop: HubLoop) -> None:
+    def __init__(self, loop: HubLoop, reads: ReadModelPublisher) -> None:
         self.loop = loop
+        self.reads = reads
 
     def describe(self) -> list[Metric]:
         return []  # do not collect at registration
 
     def collect(self) -> Iterator[Metric]:
-        snap = self.loop.call(lambda: _snapshot(self.loop))
+        snap = _snapshot(self.loop, self.reads.model)
         pending = GaugeMetricFamily("hub_queue_pending_jobs", "Pending jobs by pending reason", labels=["reason"])
         for reason, n in sorted(snap["pending"].items()):
             pending.add_metric([reason], n)
@@ -120,10 +117,10 @@ class HubCollector:
             yield GaugeMetricFamily("hub_pue", "Power usage effectiveness now", value=pue)
 
 
-def hub_registry(loop: HubLoop) -> CollectorRegistry:
+def hub_registry(loop: HubLoop, reads: ReadModelPublisher) -> CollectorRegistry:
     """A registry (one per app, so tests can run several hubs) with the hub's metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(loop))
+    registry.register(HubCollector(loop, reads))
     site = hub_site_facts(loop.governance.site, loop.governance.topology)
     Info("hub_site", "The hub's site: name, IANA time zone, jurisdiction", registry=registry).info(site)
     cycle = Histogram(

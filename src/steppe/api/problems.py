@@ -6,6 +6,10 @@ is not JSON at all); unknown routes, wrong methods and unexpected errors too, so
 ever parses one error format. Pydantic's messages are rewritten in plain words with an accepted
 example (``gpus: must be an integer, not a string (e.g. 2)``; ``steppe.client.models.explain``),
 at most ``MAX_ERRORS`` of them, and never echo the offending input.
+
+The application layer's typed errors (``steppe.app.errors``) are answered here too, each with
+its status (``STATUS``): a workflow never speaks HTTP. ``field_problem``, ``not_found``,
+``forbidden`` and ``conflict`` build those errors for the API's own checks.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from steppe.app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TermsNotAccepted, Unauthenticated
 from steppe.client.models import explain
 
 MAX_ERRORS = 10
@@ -40,21 +45,34 @@ class ApiProblem(Exception):
         self.kind = kind or title.lower().replace(" ", "-")
 
 
-def field_problem(field: str, message: str, status: int = 422) -> ApiProblem:
-    """A problem with one named field."""
-    return ApiProblem(status, "Invalid request", f"{field}: {message}", [{"field": field, "message": message}])
+STATUS: dict[type[AppError], int] = {
+    NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, TermsNotAccepted: 403, Unauthenticated: 401,
+}  # fmt: skip
 
 
-def not_found(what: str) -> ApiProblem:
-    return ApiProblem(404, "Not found", f"{what} not found")
+def status_of(exc: AppError) -> int:
+    """The HTTP status of an application error (500 for one this table does not know)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
 
 
-def forbidden(detail: str) -> ApiProblem:
-    return ApiProblem(403, "Forbidden", detail)
+def field_problem(field: str, message: str) -> Invalid:
+    """An invalid request with one named field."""
+    return Invalid.field(field, message)
 
 
-def conflict(detail: str) -> ApiProblem:
-    return ApiProblem(409, "Conflict", detail)
+def not_found(what: str) -> NotFound:
+    return NotFound(what)
+
+
+def forbidden(detail: str) -> Forbidden:
+    return Forbidden(detail)
+
+
+def conflict(detail: str) -> Conflict:
+    return Conflict(detail)
 
 
 def _response(status: int, title: str, detail: str, errors: list[dict[str, str]], kind: str) -> JSONResponse:
@@ -87,6 +105,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
         return _response(exc.status, exc.title, exc.detail, exc.errors, exc.kind)
+
+    @app.exception_handler(AppError)
+    async def _refused(_: Request, exc: AppError) -> JSONResponse:
+        return _response(status_of(exc), exc.title, exc.detail, exc.errors, exc.kind)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,10 +21,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.exc import IntegrityError
 
-from steppe.api import review_ops
 from steppe.api.deps import HubDep, Who
 from steppe.api.params import Filter, ProposalId, Seq, ShortFilter
 from steppe.api.problems import conflict, field_problem, forbidden, not_found
+from steppe.app import review as review_ops
 from steppe.client import models as m
 from steppe.governance.audit import canonical, verify
 from steppe.governance.residency import Dataset, Sensitivity, decide
@@ -88,15 +88,27 @@ def register_dataset(body: m.DatasetCreate, hub: HubDep, who: Who) -> m.Dataset:
     sites = hub.loop.governance.topology.sites
     if body.location.lower() not in sites:
         raise field_problem("location", f"unknown site {body.location!r}; sites: {', '.join(sorted(sites))}")
-    ds = Dataset(body.name, body.jurisdiction, Sensitivity(body.sensitivity), body.location.lower(), body.size_bytes,
-                 frozenset(j.upper() for j in body.allowed_jurisdictions),
-                 frozenset(c.upper() for c in body.forbidden_transit))
+    ds = Dataset(
+        body.name,
+        body.jurisdiction,
+        Sensitivity(body.sensitivity),
+        body.location.lower(),
+        body.size_bytes,
+        frozenset(j.upper() for j in body.allowed_jurisdictions),
+        frozenset(c.upper() for c in body.forbidden_transit),
+    )
     now = time.time()
     try:
         with hub.store.write() as conn:
             gov_repo.create_dataset(conn, ds, now)
-            record(conn, actor=who.name, action="dataset.register", subject=ds.name, time_s=now,
-                   details=body.model_dump(mode="json"))
+            record(
+                conn,
+                actor=who.name,
+                action="dataset.register",
+                subject=ds.name,
+                time_s=now,
+                details=body.model_dump(mode="json"),
+            )
     except IntegrityError:
         raise conflict(f"dataset {body.name!r} already exists") from None
     hub.governance_changed()
@@ -123,8 +135,14 @@ def publish_terms(body: m.TermsPublish, hub: HubDep, who: Who) -> m.Terms:
     try:
         with hub.store.write() as conn:
             gov_repo.publish_terms(conn, t, body.text, now)
-            record(conn, actor=who.name, action="terms.publish", subject=f"terms {t.version}", time_s=now,
-                   details={"version": t.version, "effective_on": t.effective_on.isoformat(), "digest": t.digest})
+            record(
+                conn,
+                actor=who.name,
+                action="terms.publish",
+                subject=f"terms {t.version}",
+                time_s=now,
+                details={"version": t.version, "effective_on": t.effective_on.isoformat(), "digest": t.digest},
+            )
     except IntegrityError:
         raise conflict(f"terms version {body.version!r} already exists") from None
     hub.terms_changed()
@@ -153,8 +171,14 @@ def accept_terms(body: m.TermsAccept, hub: HubDep, who: Who) -> m.Terms:
             raise field_problem("version", f"the terms in force are version {t.version if t else 'none'}")
         if t.version not in gov_repo.accepted_versions(conn, who.user_id):
             gov_repo.accept_terms(conn, who.user_id, t.version, now)
-            record(conn, actor=who.name, action="terms.accept", subject=f"terms {t.version}", time_s=now,
-                   details={"digest": t.digest})
+            record(
+                conn,
+                actor=who.name,
+                action="terms.accept",
+                subject=f"terms {t.version}",
+                time_s=now,
+                details={"digest": t.digest},
+            )
         text = gov_repo.terms_text(conn, t.version) or ""
     hub.terms_changed()
     return m.Terms(version=t.version, effective_on=t.effective_on, digest=t.digest, text=text, accepted=True)
@@ -188,8 +212,14 @@ def audit_verify(
     expect = (head_seq, head_hash) if head_seq is not None and head_hash is not None else None
     with hub.store.read() as conn:
         r = verify(audit_repo.entries(conn), expect)
-    return m.AuditVerify(ok=r.ok, checked=r.checked, first_bad_seq=r.first_bad_seq, problem=r.problem,
-                         head_seq=r.head[0] if r.head else None, head_hash=r.head[1] if r.head else None)
+    return m.AuditVerify(
+        ok=r.ok,
+        checked=r.checked,
+        first_bad_seq=r.first_bad_seq,
+        problem=r.problem,
+        head_seq=r.head[0] if r.head else None,
+        head_hash=r.head[1] if r.head else None,
+    )
 
 
 @router.get("/audit/export", response_class=Response)

@@ -13,25 +13,21 @@ staging time to the hub's site (``staging``).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy.exc import IntegrityError
 
 from steppe.api.deps import HubDep, Who
-from steppe.api.jobcheck import validate_submission
 from steppe.api.params import EpochS, Filter, JobId, Offset, PageLimit
-from steppe.api.problems import ApiProblem, conflict, forbidden, not_found
+from steppe.api.problems import forbidden, not_found
+from steppe.app import jobs
+from steppe.app.jobs import TERMINAL
 from steppe.client import models as m
 from steppe.control.rows import resolve
-from steppe.control.views import QueueEntry, nodes_view, queue_view
+from steppe.control.views import PendingJob, QueueEntry
 from steppe.executors.safefile import open_recorded
 from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
@@ -39,7 +35,6 @@ from steppe.store import jobs as job_repo
 from steppe.store import tenancy
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
 
 
 def job_view(
@@ -72,87 +67,23 @@ def job_view(
     )  # fmt: skip
 
 
-def _visible_job(hub: HubDep, who: Who, job_id: int) -> Any:
-    if not 1 <= job_id <= m.MAX_INT:  # no such id can be stored
-        raise not_found(f"job {job_id}")
-    with hub.store.read() as conn:
-        row = job_repo.get_job(conn, job_id)
-    if row is None or not who.sees_org(row.org_id):
-        raise not_found(f"job {job_id}")
-    return row
-
-
 @router.post("/jobs", status_code=201, response_model=m.Job)
 async def submit_job(
     body: m.JobSubmit,
     hub: HubDep,
     who: Who,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-) -> m.Job:
-    """Submit a job. Runs on the event loop: its only blocking work, the insert, is handed to the
-    group-commit writer (a thread pool hop per request cost more than the insert itself)."""
-    digest = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
-    if idempotency_key is not None:
-        found = _replay(hub, who, idempotency_key, digest, response)
-        if found is not None:
-            return found
-    now = time.time()
-    org, _, name = body.project.partition("/")
-    project = hub.project(org, name)
-    if project is None or not who.sees_org(project.org_id):
-        message = f"no project {body.project!r}"
-        raise ApiProblem(422, "Invalid request", f"project: {message}", [{"field": "project", "message": message}])
-    values = validate_submission(hub, body, project, now, who.user_id, who.name)
-    values.update(user_id=who.user_id, idempotency_key=idempotency_key, request_sha256=digest)
-    terms = hub.terms_required(who.user_id, who.name)
-    if terms is not None:
-        raise ApiProblem(403, "Terms not accepted", terms, kind="terms-not-accepted")
-    dataset_ids = _dataset_ids(hub, body.datasets)
-
-    def write(conn: Any) -> int:
-        job_id = job_repo.insert_job(conn, values, who.name)
-        gov_repo.link_job_datasets(conn, job_id, dataset_ids)
-        return job_id
-
-    try:
-        job_id = await asyncio.wrap_future(hub.writes.run(write))
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        found = _replay(hub, who, idempotency_key, digest, response)
-        if found is None:
-            raise
-        return found
-    hub.loop.wake()
-    response.headers["Location"] = f"/api/v1/jobs/{job_id}"
-    row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
-    return job_view(row, hub.fleet.node_names)
-
-
-def _dataset_ids(hub: HubDep, names: list[str]) -> list[int]:
-    if not names:
-        return []
-    with hub.store.read() as conn:
-        ids = {r.name: r.id for r in gov_repo.list_datasets(conn)}
-    unknown = [n for n in names if n not in ids]
-    if unknown:
-        message = f"not registered: {', '.join(unknown)}"
-        raise ApiProblem(422, "Invalid request", f"datasets: {message}", [{"field": "datasets", "message": message}])
-    return [ids[n] for n in dict.fromkeys(names)]
-
-
-def _replay(hub: HubDep, who: Who, key: str, digest: str, response: Response) -> m.Job | None:
-    with hub.store.read() as conn:
-        prior = job_repo.find_by_idempotency_key(conn, who.user_id, key)
-        row = job_repo.get_job(conn, prior.id) if prior is not None else None
-    if prior is None or row is None:
-        return None
-    if prior.request_sha256 != digest:
-        raise conflict(f"Idempotency-Key {key!r} was used for a different request (job {prior.id})")
-    response.status_code = 200
-    response.headers["Location"] = f"/api/v1/jobs/{prior.id}"
-    return job_view(row, hub.fleet.node_names)
+) -> Response:
+    """Submit a job (``steppe.app.jobs.submit``). Runs on the event loop: its only blocking work, the
+    insert, is handed to the group-commit writer (a thread pool hop per request cost more than the insert).
+    The answer is the ``Job`` model serialised once, here (the hub's hottest route: FastAPI would
+    validate and serialise the returned model again)."""
+    done = await jobs.submit(hub, who, body, idempotency_key)
+    job = job_view(done.row, hub.fleet.node_names)
+    return Response(
+        job.model_dump_json(), status_code=200 if done.replayed else 201, media_type="application/json",
+        headers={"Location": f"/api/v1/jobs/{done.job_id}"},
+    )  # fmt: skip
 
 
 @router.get("/jobs", response_model=m.JobPage)
@@ -190,7 +121,7 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=m.Job)
 def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
-    row = _visible_job(hub, who, job_id)
+    row = jobs.visible_job(hub, who, job_id)
     with hub.store.read() as conn:
         events = job_repo.events_of(conn, job_id)
         names = gov_repo.datasets_of_jobs(conn, [job_id]).get(job_id, [])
@@ -202,28 +133,16 @@ def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
         view.staging = [
             m.Staging(**asdict(decide(registry[n], gov.site, gov.topology))) for n in names if n in registry
         ]
-    if row.state == "PENDING":
-        view.reason_detail = hub.loop.call(lambda: _why(hub, job_id))
+    if row.state == "PENDING":  # why a governance check holds it, as of the loop's last step
+        known = hub.reads.model.by_id.get(job_id)
+        view.reason_detail = known.detail if isinstance(known, PendingJob) else None
     return view
-
-
-def _why(hub: HubDep, job_id: int) -> str | None:
-    rec = hub.loop.state.jobs.get(job_id)
-    return hub.loop.governance.why(rec) if rec is not None else None
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=m.Job)
 def cancel_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
     """Cancel a pending job at once, or a running one (SIGTERM, then SIGKILL after the grace period)."""
-    row = _visible_job(hub, who, job_id)
-    if not who.acts_on_job(row.org_id, row.user_id):
-        raise forbidden("only the job's owner or an org-admin may cancel it")
-    if row.state in TERMINAL:
-        raise conflict(f"job {job_id} has already ended ({row.state})")
-    with hub.store.write() as conn:
-        job_repo.add_request(conn, job_id, "cancel", who.name, time.time())
-    hub.loop.wake_and_wait(timeout=5.0)
-    return job_view(_visible_job(hub, who, job_id), hub.fleet.node_names)
+    return job_view(jobs.cancel(hub, who, job_id), hub.fleet.node_names)
 
 
 @router.get("/jobs/{job_id}/logs", response_model=m.LogChunk)
@@ -235,7 +154,7 @@ def job_logs(
     offset: Annotated[int, Query(ge=0)] = 0,
     max_bytes: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 256 * 1024,
 ) -> m.LogChunk:
-    row = _visible_job(hub, who, job_id)
+    row = jobs.visible_job(hub, who, job_id)
     if not who.acts_on_job(row.org_id, row.user_id):
         raise forbidden("only the job's owner or an org-admin may read its output")
     path = resolve(row.stdout_path if stream == "stdout" else row.stderr_path, job_id)
@@ -263,40 +182,31 @@ def queue(
     limit: PageLimit = 100,
     offset: Offset = 0,
 ) -> m.JobPage:
-    """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts (summaries)."""
-    loop = hub.loop
-
-    def snapshot() -> tuple[list[tuple[int, str, str]], list[QueueEntry]]:
-        running = sorted(loop.state.running.values(), key=lambda r: r.last_start_s)
-        runs = [(r.job_id, r.spec.tenant, r.spec.project) for r in running]
-        entries = queue_view(loop.state, loop.clock())
-        specs = {e.job_id: loop.state.jobs[e.job_id].spec for e in entries}
-        return runs + [(e.job_id, specs[e.job_id].tenant, specs[e.job_id].project) for e in entries], entries
-
-    order, entries = loop.call(snapshot)
-    by_id = {e.job_id: e for e in entries}
-    mine = [jid for jid, tenant, proj in order if (who.is_hub_admin or tenant == who.org) and proj == (project or proj)]
-    page = mine[offset : offset + limit]
+    """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts (summaries),
+    as of the loop's last step (its read model: never waits for a scheduling step)."""
+    model = hub.reads.model
+    visible = [j for j in model.listed
+               if (who.is_hub_admin or j.tenant == who.org) and j.project == (project or j.project)]  # fmt: skip
+    shown = visible[offset : offset + limit]
+    page = [j.job_id for j in shown]
+    waiting = any(isinstance(j, PendingJob) for j in shown)  # estimates only when the page shows pending jobs
+    entries = {e.job_id: e for e in model.queue} if waiting else {}
     with hub.store.read() as conn:
         rows = job_repo.jobs_by_id(conn, page)
-    items = [job_view(rows[j], hub.fleet.node_names, entry=by_id.get(j), summary=True) for j in page if j in rows]
-    return m.JobPage(items=items, total=len(mine), limit=limit, offset=offset)
+    items = [job_view(rows[j], hub.fleet.node_names, entry=entries.get(j), summary=True) for j in page if j in rows]
+    return m.JobPage(items=items, total=len(visible), limit=limit, offset=offset)
 
 
 @router.get("/nodes", response_model=list[m.Node])
 def nodes(hub: HubDep, who: Who) -> list[m.Node]:
     """Nodes with their free GPUs (of every job) and the running jobs the caller may see (another
-    organisation's job ids are hidden, as everywhere else; hub-admins see all)."""
-
-    def snapshot() -> tuple[list[Any], dict[int, str]]:
-        running = hub.loop.state.running
-        return nodes_view(hub.loop.state), {j: rec.spec.tenant for j, rec in running.items()}
-
-    views, tenant = hub.loop.call(snapshot)
+    organisation's job ids are hidden, as everywhere else; hub-admins see all), as of the loop's last step."""
+    model = hub.reads.model
+    tenant = {j.job_id: j.tenant for j in model.running}
     return [
         m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free,
                jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org])
-        for v in views
+        for v in model.nodes
     ]  # fmt: skip
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from steppe.api.deps import HubDep, Who
-from steppe.api.problems import conflict, field_problem, forbidden, not_found
+from steppe.api.problems import conflict, forbidden, not_found
+from steppe.app import tenancy as tenancy_flow
 from steppe.client import models as m
-from steppe.control.periods import months_between, period_bounds
 from steppe.store import tenancy
 from steppe.store.audit import record
 
@@ -24,17 +24,11 @@ router = APIRouter(prefix="/api/v1", tags=["tenancy"])
 
 
 def _org(conn: Connection, who: Who, name: str) -> Any:
-    row = tenancy.get_org(conn, name)
-    if row is None or not who.sees_org(row.id):
-        raise not_found(f"organisation {name!r}")
-    return row
+    return tenancy_flow.org_of(conn, who, name)
 
 
 def _project(conn: Connection, who: Who, org: str, name: str) -> Any:
-    row = tenancy.get_project(conn, org, name)
-    if row is None or not who.sees_org(row.org_id):
-        raise not_found(f"project {org}/{name}")
-    return row
+    return tenancy_flow.project_of(conn, who, org, name)
 
 
 def _user_view(row: Any) -> m.User:
@@ -56,8 +50,14 @@ def create_org(body: m.OrgCreate, hub: HubDep, who: Who) -> m.Org:
     try:
         with hub.store.write() as conn:
             tenancy.create_org(conn, body.name, body.country, now)
-            record(conn, actor=who.name, action="org.create", subject=body.name, time_s=now,
-                   details={"country": body.country})
+            record(
+                conn,
+                actor=who.name,
+                action="org.create",
+                subject=body.name,
+                time_s=now,
+                details={"country": body.country},
+            )
     except IntegrityError:
         raise conflict(f"organisation {body.name!r} already exists") from None
     return m.Org(name=body.name, country=body.country, created_s=now)
@@ -90,18 +90,8 @@ def set_share(org: str, body: m.OrgShare, hub: HubDep, who: Who) -> m.Org:
     go on), a higher one releases jobs held with ``QOSGrpGRES``. ``null`` means the cluster
     file's value (weight 1, no quota when the file says nothing).
     """
-    who.require_hub_admin()
-    now = time.time()
-    with hub.store.write() as conn:
-        row = _org(conn, who, org)
-        before = {"fairshare_weight": row.fairshare_weight, "gpu_quota": row.gpu_quota}
-        tenancy.set_org_share(conn, row.id, body.fairshare_weight, body.gpu_quota)
-        after = {"fairshare_weight": body.fairshare_weight, "gpu_quota": body.gpu_quota}
-        record(conn, actor=who.name, action="quota.change", subject=org, time_s=now, reason=body.reason,
-               details={"before": before, "after": after})
-        view = _org_view(_org(conn, who, org))
-    hub.tenants_changed()
-    return view
+    row = tenancy_flow.set_share(hub, who, org, body.fairshare_weight, body.gpu_quota, body.reason)
+    return _org_view(row)
 
 
 @router.post("/orgs/{org}/projects", status_code=201, response_model=m.Project)
@@ -136,8 +126,14 @@ def add_member(org: str, body: m.MemberCreate, hub: HubDep, who: Who) -> m.User:
             org_row = _org(conn, who, org)
             who.require_org_admin(org_row.id)
             tenancy.create_user(conn, body.name, org_row.id, body.role, now)
-            record(conn, actor=who.name, action="user.create", subject=body.name, time_s=now,
-                   details={"org": org, "role": body.role})
+            record(
+                conn,
+                actor=who.name,
+                action="user.create",
+                subject=body.name,
+                time_s=now,
+                details={"org": org, "role": body.role},
+            )
     except IntegrityError:
         raise conflict(f"user {body.name!r} already exists") from None
     return m.User(name=body.name, org=org, role=body.role, created_s=now)
@@ -160,8 +156,14 @@ def remove_member(org: str, name: str, hub: HubDep, who: Who) -> Response:
             raise not_found(f"member {name!r} of {org}")
         now = time.time()
         tenancy.disable_user(conn, user.id, now)
-        record(conn, actor=who.name, action="user.disable", subject=name, time_s=now,
-               details={"org": org, "tokens": "all revoked"})
+        record(
+            conn,
+            actor=who.name,
+            action="user.disable",
+            subject=name,
+            time_s=now,
+            details={"org": org, "tokens": "all revoked"},
+        )
     hub.auth.clear()
     return Response(status_code=204)
 
@@ -188,8 +190,14 @@ def create_token(name: str, body: m.TokenCreate, hub: HubDep, who: Who) -> m.Tok
         if user.disabled_s is not None:
             raise conflict(f"user {name!r} is disabled")
         token, prefix = tenancy.create_token(conn, user.id, body.name, now, expires)
-        record(conn, actor=who.name, action="token.issue", subject=name, time_s=now,
-               details={"prefix": prefix, "name": body.name, "expires_s": expires})
+        record(
+            conn,
+            actor=who.name,
+            action="token.issue",
+            subject=name,
+            time_s=now,
+            details={"prefix": prefix, "name": body.name, "expires_s": expires},
+        )
     return m.TokenCreated(token=token, prefix=prefix, user=name, name=body.name, expires_s=expires)
 
 
@@ -221,52 +229,10 @@ def revoke_token(prefix: str, hub: HubDep, who: Who) -> Response:
 
 
 # -- allocations and usage -------------------------------------------------------------------------------
-def _allocation_view(conn: Connection, a: Any) -> m.Allocation:
-    used = _used_s(conn, a.project_id, a.start_s, a.end_s) / 3600.0
-    return m.Allocation(
-        project=f"{a.org}/{a.project}", period=a.period, start_s=a.start_s, end_s=a.end_s, gpu_hours=a.gpu_hours,
-        max_gpus=a.max_gpus, gpu_types=a.gpu_types, used_gpu_hours=round(used, 6),
-        remaining_gpu_hours=round(max(a.gpu_hours - used, 0.0), 6),
-    )  # fmt: skip
-
-
-def _used_s(conn: Connection, project_id: int, start_s: float, end_s: float) -> float:
-    months = set(months_between(start_s, end_s))
-    return float(sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, project_id) if r.period in months))
-
-
 @router.post("/orgs/{org}/projects/{project}/allocations", status_code=201, response_model=m.Allocation)
 def create_allocation(org: str, project: str, body: m.AllocationCreate, hub: HubDep, who: Who) -> m.Allocation:
-    who.require_hub_admin()
-    try:
-        start_s, end_s = period_bounds(body.period)
-    except ValueError as exc:
-        raise field_problem("period", str(exc)) from None
-    types = None
-    if body.gpu_types:
-        types = [t.upper() for t in body.gpu_types]
-        unknown = [t for t in types if t not in hub.fleet.cluster.gpus_by_type]
-        if unknown:
-            have = ", ".join(sorted(hub.fleet.cluster.gpus_by_type))
-            raise field_problem("gpu_types", f"the hub has no GPUs of type {', '.join(unknown)} (it has {have})")
-    with hub.store.write() as conn:
-        prow = _project(conn, who, org, project)
-        for a in tenancy.list_allocations(conn, project_id=prow.id):
-            if a.start_s < end_s and start_s < a.end_s:
-                raise conflict(
-                    f"{org}/{project} already has an allocation for {a.period}, which overlaps {body.period}"
-                )
-        values = {
-            "project_id": prow.id, "period": body.period, "start_s": start_s, "end_s": end_s,
-            "gpu_hours": body.gpu_hours, "max_gpus": body.max_gpus, "gpu_types": types, "created_s": time.time(),
-        }  # fmt: skip
-        tenancy.create_allocation(conn, values)
-        record(conn, actor=who.name, action="allocation.create", subject=f"{org}/{project}", time_s=values["created_s"],
-               reason=body.reason, details={k: v for k, v in values.items() if k not in ("project_id", "created_s")})
-        row = next(a for a in tenancy.list_allocations(conn, project_id=prow.id) if a.period == body.period)
-        view = _allocation_view(conn, row)
-    hub.allocations_changed()
-    return view
+    """Grant a project GPU-hours for a period (hub-admin; audited as ``allocation.create`` with its reason)."""
+    return tenancy_flow.create_allocation(hub, who, org, project, body)
 
 
 @router.get("/allocations", response_model=list[m.Allocation])
@@ -279,7 +245,7 @@ def list_allocations(hub: HubDep, who: Who, project: str | None = None) -> list[
         rows = tenancy.list_allocations(
             conn, project_id=project_id, org_id=None if who.is_hub_admin else (who.org_id or -1)
         )
-        return [_allocation_view(conn, a) for a in rows]
+        return [tenancy_flow.allocation_view(conn, a) for a in rows]
 
 
 @router.get("/orgs/{org}/projects/{project}/usage", response_model=list[m.UsageRow])

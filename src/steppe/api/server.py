@@ -1,10 +1,11 @@
 """``steppe serve``: lock the data directory, bind the port, open the hub, then serve the API with uvicorn.
 
-The order matters for crash safety: the exclusive lock on the data directory comes first (a
-second hub on the same directory is refused before it reads or launches anything), then the
-port is bound (a hub that cannot listen stops before recovery runs or a job starts), and only
-then is the store opened, the state recovered and the first scheduling step taken (in the
-app's lifespan). The process runs with umask 077, so everything it writes is private.
+The wiring is ``steppe.app.bootstrap``'s; the order matters for crash safety: the exclusive
+lock on the data directory comes first (a second hub on the same directory is refused before it
+reads or launches anything), then the port is bound (a hub that cannot listen stops before
+recovery runs or a job starts), and only then is the store opened, the state recovered and the
+first scheduling step taken (in the app's lifespan). The process runs with umask 077, so
+everything it writes is private.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uvicorn
 
 from steppe.api.app import create_app
 from steppe.api.hub import Hub, HubSettings
-from steppe.control.datadir import DataDirLock, secure, unreachable_ancestor
+from steppe.app.bootstrap import lock_data_dir
 from steppe.core.errors import SteppeError
 from steppe.executors.accounts import running_as_root
 
@@ -49,17 +50,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)
     root = running_as_root()
-    secure(settings.data_dir, shared_spool=root)
-    lock = DataDirLock(settings.data_dir).acquire()
+    lock = lock_data_dir(settings, root)
     try:
-        if root:
-            blocked = unreachable_ancestor(settings.data_dir)
-            if blocked is not None:
-                raise SteppeError(
-                    f"job accounts cannot reach {settings.data_dir}/spool: {blocked} is not searchable by others "
-                    f"(mode {blocked.stat().st_mode & 0o777:o}); choose a --data-dir whose parent directories "
-                    "have o+x, e.g. /srv/steppe"
-                )
         sock = bind(host, port)
         hub = Hub.open(settings)
         wrote = hub.ensure_admin(reset=reset_admin_token)

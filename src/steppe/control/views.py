@@ -1,6 +1,18 @@
-"""Read-only views of the hub state that the API serves: the queue with estimated starts, nodes.
+"""Read-only views of the hub state that the API serves: the queue with estimated starts, nodes,
+counters, published after every loop step as one immutable read model.
 
-They run on the loop's thread (``HubLoop.call``), between cycles, so they see a consistent state.
+**Read model.** ``ReadModelPublisher`` subscribes to the loop's steps (``cycle_observers``, so it
+runs on the loop's thread at the end of each step) and builds a frozen ``ReadModel`` from the
+state: running jobs by start time, pending jobs in the policy's order with their reasons and
+governance details, nodes with their free GPUs and jobs, counters for ``/metrics``. It then
+swaps it in with one attribute assignment (``publisher.model = new``), so a reader on any thread
+takes ``publisher.model`` once and sees one step's view, never half of one, and never waits for
+a scheduling step. The queue's estimated starts are computed from the model's frozen inputs the
+first time a reader asks (``ReadModel.queue``) and kept with it.
+
+Example: step 41 starts job 7 and queues job 9; after it, ``publisher.model.step == 41``,
+``[j.job_id for j in model.running] == [7]`` and ``model.pending[0].job_id == 9``; a request
+that read the model before the swap sees step 40's view in full.
 
 **Estimated start.** Walk the pending queue in the policy's order and place each job, on paper,
 at the earliest time enough GPUs of its type are free, assuming every running job runs to its
@@ -16,14 +28,25 @@ A is estimated at 100 (4 free then), B at max(100 + 3600, 300) = 3700.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
-from steppe.core.job import JobState, PendingReason
+from steppe.core.job import PendingReason
+from steppe.core.records import JobRecord
 from steppe.core.state import HubState
-from steppe.scheduling.placement import candidate_types
+from steppe.scheduling.admission import admission_epoch
+
+if TYPE_CHECKING:
+    from steppe.control.loop import HubLoop
+
+log = logging.getLogger("steppe.hub")
 
 _INF = float("inf")
 _NO_ESTIMATE = frozenset(
@@ -37,42 +60,12 @@ _NO_ESTIMATE = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueueEntry:
     job_id: int
     position: int | None
     reason: str
     est_start_s: float | None
-
-
-def queue_view(state: HubState, now: float, estimate_depth: int = 200) -> list[QueueEntry]:
-    """Pending jobs in priority order with estimated starts; see the module docstring."""
-    inv = state.inventory
-    events: dict[str, SortedList] = {t: SortedList() for t in inv.types}  # (time, +gpus freed)
-    for end, job_id in state.running_by_end:
-        rec = state.running[job_id]
-        events[rec.gpu_type].add((max(end, now), rec.gpus))
-    free = {t: inv.free_by_type[t] for t in inv.types}
-    t0 = now
-    out: list[QueueEntry] = []
-    for pos, rec in enumerate(state.queue.ordered(now), start=1):
-        est: float | None = None
-        if pos <= estimate_depth and rec.reason not in _NO_ESTIMATE:
-            best: tuple[float, str] | None = None
-            for t in candidate_types(inv, rec.spec.gpu_type):
-                at = _earliest(events[t], free[t], t0, rec.gpus)
-                if at is not None and (best is None or at < best[0]):
-                    best = (at, t)
-            if best is not None:
-                est, t = best
-                for tt in inv.types:  # advance every type's clock to est: the jobs ahead start in order
-                    span = events[tt].irange((t0, _INF), (est, _INF), inclusive=(False, True))
-                    free[tt] += sum(g for _, g in span)
-                t0 = est
-                free[t] -= rec.gpus
-                events[t].add((est + rec.remaining_limit_s(), rec.gpus))
-        out.append(QueueEntry(rec.job_id, pos, rec.reason.value, est))
-    return out
 
 
 def _earliest(events: SortedList, free_now: float, t0: float, gpus: int) -> float | None:
@@ -109,5 +102,187 @@ def nodes_view(state: HubState) -> list[NodeView]:
     ]
 
 
-def pending_by_reason(state: HubState) -> Counter[str]:
-    return Counter(rec.reason.value for rec in state.jobs.values() if rec.state is JobState.PENDING)
+# -- the read model -------------------------------------------------------------------------------------
+_GOVERNANCE_REASONS = frozenset(
+    {PendingReason.AWAITING_REVIEW, PendingReason.ASSOC_GRP_GRES_MINUTES, PendingReason.DATA_RESIDENCY}
+)
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+def _empty() -> Mapping[Any, Any]:
+    return _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    job_id: int
+    tenant: str
+    project: str
+    end_s: float  # its walltime limit
+    gpus: int
+    gpu_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    job_id: int
+    tenant: str
+    project: str
+    reason: PendingReason
+    gpus: int
+    gpu_type: str | None  # as asked (None: any type)
+    limit_s: float  # walltime left
+    detail: str | None  # why a governance check holds it (``GovernanceView.why``)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What ``/metrics`` reports, as of the step that published the model."""
+
+    running: int = 0
+    entered: Mapping[str, int] = field(default_factory=_empty)  # transitions into each state over the hub's life
+    gpus: Mapping[str, tuple[int, int]] = field(default_factory=_empty)  # type -> (allocated, free)
+    charged: Mapping[tuple[str, str], float] = field(default_factory=_empty)  # (project, type) -> GPU-seconds
+    remaining: Mapping[str, float] = field(
+        default_factory=_empty
+    )  # project -> GPU-seconds left in its current allocation
+    energy: Mapping[str, tuple[float, ...]] = field(default_factory=_empty)  # project -> metered energy totals
+    errors: int = 0
+    power_draw_w: float = 0.0  # IT power running jobs add above idle
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """One step's view of the hub; see the module docstring."""
+
+    step: int = -1  # the loop's step count when published (-1: before the first step)
+    time_s: float = 0.0  # the step's clock
+    running: tuple[RunningJob, ...] = ()  # by start time
+    pending: tuple[PendingJob, ...] = ()  # in the policy's order
+    nodes: tuple[NodeView, ...] = ()
+    counters: Counters = field(default_factory=Counters)
+    free_by_type: Mapping[str, int] = field(default_factory=_empty)
+    types: tuple[str, ...] = ()
+    estimate_depth: int = 200
+
+    @cached_property
+    def queue(self) -> tuple[QueueEntry, ...]:
+        """Pending jobs with positions and estimated starts (computed once, from this model alone)."""
+        return tuple(estimate(self))
+
+    @cached_property
+    def pending_by_reason(self) -> Mapping[str, int]:
+        """Pending jobs by pending reason (``hub_queue_pending_jobs``)."""
+        return dict(Counter(j.reason.value for j in self.pending))
+
+    @property
+    def listed(self) -> tuple[RunningJob | PendingJob, ...]:
+        """Running jobs, then pending ones (the queue listing's order)."""
+        return (*self.running, *self.pending)
+
+    @cached_property
+    def by_id(self) -> Mapping[int, RunningJob | PendingJob]:
+        jobs: dict[int, RunningJob | PendingJob] = {j.job_id: j for j in self.running}
+        jobs.update((j.job_id, j) for j in self.pending)
+        return jobs
+
+
+def estimate(model: ReadModel) -> list[QueueEntry]:
+    """Pending jobs in priority order with estimated starts (see **Estimated start**), from a read model."""
+    events: dict[str, SortedList] = {t: SortedList() for t in model.types}  # (time, +gpus freed)
+    for r in model.running:
+        events[r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
+    free = dict(model.free_by_type)
+    t0 = model.time_s
+    out: list[QueueEntry] = []
+    for pos, job in enumerate(model.pending, start=1):
+        est: float | None = None
+        if pos <= model.estimate_depth and job.reason not in _NO_ESTIMATE:
+            best: tuple[float, str] | None = None
+            types = model.types if job.gpu_type is None else (job.gpu_type,) if job.gpu_type in free else ()
+            for t in types:
+                at = _earliest(events[t], free[t], t0, job.gpus)
+                if at is not None and (best is None or at < best[0]):
+                    best = (at, t)
+            if best is not None:
+                est, t = best
+                for tt in model.types:  # advance every type's clock to est: the jobs ahead start in order
+                    span = events[tt].irange((t0, _INF), (est, _INF), inclusive=(False, True))
+                    free[tt] += sum(g for _, g in span)
+                t0 = est
+                free[t] -= job.gpus
+                events[t].add((est + job.limit_s, job.gpus))
+        out.append(QueueEntry(job.job_id, pos, job.reason.value, est))
+    return out
+
+
+class ReadModelPublisher:
+    """Builds a ``ReadModel`` after each of ``loop``'s steps and swaps it in (``model``)."""
+
+    def __init__(self, loop: HubLoop) -> None:
+        self.loop = loop
+        self.model = ReadModel()
+        # job id -> (reason, executed_s, held by governance, admission epoch, its entry): last step's entries
+        self._pending: dict[int, tuple[PendingReason, float, bool, tuple[Any, ...], PendingJob]] = {}
+        loop.cycle_observers.append(self._after_step)
+
+    def _after_step(self, _elapsed_s: float) -> None:
+        try:
+            self.publish()
+        except Exception:  # a read model that cannot be built must not fail the step: readers keep the last one
+            log.exception("read model not published")
+
+    def _entry(
+        self, rec: JobRecord, epoch: tuple[Any, ...]
+    ) -> tuple[PendingReason, float, bool, tuple[Any, ...], PendingJob]:
+        """A pending job's entry; a job held by a governance check says why (as of ``epoch``'s inputs)."""
+        reason, spec = rec.reason, rec.spec
+        governed = reason in _GOVERNANCE_REASONS
+        detail = self.loop.governance.why(rec) if governed else None
+        job = PendingJob(rec.job_id, spec.tenant, spec.project, reason, rec.gpus, spec.gpu_type,
+                         rec.remaining_limit_s(), detail)  # fmt: skip
+        return reason, rec.executed_s, governed, epoch, job
+
+    def publish(self) -> ReadModel:
+        """Build the model of the loop's state now (on the loop's thread) and swap it in."""
+        loop, state = self.loop, self.loop.state
+        now = loop.clock()
+        running = sorted(state.running.values(), key=lambda r: r.last_start_s)
+        end_of = {job_id: end for end, job_id in state.running_by_end}
+        run_view = tuple(
+            RunningJob(r.job_id, r.spec.tenant, r.spec.project, end_of.get(r.job_id, now), r.gpus, r.gpu_type or "")
+            for r in running
+        )
+        epoch = admission_epoch(loop.governance.checks(), now)
+        known, kept = self._pending, {}
+        pending: list[PendingJob] = []
+        for rec in state.queue.ordered(now):  # reuse last step's entry of a job whose reason and runs did not change
+            hit = known.get(rec.job_id)
+            if hit is None or hit[0] is not rec.reason or hit[1] != rec.executed_s or (hit[2] and hit[3] != epoch):
+                hit = self._entry(rec, epoch)
+            kept[rec.job_id] = hit
+            pending.append(hit[4])
+        self._pending = kept
+        inv = state.inventory
+        ledger = loop.ledger
+        remaining = {}
+        for project in ledger.grants:
+            grant = ledger.current(project, now)
+            if grant is not None:
+                remaining[project] = max(grant.gpu_seconds - ledger.used_in(project, grant), 0.0)
+        counters = Counters(
+            running=len(run_view),
+            entered=MappingProxyType(dict(loop.journal.entered)),
+            gpus=MappingProxyType({t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t])
+                                   for t in inv.types}),
+            charged=MappingProxyType(dict(ledger.by_type_s)), remaining=MappingProxyType(remaining),
+            energy=MappingProxyType({project: tuple(v) for project, v in ledger.energy.items()}),
+            errors=loop.errors, power_draw_w=state.power_draw_w,
+        )  # fmt: skip
+        model = ReadModel(
+            step=loop.cycles, time_s=now, running=run_view, pending=tuple(pending), nodes=tuple(nodes_view(state)),
+            counters=counters, free_by_type=MappingProxyType({t: inv.free_by_type[t] for t in inv.types}),
+            types=tuple(inv.types),
+        )  # fmt: skip
+        self.model = model  # the one swap: readers see the previous model or this one, whole
+        return model

@@ -26,7 +26,15 @@ free and it ends at 50 < 100 -> starts. At t=100 A starts on time.
 begin time) has passed, every job examined then would be refused again, so only jobs that
 arrived since are examined, against the same reservation. A job that arrived ahead of the head
 in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
-with time). The result equals a full cycle's (a property test checks it); only the cost differs.
+with time). A cycle that found no head because admission checks held every job it examined
+(a hub whose projects await review) is memoised too: arrivals that the checks hold again are
+all there is to decide; one they admit, one ahead of the last job examined when the depth was
+reached, or more arrivals than the depth leaves room for triggers a full cycle. Such a memo is
+trusted for at most ``HELD_REFRESH_S`` (1 s; ``refresh_s`` if shorter): some checks' inputs
+drift without an epoch (a project's GPU-hours being used up turns ``QOSGrpGRES`` into
+``AssocGrpGRESMinutes``), and a held job's reason should follow within a second. Example: 500
+jobs wait with ``AwaitingReview``; a new one of an unapproved project costs one admission
+check, not 501. The result equals a full cycle's (a property test checks it); only the cost differs.
 
 A cycle that fails part-way leaves the inventory as it found it: its tentative allocations
 are rolled back and its memo dropped before the error propagates.
@@ -48,6 +56,8 @@ from steppe.scheduling.placement import candidate_types
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
 
+HELD_REFRESH_S = 1.0  # how long a memo of a cycle whose checks held every job is trusted
+
 
 @dataclass
 class _Spare:
@@ -63,12 +73,15 @@ class _Memo:
     computed_s: float
     power_budget_w: float
     max_seq: int
-    head: JobRecord
+    head: JobRecord | None  # None: admission checks held every job examined
     reservation: Reservation | None
     spare: _Spare
     depth_hit: bool
     epochs: tuple[object, ...]
     valid_until_s: float
+    examined: int = 0  # jobs examined (for a memo without a head)
+    last: JobRecord | None = None  # the last job examined
+    queued: int = 0  # pending jobs then (one cancelled since: a full cycle may examine one more)
 
 
 class OrderedCycle:
@@ -123,6 +136,7 @@ class OrderedCycle:
         last_decided, potential_w = -1, math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
         min_job_w = power.least_need_w(snap.pending_kinds, inv.types) if power is not None else -math.inf
+        last: JobRecord | None = None
         for rec in snap.queue.ordered(now):
             if rec.seq > max_seq:
                 max_seq = rec.seq
@@ -130,6 +144,7 @@ class OrderedCycle:
             if examined > self.depth:
                 depth_hit = True
                 break
+            last = rec
             if head is not None:
                 free = inv.total_free
                 if free == 0:
@@ -172,11 +187,14 @@ class OrderedCycle:
             if len(ctx.plan.starts) == started and ctx.blocked is PendingReason.POWER_CAP:
                 power_short[kind] = min(power_short.get(kind, math.inf), rec.gpus)
         plan = ctx.close()
-        if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
+        if not plan.starts and not plan.recaps and not plan.preemptions:
             budget = self.power.it_budget_w(now) if self.power else 0.0
             epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
-            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until)
+            if head is None:
+                valid_until = min(valid_until, now + min(HELD_REFRESH_S, self.refresh_s or HELD_REFRESH_S))
+            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until,
+                               min(examined, self.depth), last, len(snap.queue))  # fmt: skip
         else:
             self._memo = None
         return plan
@@ -217,7 +235,7 @@ class OrderedCycle:
 
     # -- memoised cycle ----------------------------------------------------------------------
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:
-        if memo.generation != snap.generation or memo.head.state is not JobState.PENDING:
+        if memo.generation != snap.generation or (memo.head is not None and memo.head.state is not JobState.PENDING):
             return False
         if now >= memo.valid_until_s:  # a held job's begin time (or another wake-up) has come
             return False
@@ -229,6 +247,8 @@ class OrderedCycle:
 
     def _incremental(self, memo: _Memo, snap: Snapshot, now: float) -> Plan:
         arrivals = [r for r in snap.arrivals_since_change if r.seq > memo.max_seq and r.state is JobState.PENDING]
+        if memo.head is None:
+            return self._incremental_held(memo, snap, now, arrivals)
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
@@ -257,4 +277,38 @@ class OrderedCycle:
             memo.spare = spare
             if plan.wakeup_s is not None:  # an arrival held until a time (a begin time): look again then
                 memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
+        return plan
+
+    def _incremental_held(self, memo: _Memo, snap: Snapshot, now: float, arrivals: list[JobRecord]) -> Plan:
+        """The memoised cycle when the full one found no head: checks held every job it examined."""
+        if len(snap.queue) != memo.queued + len(arrivals):  # a pending job left without a new generation (a cancel)
+            return self._full(snap, now)
+        if not arrivals and self.power is None and not self._timed:
+            return Plan()
+        new = arrivals
+        if memo.depth_hit:  # the full cycle stopped at the depth: arrivals behind its last job stay unexamined
+            precedes = getattr(snap.queue, "precedes", None)
+            last = memo.last
+            if arrivals and (precedes is None or last is None or any(precedes(r, last, now) for r in arrivals)):
+                return self._full(snap, now)
+            arrivals = []
+        elif memo.examined + len(arrivals) > self.depth:
+            return self._full(snap, now)
+        ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
+        ctx.power_waiting = True  # nothing changed since the full cycle: leave capped jobs as they are
+        held: list[tuple[JobRecord, PendingReason]] = []
+        for rec in arrivals:
+            reason = ctx.admit(rec)
+            if reason is None:  # it may start or become the head: decide everything again
+                return self._full(snap, now)
+            held.append((rec, reason))
+        for rec, reason in held:
+            ctx.hold(rec, reason)
+        plan = ctx.close()
+        if new:
+            memo.max_seq = max(r.seq for r in new)
+            memo.examined += len(arrivals)
+            memo.queued += len(new)
+        if plan.wakeup_s is not None:  # an arrival held until a time (a begin time): look again then
+            memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
         return plan

@@ -1,7 +1,7 @@
 """The review workflow on the store: each step is stored with its audit entry in one transaction.
 
-``submit_new`` and ``amend`` parse the proposal (a ``ProposalError`` becomes a 422 with field
-errors and nothing is stored), screen it with the hub's rules and run ``review.submit``;
+``submit_new`` and ``amend`` parse the proposal (a ``ProposalError`` becomes ``Invalid``, a 422
+with field errors, and nothing is stored), screen it with the hub's rules and run ``review.submit``;
 ``act`` runs a reviewer's or hub-admin's action (``review.apply``). Each ``Transition`` is
 saved as the proposal's new row, a ``review_transitions`` row and an audit entry
 (``transition.audit_fields()``), all in the same transaction. A revocation with
@@ -9,8 +9,10 @@ saved as the proposal's new row, a ``review_transitions`` row and an audit entry
 (``revocation_effect``) in that transaction; with ``finish`` they run on. After the commit the
 loop re-reads approvals, so queued jobs are held or released in the next cycle.
 
-A ``GovernanceError`` is answered 403 when the objection is about who acts (role, organisation,
-conflict of interest) and 409 otherwise (state, reason, screening, conditions).
+A ``GovernanceError`` becomes ``Forbidden`` (403) when the objection is about who acts (role,
+organisation, conflict of interest) and ``Conflict`` (409) otherwise (state, reason, screening,
+conditions). ``expire_sweep`` marks approvals past their last day expired (on start and every
+5 minutes, ``Hub.start``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from steppe.api.problems import ApiProblem, conflict, field_problem, forbidden, not_found
+from steppe.app.errors import AppError, Conflict, Forbidden, Invalid, NotFound
 from steppe.client import models as m
 from steppe.governance import review
 from steppe.governance.approval import ApprovalConditions, revocation_effect
@@ -36,17 +38,17 @@ from steppe.store import tenancy
 from steppe.store.audit import record
 
 if TYPE_CHECKING:
-    from steppe.api.auth import Principal
-    from steppe.api.hub import Hub
+    from steppe.app.auth import Principal
+    from steppe.app.hub import Hub
 
 WHO_GUARDS = frozenset({"role", "own_org", "conflict_of_interest"})
 FINAL = frozenset({State.REJECTED, State.REVOKED})
 
 
-def problem_for(exc: GovernanceError, q: review.Request) -> ApiProblem:
-    """403 when the first objecting guard is about who acts, else 409."""
+def problem_for(exc: GovernanceError, q: review.Request) -> AppError:
+    """``Forbidden`` when the first objecting guard is about who acts, else ``Conflict``."""
     name = next((n for n, guard in review.GUARDS if guard(q) is not None), "")
-    return forbidden(str(exc)) if name in WHO_GUARDS else conflict(str(exc))
+    return Forbidden(str(exc)) if name in WHO_GUARDS else Conflict(str(exc))
 
 
 def parse(body: Mapping[str, Any]) -> Any:
@@ -54,8 +56,7 @@ def parse(body: Mapping[str, Any]) -> Any:
         return parse_proposal(body)
     except ProposalError as exc:
         errors = [{"field": e["field"] or "body", "message": e["message"]} for e in exc.errors]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ApiProblem(422, "Invalid proposal", detail, errors, "invalid-request") from None
+        raise Invalid(errors, title="Invalid proposal") from None
 
 
 def store_steps(conn: Connection, proposal_id: int, steps: list[Transition], now: float) -> None:
@@ -75,18 +76,24 @@ def submit_new(hub: Hub, who: Principal, body: Mapping[str, Any]) -> int:
     with hub.store.write() as conn:
         prow = tenancy.get_project(conn, spec.org, spec.project)
         if prow is None or not who.sees_org(prow.org_id):
-            raise field_problem("project", f"no project {spec.key!r}")
+            raise Invalid.field("project", f"no project {spec.key!r}")
         open_ = [r for r in gov_repo.list_proposals(conn, project_id=prow.id) if State(r.state) not in FINAL]
         if open_:
-            raise conflict(f"proposal {open_[-1].id} of {spec.key} is {open_[-1].state}: amend it instead")
+            raise Conflict(f"proposal {open_[-1].id} of {spec.key} is {open_[-1].state}: amend it instead")
         draft = review.new_proposal(spec)
         try:
             steps = review.submit(draft, who.actor, screen(spec, hub.rules), today=today)
         except GovernanceError as exc:
             raise problem_for(exc, review.Request(draft, Action.SUBMIT, who.actor, today)) from None
         pid = gov_repo.create_proposal(conn, prow.id, prow.org_id, draft, now)
-        record(conn, actor=who.name, action="proposal.create", subject=spec.key, time_s=now,
-               details={"proposal_id": pid, "spec": spec.model_dump(mode="json")})
+        record(
+            conn,
+            actor=who.name,
+            action="proposal.create",
+            subject=spec.key,
+            time_s=now,
+            details={"proposal_id": pid, "spec": spec.model_dump(mode="json")},
+        )
         store_steps(conn, pid, steps, now)
     return pid
 
@@ -94,7 +101,7 @@ def submit_new(hub: Hub, who: Principal, body: Mapping[str, Any]) -> int:
 def _load(conn: Connection, who: Principal, proposal_id: int) -> tuple[Any, Proposal]:
     row = gov_repo.get_proposal(conn, proposal_id)
     if row is None or not (who.is_hub_admin or who.is_reviewer or who.org_id == row.org_id):
-        raise not_found(f"proposal {proposal_id}")
+        raise NotFound(f"proposal {proposal_id}")
     return row, gov_repo.proposal_of(row)
 
 
@@ -113,15 +120,15 @@ def amend(hub: Hub, who: Principal, proposal_id: int, body: Mapping[str, Any]) -
 
 
 def conditions_of(body: m.ReviewAction, hub: Hub) -> ApprovalConditions | None:
-    """An approval's conditions; a 422 naming the field for a missing expiry, an unknown site or GPU type."""
+    """An approval's conditions; ``Invalid`` naming the field for a missing expiry, an unknown site or GPU type."""
     if body.action != "approve":
         return None
     if body.expires_on is None:
-        raise field_problem("expires_on", "required to approve (the approval's last day)")
+        raise Invalid.field("expires_on", "required to approve (the approval's last day)")
     sites = hub.loop.governance.topology.sites
     unknown = [s for s in body.allowed_sites if s.lower() not in sites]
     if unknown:
-        raise field_problem(
+        raise Invalid.field(
             "allowed_sites", f"unknown site {', '.join(unknown)} (sites: {', '.join(sorted(sites))}; e.g. astana)"
         )
     types = hub.fleet.cluster.gpus_by_type
@@ -129,11 +136,12 @@ def conditions_of(body: m.ReviewAction, hub: Hub) -> ApprovalConditions | None:
     if unknown:
         have = ", ".join(sorted(types))
         example = min(types, default="H100")
-        raise field_problem(
+        raise Invalid.field(
             "allowed_gpu_types", f"the hub has no GPUs of type {', '.join(unknown)} (it has {have}; e.g. {example})"
         )
-    return ApprovalConditions(body.expires_on, body.gpu_hour_cap, frozenset(body.allowed_gpu_types),
-                              frozenset(body.allowed_sites))
+    return ApprovalConditions(
+        body.expires_on, body.gpu_hour_cap, frozenset(body.allowed_gpu_types), frozenset(body.allowed_sites)
+    )
 
 
 def act(hub: Hub, who: Principal, proposal_id: int, body: m.ReviewAction) -> None:
@@ -144,8 +152,15 @@ def act(hub: Hub, who: Principal, proposal_id: int, body: m.ReviewAction) -> Non
     with hub.store.write() as conn:
         row, p = _load(conn, who, proposal_id)
         try:
-            t = review.apply(p, action, who.actor, today=today, reason=body.reason, conditions=conditions,
-                             running_jobs=body.running_jobs)
+            t = review.apply(
+                p,
+                action,
+                who.actor,
+                today=today,
+                reason=body.reason,
+                conditions=conditions,
+                running_jobs=body.running_jobs,
+            )
         except GovernanceError as exc:
             q = review.Request(p, action, who.actor, today, body.reason, conditions)
             raise problem_for(exc, q) from None
@@ -198,9 +213,10 @@ def listing(hub: Hub, who: Principal, project: str | None, state: str | None) ->
         if project is not None:
             prow = tenancy.get_project(conn, *(project.split("/", 1) + [""])[:2])
             if prow is None or not (who.is_hub_admin or who.is_reviewer or who.sees_org(prow.org_id)):
-                raise not_found(f"project {project}")
+                raise NotFound(f"project {project}")
             project_id = prow.id
         everyone = who.is_hub_admin or who.is_reviewer
-        rows = gov_repo.list_proposals(conn, org_id=None if everyone else (who.org_id or -1), project_id=project_id,
-                                       state=state)
+        rows = gov_repo.list_proposals(
+            conn, org_id=None if everyone else (who.org_id or -1), project_id=project_id, state=state
+        )
     return [view(r, today) for r in rows]

@@ -1,4 +1,4 @@
-"""Checks on a submission that the request's schema cannot make, each a 422 naming the field.
+"""Checks on a submission that the request's schema cannot make, each an ``Invalid`` (422) naming the field.
 
 * ``gpu_type`` and ``gpus``: the submission gate the twin also asks (``scheduling/gate.py``):
   the hub must have GPUs of that type and the project's current allocation must allow it (with
@@ -23,14 +23,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steppe.api.problems import ApiProblem, field_problem
+from steppe.app.errors import Invalid
 from steppe.client.models import JobSubmit
 from steppe.core.cluster import Cluster
 from steppe.core.job import WorkloadClass
 from steppe.scheduling.gate import PowerCeiling, Refusal, SubmissionGate, default_gpu_type
 
 if TYPE_CHECKING:
-    from steppe.api.hub import Hub
+    from steppe.app.hub import Hub
 
 HUB_SET_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_GPUS"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -39,7 +39,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def validate_submission(
     hub: Hub, body: JobSubmit, project: Any, now: float, user_id: int = 0, user: str = ""
 ) -> dict[str, Any]:
-    """The job row's values for a valid submission; raises a 422 problem naming the first bad field."""
+    """The job row's values for a valid submission; raises ``Invalid`` naming the first bad field."""
     cluster = hub.fleet.cluster
     gpu_type = body.gpu_type.upper() if body.gpu_type else None
     grant = next((a for a in hub.grants(project.id) if a.start_s <= now < a.end_s), None)
@@ -53,16 +53,16 @@ def validate_submission(
     if refused:
         raise _refusal_problem(refused)
     if body.walltime_s > hub.settings.max_walltime_s:
-        raise field_problem("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
+        raise Invalid.field("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
     if body.qos not in cluster.qos:
-        raise field_problem("qos", f"unknown QOS {body.qos!r}; valid: {', '.join(sorted(cluster.qos))}")
+        raise Invalid.field("qos", f"unknown QOS {body.qos!r}; valid: {', '.join(sorted(cluster.qos))}")
     job_dir = str(hub.settings.data_dir / "spool" / "%j")
     account = hub.accounts.account(user_id, user)
     roots = [job_dir] + ([str(account.home)] if account.home is not None else [])
     workdir = job_dir
     if body.workdir:
         if not body.workdir.startswith("/"):
-            raise field_problem("workdir", f"must be an absolute path, e.g. {job_dir}")
+            raise Invalid.field("workdir", f"must be an absolute path, e.g. {job_dir}")
         workdir = _confined("workdir", body.workdir, roots)
     paths = {}
     for name, given in (("output", body.output), ("error", body.error)):
@@ -73,9 +73,9 @@ def validate_submission(
         paths[name] = _confined(name, given if given.startswith("/") else f"{workdir}/{given}", roots)
     for key in body.env:
         if not _ENV_NAME.match(key):
-            raise field_problem(f"env.{key}", "not a valid environment variable name")
+            raise Invalid.field(f"env.{key}", "not a valid environment variable name")
         if key.startswith("STEPPE_") or key in HUB_SET_ENV:
-            raise field_problem(f"env.{key}", "set by the hub; it cannot be overridden")
+            raise Invalid.field(f"env.{key}", "set by the hub; it cannot be overridden")
     return {
         "project_id": project.id, "name": body.name or _default_name(body), "argv": body.argv, "script": body.script,
         "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
@@ -85,15 +85,15 @@ def validate_submission(
 
 
 def _confined(field: str, path: str, roots: list[str]) -> str:
-    """``path`` (absolute) normalised, if it lies in one of ``roots``; else a 422 naming ``field``."""
+    """``path`` (absolute) normalised, if it lies in one of ``roots``; else ``Invalid`` naming ``field``."""
     if ".." in path.split("/"):
-        raise field_problem(field, f"'..' is not allowed in a job path; e.g. {roots[0]}/out.txt")
+        raise Invalid.field(field, f"'..' is not allowed in a job path; e.g. {roots[0]}/out.txt")
     norm = posixpath.normpath(path)
     if norm.startswith("//"):
         norm = "/" + norm.lstrip("/")
     if not any(norm == root or norm.startswith(root + "/") for root in roots):
         where = " or ".join(roots)
-        raise field_problem(field, f"{norm!r} is outside your own directories ({where}); e.g. {roots[0]}/out.txt")
+        raise Invalid.field(field, f"{norm!r} is outside your own directories ({where}); e.g. {roots[0]}/out.txt")
     return norm
 
 
@@ -110,11 +110,9 @@ def _gate(cluster: Cluster, ceiling: PowerCeiling | None) -> SubmissionGate:
     return gate
 
 
-def _refusal_problem(refused: list[Refusal]) -> ApiProblem:
-    """One 422 listing every reason the job could never start, each naming its field."""
-    errors = [{"field": r.field, "message": r.message} for r in refused]
-    detail = "; ".join(f"{r.field}: {r.message}" for r in refused)
-    return ApiProblem(422, "Invalid request", detail, errors)
+def _refusal_problem(refused: list[Refusal]) -> Invalid:
+    """One ``Invalid`` listing every reason the job could never start, each naming its field."""
+    return Invalid([{"field": r.field, "message": r.message} for r in refused])
 
 
 def _default_name(body: JobSubmit) -> str:

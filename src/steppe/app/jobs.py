@@ -1,0 +1,143 @@
+"""Job workflows: submit, cancel, and the jobs a caller may see.
+
+**Submit** (``submit``): find the project (the caller's organisation's; another's is "no
+project"), check the submission (``steppe.app.submission``: the submission gate, walltime, QOS,
+paths, environment), the acceptable-use terms and the datasets, then write the job, its first
+event and the loop's ``submit`` request in one transaction through the group-commit writer, and
+wake the loop. The scheduler's state is never touched here; the loop queues the job in its next
+step. With an idempotency key, the same key and body from the same user return the first job
+(``Submitted.replayed``); the same key with another body is a ``Conflict``.
+
+Example: ``await submit(hub, alice, JobSubmit(project="kaznu/nlp", argv=["true"]), None)``
+returns ``Submitted(job_id=17, row=..., replayed=False)``; the job is ``PENDING``/``Priority``
+until the loop's next step gives it its reason.
+
+**Cancel** (``cancel``): the job's owner or an org-admin writes a ``cancel`` request and waits
+(up to 5 s) for the loop's step that acts on it: a pending job ends at once, a running one is
+stopped (SIGTERM, then SIGKILL after the grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from steppe.app.errors import Conflict, Forbidden, Invalid, NotFound, TermsNotAccepted
+from steppe.app.submission import validate_submission
+from steppe.client import models as m
+from steppe.store import governance as gov_repo
+from steppe.store import jobs as job_repo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from steppe.app.auth import Principal
+    from steppe.app.hub import Hub
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The outcome of a submission: the job's id, its row as the API shows it, and whether it is a replay."""
+
+    job_id: int
+    row: Any
+    replayed: bool = False
+
+
+def request_digest(body: m.JobSubmit) -> str:
+    """The SHA-256 of the request's canonical JSON (what an idempotency key is bound to)."""
+    return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: str | None) -> Submitted:
+    """Check and store a new job, or find the first one of an idempotent retry; see the module docstring."""
+    digest = request_digest(body)
+    if idempotency_key is not None:
+        found = replay(hub, who, idempotency_key, digest)
+        if found is not None:
+            return found
+    now = time.time()
+    org, _, name = body.project.partition("/")
+    project = hub.project(org, name)
+    if project is None or not who.sees_org(project.org_id):
+        raise Invalid.field("project", f"no project {body.project!r}")
+    values = validate_submission(hub, body, project, now, who.user_id, who.name)
+    values.update(user_id=who.user_id, idempotency_key=idempotency_key, request_sha256=digest)
+    terms = hub.terms_required(who.user_id, who.name)
+    if terms is not None:
+        raise TermsNotAccepted(terms)
+    dataset_ids = _dataset_ids(hub, body.datasets)
+    actor = who.name
+
+    def write(conn: Connection) -> int:
+        job_id = job_repo.insert_job(conn, values, actor)
+        if dataset_ids:
+            gov_repo.link_job_datasets(conn, job_id, dataset_ids)
+        return job_id
+
+    try:
+        job_id: int = await asyncio.wrap_future(hub.writes.run(write))
+    except IntegrityError:
+        found = replay(hub, who, idempotency_key, digest) if idempotency_key is not None else None
+        if found is None:
+            raise
+        return found
+    hub.loop.wake()
+    row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
+    return Submitted(job_id, row)
+
+
+def _dataset_ids(hub: Hub, names: list[str]) -> list[int]:
+    if not names:
+        return []
+    with hub.store.read() as conn:
+        ids = {r.name: r.id for r in gov_repo.list_datasets(conn)}
+    unknown = [n for n in names if n not in ids]
+    if unknown:
+        raise Invalid.field("datasets", f"not registered: {', '.join(unknown)}")
+    return [ids[n] for n in dict.fromkeys(names)]
+
+
+def replay(hub: Hub, who: Principal, key: str, digest: str) -> Submitted | None:
+    """The job first submitted with ``key`` by ``who``, if any; ``Conflict`` if its body differed."""
+    with hub.store.read() as conn:
+        prior = job_repo.find_by_idempotency_key(conn, who.user_id, key)
+        row = job_repo.get_job(conn, prior.id) if prior is not None else None
+    if prior is None or row is None:
+        return None
+    if prior.request_sha256 != digest:
+        raise Conflict(f"Idempotency-Key {key!r} was used for a different request (job {prior.id})")
+    return Submitted(int(prior.id), row, replayed=True)
+
+
+def visible_job(hub: Hub, who: Principal, job_id: int) -> Any:
+    """The job's row, if ``who`` may see it (another organisation's job is ``NotFound``, as a missing one)."""
+    if not 1 <= job_id <= m.MAX_INT:  # no such id can be stored
+        raise NotFound(f"job {job_id}")
+    with hub.store.read() as conn:
+        row = job_repo.get_job(conn, job_id)
+    if row is None or not who.sees_org(row.org_id):
+        raise NotFound(f"job {job_id}")
+    return row
+
+
+def cancel(hub: Hub, who: Principal, job_id: int) -> Any:
+    """Ask the loop to cancel a job and wait for the step that does; returns the job's row after it."""
+    row = visible_job(hub, who, job_id)
+    if not who.acts_on_job(row.org_id, row.user_id):
+        raise Forbidden("only the job's owner or an org-admin may cancel it")
+    if row.state in TERMINAL:
+        raise Conflict(f"job {job_id} has already ended ({row.state})")
+    with hub.store.write() as conn:
+        job_repo.add_request(conn, job_id, "cancel", who.name, time.time())
+    hub.loop.wake_and_wait(timeout=5.0)
+    return visible_job(hub, who, job_id)
