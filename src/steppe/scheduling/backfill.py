@@ -28,8 +28,9 @@ arrived since are examined, against the same reservation. A job that arrived ahe
 in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
 with time). The result equals a full cycle's (a property test checks it); only the cost differs.
 
-A cycle that fails part-way leaves the inventory as it found it: its tentative allocations
-are rolled back and its memo dropped before the error propagates.
+A cycle never writes the state: its trial allocations live on the cycle context's overlay
+(``steppe.scheduling.context``), so one that fails part-way leaves the state as it found it;
+its memo is dropped before the error propagates.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class _Spare:
 
     gpus: int
     power_w: float
+
+
+_NO_SPARE = _Spare(0, 0.0)  # without a reservation nothing is spare (and nothing changes it)
 
 
 @dataclass
@@ -89,34 +93,35 @@ class OrderedCycle:
         self.depth = depth
         self.checks = tuple(checks)
         self._timed = timed_checks(self.checks)
+        self._ctx = CycleContext(self.checks, power)
         self._epoch_checks = epoch_checks(self.checks)
         self.refresh_s = refresh_s
         self.power = power
         self._memo: _Memo | None = None
 
     def run(self, snap: Snapshot, now: float) -> Plan:
-        mark = snap.inventory.mark()
         try:
             memo = self._memo
             if memo is not None and self._memo_usable(memo, snap, now):
                 return self._incremental(memo, snap, now)
             return self._full(snap, now)
-        except BaseException:  # a failing check or policy: leave no tentative allocation behind
-            snap.inventory.rollback_to(mark)
+        except BaseException:  # a failing check or policy: its trials die with the overlay; forget the memo
             self._memo = None
             raise
 
     # -- phases 1-5 --------------------------------------------------------------------------
     def _full(self, snap: Snapshot, now: float) -> Plan:
-        ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
+        ctx = self._ctx
+        ctx.begin(snap, now)
         ctx.open()
-        inv = snap.inventory
+        inv = ctx.inv
         head: JobRecord | None = None
         res: Reservation | None = None
-        spare = _Spare(0, 0.0)
+        spare = _NO_SPARE  # replaced (never changed) once a reservation is made
         examined = 0
         depth_hit = False
-        max_seq = max((r.seq for r in snap.arrivals_since_change), default=0)
+        arrivals = snap.arrivals_since_change
+        max_seq = max(r.seq for r in arrivals) if arrivals else 0
         single_type = len(inv.types) == 1
         power = self.power
         res_start = math.inf
@@ -160,7 +165,7 @@ class OrderedCycle:
                     break
                 res = reserve(ctx, rec)
                 res_start = res.start_s if res else math.inf
-                spare = _Spare(res.extra_gpus, res.extra_power_w) if res else _Spare(0, 0.0)
+                spare = _Spare(res.extra_gpus, res.extra_power_w) if res else _NO_SPARE
                 ctx.plan.reservation = res
                 continue
             kind = (rec.spec.workload, rec.spec.gpu_type, rec.spec.qos)
@@ -183,7 +188,7 @@ class OrderedCycle:
 
     def _backfill_one(self, ctx: CycleContext, rec: JobRecord, res: Reservation | None, spare: _Spare) -> None:
         """Start ``rec`` if it cannot delay the reservation, updating what is spare."""
-        inv = ctx.snap.inventory
+        inv = ctx.inv
         types = candidate_types(inv, rec.spec.gpu_type)
         if len(types) == 1:
             if inv.free_by_type[types[0]] < rec.gpus:
@@ -234,7 +239,8 @@ class OrderedCycle:
             return self._full(snap, now)
         if not arrivals and self.power is None and not self._timed:
             return Plan()  # nothing to decide and no wake-up to ask for
-        ctx = CycleContext(snap, now, self.checks, self.power, self._timed)
+        ctx = self._ctx
+        ctx.begin(snap, now)
         ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
         if not arrivals:
             return ctx.close()  # nothing to decide; still ask for the wake-ups that are due
@@ -243,7 +249,7 @@ class OrderedCycle:
             return ctx.close()
         spare = _Spare(memo.spare.gpus, memo.spare.power_w)
         for rec in arrivals:
-            if snap.inventory.total_free == 0:
+            if ctx.inv.total_free == 0:
                 break
             reason = ctx.admit(rec)
             if reason is not None:

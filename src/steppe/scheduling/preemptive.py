@@ -20,16 +20,14 @@ next job in order (R itself no longer fits them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Protocol
 
 from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
-from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
-from steppe.scheduling.power import PowerBudget
 
 
 class PreemptiveQueue(PendingQueue, Protocol):
@@ -42,35 +40,13 @@ class PreemptiveQueue(PendingQueue, Protocol):
     def next_wakeup(self, now: float) -> float | None: ...
 
 
-def preemptive_cycle(
-    snap: Snapshot,
-    now: float,
-    queue: PreemptiveQueue,
-    checks: Sequence[AdmissionCheck],
-    depth: int,
-    power: PowerBudget | None = None,
-) -> Plan:
-    """One cycle; see the module docstring."""
-    mark = snap.inventory.mark()
-    try:
-        return _cycle(snap, now, queue, checks, depth, power)
-    except BaseException:  # a failing check: leave no tentative allocation or preemption behind
-        snap.inventory.rollback_to(mark)
-        raise
-
-
-def _cycle(
-    snap: Snapshot,
-    now: float,
-    queue: PreemptiveQueue,
-    checks: Sequence[AdmissionCheck],
-    depth: int,
-    power: PowerBudget | None,
-) -> Plan:
+def preemptive_cycle(ctx: CycleContext, snap: Snapshot, now: float, queue: PreemptiveQueue, depth: int) -> Plan:
+    """One cycle over ``snap`` (see the module docstring); ``ctx`` holds the checks, the power
+    rules and the cycle's trials (never the state's)."""
     queue.refresh(now)
-    ctx = CycleContext(snap, now, checks, power)
+    ctx.begin(snap, now)
     ctx.open()
-    inv = snap.inventory
+    inv = ctx.inv
     taken = ctx.preempted
     for examined, rec in enumerate(queue.ordered(now)):
         if examined >= depth:
@@ -98,7 +74,7 @@ def _eligible(victims: Iterator[JobRecord], taken: set[int]) -> Iterator[JobReco
 
 
 def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, taken: set[int]) -> bool:
-    inv = ctx.snap.inventory
+    inv = ctx.inv
     for t in candidate_types(inv, rec.spec.gpu_type):
         if inv.total_by_type[t] < rec.gpus:
             continue

@@ -36,7 +36,7 @@ def _ends(ctx: CycleContext) -> Iterator[tuple[float, int, int, str, float]]:
 
 def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
     """The earliest reservation for ``rec`` over its allowed GPU types, or None if it never fits."""
-    inv = ctx.snap.inventory
+    inv = ctx.inv
     best: Reservation | None = None
     for t in candidate_types(inv, rec.spec.gpu_type):
         if inv.total_by_type[t] < rec.gpus:

@@ -32,6 +32,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.context import CycleContext
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
@@ -164,6 +165,7 @@ class LasPolicy:
         self.starve_factor = starve_factor
         self.starve_min_s = starve_min_s
         self.depth = depth
+        self._ctx = CycleContext(self.checks, power)
         self._queue = LasQueue(self.thresholds, starve_factor, starve_min_s)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
@@ -171,4 +173,4 @@ class LasPolicy:
         return self._queue
 
     def schedule(self, snap: Snapshot, now: float) -> Plan:
-        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth, self.power)
+        return preemptive_cycle(self._ctx, snap, now, self._queue, self.depth)
