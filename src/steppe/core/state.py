@@ -68,6 +68,7 @@ class Snapshot(Protocol):
     tenant_gpus: Counter[str]
     usage: DecayedUsage
     generation: int
+    last_seq: int
     arrivals_since_change: list[JobRecord]
     power_draw_w: float
     reclaimable_w: float
@@ -106,15 +107,15 @@ class HubState:
         self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
-        self._seq = 0
+        self.last_seq = 0  # the latest submission's sequence number
 
     # -- writer ------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, now: float) -> JobRecord:
         """Queue a new job."""
         if spec.job_id in self.jobs:
             raise ValueError(f"job {spec.job_id} already exists")
-        self._seq += 1
-        rec = JobRecord(spec, self._seq)
+        self.last_seq += 1
+        rec = JobRecord(spec, self.last_seq)
         self.jobs[spec.job_id] = rec
         self.queue.add(rec, now)
         self.pending_kinds[rec.kind] += 1

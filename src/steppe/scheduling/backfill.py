@@ -36,8 +36,9 @@ its memo is dropped before the error propagates.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from steppe.core.job import JobState, PendingReason
 from steppe.core.plan import Plan, Reservation
@@ -114,59 +115,74 @@ class OrderedCycle:
         ctx = self._ctx
         ctx.begin(snap, now)
         ctx.open()
-        inv = ctx.inv
         head: JobRecord | None = None
         res: Reservation | None = None
         spare = _NO_SPARE  # replaced (never changed) once a reservation is made
-        examined = 0
-        depth_hit = False
-        arrivals = snap.arrivals_since_change
-        max_seq = max(r.seq for r in arrivals) if arrivals else 0
-        single_type = len(inv.types) == 1
+        stopped = False  # the walk ended before running out of depth
         power = self.power
-        res_start = math.inf
-        last_decided, potential_w = -1, math.inf
-        power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
-        min_job_w = power.least_need_w(snap.pending_kinds, inv.types) if power is not None else -math.inf
-        for rec in snap.queue.ordered(now):
-            if rec.seq > max_seq:
-                max_seq = rec.seq
-            examined += 1
-            if examined > self.depth:
-                depth_hit = True
-                break
-            if head is not None:
-                free = inv.total_free
-                if free == 0:
-                    break
-                if power is not None:
-                    decided = len(ctx.plan.starts) + len(ctx.plan.recaps)
-                    if decided != last_decided:  # the power potential changes only with decisions
-                        last_decided, potential_w = decided, ctx.power_potential_w()
-                    if potential_w < min_job_w:
-                        break
-                if rec.gpus > free:
-                    continue  # cannot fit anywhere now; keeps its reason
-                if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
-                    if spare.power_w < min_job_w or (single_type and rec.gpus > spare.gpus):
-                        continue  # would delay the reservation's GPUs or power
-                    if power is not None and power.floor_w(rec, res.gpu_type) > spare.power_w:
-                        continue  # would delay the reservation's power
+        ordered = snap.queue.ordered(now)
+        walk = islice(ordered, self.depth)
+        for rec in walk:  # phases 2-3: admit and start in order, up to the head
             reason = ctx.admit(rec)
             if reason is not None:
                 ctx.hold(rec, reason)
                 continue
-            if head is None:
-                if ctx.try_start(rec):
-                    continue
-                head = rec
-                ctx.hold(rec, ctx.blocked)
-                if not self.backfill:
-                    break
-                res = reserve(ctx, rec)
-                res_start = res.start_s if res else math.inf
-                spare = _Spare(res.extra_gpus, res.extra_power_w) if res else _NO_SPARE
-                ctx.plan.reservation = res
+            if ctx.try_start(rec):
+                continue
+            head = rec
+            ctx.hold(rec, ctx.blocked)
+            if not self.backfill:
+                stopped = True
+                break
+            res = reserve(ctx, rec)  # phase 4
+            if res is not None:
+                spare = _Spare(res.extra_gpus, res.extra_power_w)
+            ctx.plan.reservation = res
+            break
+        if head is not None and self.backfill:
+            stopped = self._backfill_walk(ctx, walk, res, spare)
+        plan = ctx.close()
+        if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
+            depth_hit = not stopped and next(ordered, None) is not None
+            budget = power.it_budget_w(now) if power else 0.0
+            epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
+            valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
+            max_seq = snap.last_seq  # every job that exists now has been seen (or cannot precede the head)
+            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until)
+        else:
+            self._memo = None
+        return plan
+
+    def _backfill_walk(
+        self, ctx: CycleContext, walk: Iterator[JobRecord], res: Reservation | None, spare: _Spare
+    ) -> bool:
+        """Phase 5 over the rest of the walk; True when it stopped early (no GPU or power left)."""
+        inv, now, power = ctx.inv, ctx.now, self.power
+        single_type = len(inv.types) == 1
+        res_start = res.start_s if res is not None else math.inf
+        last_decided, potential_w = -1, math.inf
+        power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
+        min_job_w = power.least_need_w(ctx.snap.pending_kinds, inv.types) if power is not None else -math.inf
+        for rec in walk:
+            free = inv.total_free
+            if free == 0:
+                return True
+            if power is not None:
+                decided = len(ctx.plan.starts) + len(ctx.plan.recaps)
+                if decided != last_decided:  # the power potential changes only with decisions
+                    last_decided, potential_w = decided, ctx.power_potential_w()
+                if potential_w < min_job_w:
+                    return True
+            if rec.gpus > free:
+                continue  # cannot fit anywhere now; keeps its reason
+            if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
+                if spare.power_w < min_job_w or (single_type and rec.gpus > spare.gpus):
+                    continue  # would delay the reservation's GPUs or power
+                if power is not None and power.floor_w(rec, res.gpu_type) > spare.power_w:
+                    continue  # would delay the reservation's power
+            reason = ctx.admit(rec)
+            if reason is not None:
+                ctx.hold(rec, reason)
                 continue
             kind = (rec.spec.workload, rec.spec.gpu_type, rec.spec.qos)
             if power_short.get(kind, math.inf) <= rec.gpus:
@@ -176,15 +192,7 @@ class OrderedCycle:
             self._backfill_one(ctx, rec, res, spare)
             if len(ctx.plan.starts) == started and ctx.blocked is PendingReason.POWER_CAP:
                 power_short[kind] = min(power_short.get(kind, math.inf), rec.gpus)
-        plan = ctx.close()
-        if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
-            budget = self.power.it_budget_w(now) if self.power else 0.0
-            epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
-            valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
-            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until)
-        else:
-            self._memo = None
-        return plan
+        return False
 
     def _backfill_one(self, ctx: CycleContext, rec: JobRecord, res: Reservation | None, spare: _Spare) -> None:
         """Start ``rec`` if it cannot delay the reservation, updating what is spare."""
