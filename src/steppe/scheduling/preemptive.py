@@ -72,9 +72,12 @@ def preemptive_cycle(ctx: CycleContext, snap: Snapshot, now: float, queue: Preem
         if short is not None and short.get(gpu_type, _NEVER) <= rec.gpus:
             ctx.hold(rec, PendingReason.RESOURCES)  # an earlier job with more victims and fewer GPUs failed
         else:
-            if ctx.try_start(rec):
-                continue
-            blocked = ctx.blocked
+            if rec.gpus <= inv.total_free:
+                if ctx.try_start(rec):
+                    continue
+                blocked = ctx.blocked
+            else:
+                blocked = PendingReason.RESOURCES  # as a try would say: no placement (and no side effect)
             if _preempt_for(ctx, queue, rec, taken):
                 continue
             ctx.hold(rec, blocked)
