@@ -12,11 +12,14 @@ updates it lazily whenever the tenant's GPU count changes, so reading it is O(1)
 >>> u.change("a", 0.0, +1)           # one GPU from t=0
 >>> round(u.value("a", 3600.0))      # one hour later: (1 - 1/2) * 3600 / ln 2
 2597
+>>> u.values(["a", "b"], 3600.0) == {"a": u.value("a", 3600.0), "b": 0.0}
+True
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 
 class DecayedUsage:
@@ -38,6 +41,20 @@ class DecayedUsage:
         k = self._k
         d = math.exp(-k * (now - t0))
         return u0 * d + rate * (1.0 - d) / k
+
+    def values(self, tenants: Iterable[str], now: float) -> dict[str, float]:
+        """``value(t, now)`` for each tenant, in their order (one call for a whole cycle)."""
+        of, k = self._of, self._k
+        out: dict[str, float] = {}
+        for t in tenants:
+            got = of.get(t)
+            if got is None:
+                out[t] = 0.0
+            else:
+                u0, t0, rate = got
+                d = math.exp(-k * (now - t0))
+                out[t] = u0 * d + rate * (1.0 - d) / k
+        return out
 
     def change(self, tenant: str, now: float, delta_gpus: int) -> None:
         """``tenant`` starts (+) or stops (-) using ``delta_gpus`` GPUs at ``now``."""
