@@ -1,10 +1,11 @@
 """Replay benchmarks: prints figures, asserts nothing (not a timed test).
 
-    .venv/bin/python bench/replay_bench.py            # all three parts
+    .venv/bin/python bench/replay_bench.py            # philly, scale and fidelity
     .venv/bin/python bench/replay_bench.py philly     # full Philly trace, each policy, 80x8:H100
     .venv/bin/python bench/replay_bench.py scale      # a synthetic year on a 65,536-GPU hub
     .venv/bin/python bench/replay_bench.py fidelity   # KTH SP2 under easy-backfill vs the log
     .venv/bin/python bench/replay_bench.py philly fidelity   # several parts, in that order
+    .venv/bin/python bench/replay_bench.py ratios     # CPU time per policy / ref_fifo.py's, same run
 
 Each replay runs in a fresh interpreter so its peak memory (max RSS) is its own.
 """
@@ -23,6 +24,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT.parent / "shared" / "traces"
+REF_FIFO = ROOT.parent / "shared" / "tools" / "ref_fifo.py"
+RATIO_TARGETS = {"fifo": 3.0, "easy-backfill": 4.0, "multifactor": 6.0, "las": 15.0}
 POLICIES = ("fifo", "easy-backfill", "multifactor", "las", "srtf")
 
 # A hub-scale synthetic year: ~1M jobs on 8,192 nodes x 8 H200. Sizes and run times are larger
@@ -57,7 +60,9 @@ def _worker(kind: str, policy: str) -> None:
         trace = generate_synthetic(SyntheticSpec(**SCALE_SPEC))  # type: ignore[arg-type]
         cluster = load_cluster("8192x8:H200")
     load_s = time.perf_counter() - t0
+    cpu0 = time.process_time()
     result = replay(trace, cluster, policy, check_invariants=False)
+    replay_cpu_s = time.process_time() - cpu0
     s = result.summary
     print(
         json.dumps(
@@ -66,6 +71,7 @@ def _worker(kind: str, policy: str) -> None:
                 "jobs": s["jobs"],
                 "load_s": load_s,
                 "replay_s": s["wall_s"],
+                "replay_cpu_s": replay_cpu_s,
                 "jobs_per_s": s["jobs"] / s["wall_s"],
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "mean_jct_h": s["mean_jct_s"] / 3600,
@@ -74,6 +80,7 @@ def _worker(kind: str, policy: str) -> None:
                 "utilization": s["utilization"],
                 "preemptions": s["preemptions"],
                 "cycles": s["cycles"],
+                "digest": result.digest,
             }
         )
     )
@@ -84,6 +91,37 @@ def _spawn(kind: str, policy: str) -> dict[str, float]:
         [sys.executable, __file__, "--worker", kind, policy], capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ref_fifo_cpu_s() -> float:
+    """CPU seconds of one whole run of ``ref_fifo.py`` on the Philly trace, 640 GPUs."""
+    before = _children_cpu_s()
+    subprocess.run(
+        [sys.executable, str(REF_FIFO), str(TRACES / "philly" / "philly.csv"), "640"], capture_output=True, check=True
+    )
+    return _children_cpu_s() - before
+
+
+def ratios() -> None:
+    """Each policy's replay CPU time over ``ref_fifo.py``'s, ref runs interleaved (a shared machine drifts)."""
+    print("== CPU time / ref_fifo.py's, full Philly on 80x8:H100 (replay only; whole process in brackets) ==")
+    refs = [_ref_fifo_cpu_s()]
+    for policy, target in RATIO_TARGETS.items():
+        before = _children_cpu_s()
+        row = _spawn("philly", policy)
+        process_s = _children_cpu_s() - before
+        refs.append(_ref_fifo_cpu_s())
+        ref = (refs[-2] + refs[-1]) / 2
+        print(
+            f"{policy:>14}: {row['replay_cpu_s'] / ref:5.1f}x  [{process_s / ref:5.1f}x]  target <= {target:g}x   "
+            f"replay {row['replay_cpu_s']:.2f} s CPU, ref_fifo {ref:.2f} s, mean JCT {row['mean_jct_h']:.4f} h, "
+            f"digest {str(row['digest'])[:12]}"
+        )
 
 
 def _table(rows: list[dict[str, float]]) -> None:
@@ -142,15 +180,16 @@ def fidelity() -> None:
     print(f"utilization        simulated {result.summary['utilization']:.3f}")
 
 
-PARTS = {"philly": philly, "scale": scale, "fidelity": fidelity}
+PARTS = {"philly": philly, "scale": scale, "fidelity": fidelity, "ratios": ratios}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="replay_bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    default = "philly, scale, fidelity"
     ap.add_argument(
-        "parts", nargs="*", metavar="PART", help=f"what to run, in order: {', '.join(PARTS)} (default: all three)"
+        "parts", nargs="*", metavar="PART", help=f"what to run, in order: {', '.join(PARTS)} (default: {default})"
     )
     ap.add_argument("--worker", nargs=2, metavar=("KIND", "POLICY"), help=argparse.SUPPRESS)  # one replay, in a child
     args = ap.parse_args(argv)
@@ -163,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         ap.error(f"unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
-    for part in args.parts or list(PARTS):
+    for part in args.parts or ["philly", "scale", "fidelity"]:
         PARTS[part]()
 
 

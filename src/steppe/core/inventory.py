@@ -1,26 +1,34 @@
-"""Free GPUs per node, indexed for fast placement, with trial allocations that roll back.
+"""Free GPUs per node, indexed for fast placement; and a cycle's scratch overlay over them.
 
-Each GPU type keeps a sorted index of ``(free_gpus, node_index)`` for nodes with at least one
-free GPU, so the best-fit node for a job of ``g`` GPUs is one bisection away and no pass
-scans every node. A scheduling pass works on a *trial*: it allocates as it decides, then
-``rollback()`` restores the inventory so the plan can be verified and committed by the
-single writer.
+``GpuInventory`` is the hub's real inventory: each GPU type keeps a sorted index of
+``(free_gpus, node_index)`` for nodes with at least one free GPU, so the best-fit node for a
+job of ``g`` GPUs is one bisection away and no pass scans every node. The index is a plain
+sorted list (one entry per node, so even 8,192 nodes move a few KiB on a change, in C). Only the state's writer
+changes it (``allocate``, ``release``).
+
+A scheduling cycle never writes it. It reads it through an ``InventoryOverlay``: trial
+allocations (and GPUs freed by trial preemptions) are recorded as deltas per node in a small
+dict over the untouched base, so an aborted or failing cycle leaves nothing behind and no
+cycle copies the inventory. Queries merge the base index with the few nodes the cycle touched.
+One overlay serves every cycle of a policy (``reset`` empties its deltas).
 
 >>> from steppe.core.cluster import Cluster
 >>> inv = GpuInventory(Cluster.uniform(2, 8, "H100"))
->>> inv.free_gpus("H100")
+>>> trial = InventoryOverlay(inv)
+>>> trial.allocate(((0, 6),)); trial.best_fit_node("H100", 2), trial.free_gpus("H100")
+(0, 10)
+>>> inv.free_gpus("H100")          # the base is untouched
 16
->>> inv.allocate(((0, 6),)); inv.best_fit_node("H100", 2)
-0
->>> inv.rollback_to(0); inv.free_gpus("H100")
+>>> trial.reset(); trial.free_gpus("H100")
 16
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from sortedcontainers import SortedList
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from steppe.core.cluster import Cluster, Node
 
@@ -28,8 +36,41 @@ Allocation = tuple[tuple[int, int], ...]
 """GPUs granted to a job: ``((node_index, gpus), ...)``."""
 
 
+class InventoryView(Protocol):
+    """What placement and the cycles read of free GPUs (the real inventory or a cycle's overlay)."""
+
+    @property
+    def nodes(self) -> tuple[Node, ...]: ...
+
+    @property
+    def node_type(self) -> Sequence[str]: ...
+
+    @property
+    def types(self) -> tuple[str, ...]: ...
+
+    @property
+    def total_by_type(self) -> dict[str, int]: ...
+
+    @property
+    def free_by_type(self) -> dict[str, int]: ...
+
+    @property
+    def total_free(self) -> int: ...
+
+    @property
+    def largest_pool(self) -> int: ...
+
+    def free_gpus(self, gpu_type: str | None = None) -> int: ...
+
+    def free_on(self, node: int) -> int: ...
+
+    def best_fit_node(self, gpu_type: str, gpus: int) -> int | None: ...
+
+    def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]: ...
+
+
 class GpuInventory:
-    """Free GPU counts per node and per GPU type, with an undo log for trial allocations."""
+    """Free GPU counts per node and per GPU type (the hub's real inventory; its writer changes it)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.nodes: tuple[Node, ...] = cluster.nodes
@@ -38,14 +79,13 @@ class GpuInventory:
         self.types: tuple[str, ...] = tuple(dict.fromkeys(self.node_type))
         self.total_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
         self.free_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
-        self._index: dict[str, SortedList] = {t: SortedList() for t in self.types}
+        self.index: dict[str, list[tuple[int, int]]] = {t: [] for t in self.types}
         for n in cluster.nodes:
             self.total_by_type[n.gpu_type.name] += n.gpus
             self.free_by_type[n.gpu_type.name] += n.gpus
-            self._index[n.gpu_type.name].add((n.gpus, n.index))
+            insort(self.index[n.gpu_type.name], (n.gpus, n.index))
         self.total_free = sum(self.free)
         self.largest_pool = max(self.total_by_type.values(), default=0)
-        self._undo: list[tuple[tuple[int, int], ...]] = []
 
     # -- queries ---------------------------------------------------------------------------
     def free_gpus(self, gpu_type: str | None = None) -> int:
@@ -54,28 +94,31 @@ class GpuInventory:
             return self.total_free
         return self.free_by_type.get(gpu_type, 0)
 
+    def free_on(self, node: int) -> int:
+        return self.free[node]
+
     def best_fit_node(self, gpu_type: str, gpus: int) -> int | None:
         """The node of ``gpu_type`` with the fewest free GPUs that still holds ``gpus`` (lowest index on ties)."""
-        index = self._index[gpu_type]
-        pos = index.bisect_left((gpus, -1))
+        index = self.index[gpu_type]
+        pos = bisect_left(index, (gpus, -1))
         if pos == len(index):
             return None
-        return int(index[pos][1])
+        return index[pos][1]
 
     def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
         """``(free, node_index)`` from the emptiest node down (most free GPUs first)."""
-        found: Iterator[tuple[int, int]] = reversed(self._index[gpu_type])
+        found: Iterator[tuple[int, int]] = reversed(self.index[gpu_type])
         return found
 
-    # -- mutation ----------------------------------------------------------------------------
+    # -- mutation (the writer only) ----------------------------------------------------------
     def allocate(self, alloc: Allocation) -> None:
         """Take GPUs; raises ValueError if a node lacks them (nothing changes then)."""
+        free = self.free
         for node, gpus in alloc:
-            if gpus < 1 or self.free[node] < gpus:
-                raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {self.free[node]} free")
+            if gpus < 1 or free[node] < gpus:
+                raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node]} free")
         for node, gpus in alloc:
             self._change(node, -gpus)
-        self._undo.append(alloc)
 
     def release(self, alloc: Allocation) -> None:
         """Give GPUs back."""
@@ -84,30 +127,110 @@ class GpuInventory:
                 raise ValueError(f"node {self.nodes[node].name}: releasing {gpus} GPUs exceeds its size")
         for node, gpus in alloc:
             self._change(node, gpus)
-        self._undo.append(tuple((node, -gpus) for node, gpus in alloc))
-
-    def mark(self) -> int:
-        """A point in the undo log to roll back to."""
-        return len(self._undo)
-
-    def rollback_to(self, mark: int) -> None:
-        """Undo every allocate/release made after ``mark``."""
-        while len(self._undo) > mark:
-            for node, gpus in self._undo.pop():
-                self._change(node, gpus)
-
-    def commit(self) -> None:
-        """Forget the undo log (what was done stays done)."""
-        self._undo.clear()
 
     def _change(self, node: int, delta: int) -> None:
         old = self.free[node]
         new = old + delta
-        index = self._index[self.node_type[node]]
+        t = self.node_type[node]
+        index = self.index[t]
         if old:
-            index.remove((old, node))
+            del index[bisect_left(index, (old, node))]
         if new:
-            index.add((new, node))
+            insort(index, (new, node))
         self.free[node] = new
-        self.free_by_type[self.node_type[node]] += delta
+        self.free_by_type[t] += delta
         self.total_free += delta
+
+
+class InventoryOverlay:
+    """A cycle's trial allocations over a base inventory it never writes: GPUs taken per node.
+
+    ``taken[node]`` is what the cycle took on ``node`` (negative when a trial preemption freed
+    GPUs there); ``free_by_type`` and ``total_free`` are the base's less what was taken.
+    """
+
+    def __init__(self, base: GpuInventory) -> None:
+        self.base = base
+        self.nodes = base.nodes
+        self.node_type = base.node_type
+        self.types = base.types
+        self.total_by_type = base.total_by_type
+        self.largest_pool = base.largest_pool
+        self.taken: dict[int, int] = {}
+        self.free_by_type: dict[str, int] = dict(base.free_by_type)
+        self.total_free = base.total_free
+
+    def reset(self) -> None:
+        """Forget every trial (the start of a cycle): the view equals the base again."""
+        if self.taken:
+            self.taken.clear()
+        self.free_by_type.update(self.base.free_by_type)
+        self.total_free = self.base.total_free
+
+    # -- queries ---------------------------------------------------------------------------
+    def free_gpus(self, gpu_type: str | None = None) -> int:
+        if gpu_type is None:
+            return self.total_free
+        return self.free_by_type.get(gpu_type, 0)
+
+    def free_on(self, node: int) -> int:
+        return self.base.free[node] - self.taken.get(node, 0)
+
+    def best_fit_node(self, gpu_type: str, gpus: int) -> int | None:
+        """As ``GpuInventory.best_fit_node``, over the base with this cycle's trials applied."""
+        taken = self.taken
+        if not taken:
+            return self.base.best_fit_node(gpu_type, gpus)
+        best: tuple[int, int] | None = None
+        index = self.base.index[gpu_type]
+        for pos in range(bisect_left(index, (gpus, -1)), len(index)):
+            if index[pos][1] not in taken:
+                best = index[pos]
+                break
+        free, node_type = self.base.free, self.node_type
+        for node, took in taken.items():
+            if node_type[node] == gpu_type:
+                entry = (free[node] - took, node)
+                if entry[0] >= gpus and (best is None or entry < best):
+                    best = entry
+        return None if best is None else best[1]
+
+    def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
+        """``(free, node_index)`` from the emptiest node down, with this cycle's trials applied."""
+        taken = self.taken
+        if not taken:
+            return self.base.nodes_by_free_desc(gpu_type)
+        free, node_type = self.base.free, self.node_type
+        untouched = (e for e in reversed(self.base.index[gpu_type]) if e[1] not in taken)
+        touched = sorted(
+            ((free[n] - took, n) for n, took in taken.items() if node_type[n] == gpu_type and free[n] > took),
+            reverse=True,
+        )
+        return heapq.merge(untouched, touched, reverse=True)
+
+    # -- trials ------------------------------------------------------------------------------
+    def allocate(self, alloc: Allocation) -> None:
+        """Take GPUs in this cycle; raises ValueError if a node lacks them (nothing changes then)."""
+        for node, gpus in alloc:
+            if gpus < 1 or self.free_on(node) < gpus:
+                raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {self.free_on(node)} free")
+        for node, gpus in alloc:
+            self._change(node, gpus)
+
+    def release(self, alloc: Allocation) -> None:
+        """Free GPUs in this cycle (a trial preemption)."""
+        for node, gpus in alloc:
+            if self.free_on(node) + gpus > self.nodes[node].gpus:
+                raise ValueError(f"node {self.nodes[node].name}: releasing {gpus} GPUs exceeds its size")
+        for node, gpus in alloc:
+            self._change(node, -gpus)
+
+    def _change(self, node: int, took: int) -> None:
+        taken = self.taken
+        now_taken = taken.get(node, 0) + took
+        if now_taken:
+            taken[node] = now_taken
+        else:
+            del taken[node]
+        self.free_by_type[self.node_type[node]] -= took
+        self.total_free -= took

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from steppe.core.inventory import Allocation
-from steppe.core.job import JobSpec, JobState, PendingReason
+from steppe.core.job import JobSpec, JobState, PendingReason, WorkloadClass
+
+
+class PendingKind(NamedTuple):
+    """What sets a waiting job's power need."""
+
+    workload: WorkloadClass
+    gpu_type: str | None
+    qos: str
+    gpus: int
+
+
+def pending_kind(spec: JobSpec) -> PendingKind:
+    return PendingKind(spec.workload, spec.gpu_type, spec.qos, spec.gpus)
 
 
 @dataclass(slots=True, eq=False)
@@ -35,10 +49,12 @@ class JobRecord:
     expected_end_s: float = 0.0
     job_id: int = field(init=False)
     gpus: int = field(init=False)
+    kind: PendingKind = field(init=False)
 
     def __post_init__(self) -> None:
         self.job_id = self.spec.job_id
         self.gpus = self.spec.gpus
+        self.kind = pending_kind(self.spec)
 
     def executed_at(self, now: float) -> float:
         """Seconds run so far, including the current run."""

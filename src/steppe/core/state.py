@@ -14,32 +14,20 @@ quota is refused and reported, the rest of the plan still applies.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
-
-from sortedcontainers import SortedList
+from typing import Protocol
 
 from steppe.core.cluster import Cluster, TenantSpec
 from steppe.core.inventory import Allocation, GpuInventory
-from steppe.core.job import TERMINAL_STATES, JobSpec, JobState, PendingReason, WorkloadClass, can_transition
+from steppe.core.job import TERMINAL_STATES, JobSpec, JobState, PendingReason, can_transition
 from steppe.core.plan import Plan, Start
-from steppe.core.records import JobRecord
+from steppe.core.records import JobRecord, PendingKind, pending_kind
 from steppe.core.usage import DecayedUsage
 
-
-class PendingKind(NamedTuple):
-    """What sets a waiting job's power need."""
-
-    workload: WorkloadClass
-    gpu_type: str | None
-    qos: str
-    gpus: int
-
-
-def pending_kind(spec: JobSpec) -> PendingKind:
-    return PendingKind(spec.workload, spec.gpu_type, spec.qos, spec.gpus)
+__all__ = ["Applied", "HubState", "PendingKind", "PendingQueue", "Snapshot", "StateListener", "pending_kind"]
 
 
 class PendingQueue(Protocol):
@@ -76,10 +64,11 @@ class Snapshot(Protocol):
     inventory: GpuInventory
     queue: PendingQueue
     running: dict[int, JobRecord]
-    running_by_end: SortedList
+    running_by_end: list[tuple[float, int]]
     tenant_gpus: Counter[str]
     usage: DecayedUsage
     generation: int
+    last_seq: int
     arrivals_since_change: list[JobRecord]
     power_draw_w: float
     reclaimable_w: float
@@ -107,7 +96,7 @@ class HubState:
         self.queue = queue
         self.jobs: dict[int, JobRecord] = {}
         self.running: dict[int, JobRecord] = {}
-        self.running_by_end: SortedList = SortedList()
+        self.running_by_end: list[tuple[float, int]] = []  # sorted (a plain list: at most one entry per GPU)
         self.tenant_gpus: Counter[str] = Counter()
         self.usage = usage or DecayedUsage()
         self.generation = 0
@@ -118,18 +107,18 @@ class HubState:
         self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
-        self._seq = 0
+        self.last_seq = 0  # the latest submission's sequence number
 
     # -- writer ------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, now: float) -> JobRecord:
         """Queue a new job."""
         if spec.job_id in self.jobs:
             raise ValueError(f"job {spec.job_id} already exists")
-        self._seq += 1
-        rec = JobRecord(spec, self._seq)
+        self.last_seq += 1
+        rec = JobRecord(spec, self.last_seq)
         self.jobs[spec.job_id] = rec
         self.queue.add(rec, now)
-        self.pending_kinds[pending_kind(spec)] += 1
+        self.pending_kinds[rec.kind] += 1
         self.arrivals_since_change.append(rec)
         for listener in self.listeners:
             listener.on_submit(rec, now)
@@ -245,24 +234,37 @@ class HubState:
         rec = self.jobs.get(start.job_id)
         if rec is None or rec.state is not JobState.PENDING:
             return "not pending"
-        quota = self.cluster.tenant(rec.spec.tenant).gpu_quota
-        if quota is not None and self.tenant_gpus[rec.spec.tenant] + rec.gpus > quota:
-            return f"tenant {rec.spec.tenant} would exceed its quota of {quota} GPUs"
-        if sum(g for _, g in start.allocation) != rec.gpus:
-            return "allocation size differs from the job's GPU count"
-        types = {self.inventory.node_type[n] for n, _ in start.allocation}
-        if len(types) != 1 or (rec.spec.gpu_type and rec.spec.gpu_type not in types):
+        spec = rec.spec
+        tenant = spec.tenant
+        gpus = rec.gpus
+        limits = self.cluster.tenants.get(tenant)
+        quota = limits.gpu_quota if limits is not None else None
+        if quota is not None and self.tenant_gpus[tenant] + gpus > quota:
+            return f"tenant {tenant} would exceed its quota of {quota} GPUs"
+        alloc = start.allocation
+        node_type = self.inventory.node_type
+        if len(alloc) == 1:  # the common case: one node, one type
+            if alloc[0][1] != gpus:
+                return "allocation size differs from the job's GPU count"
+            gpu_type = node_type[alloc[0][0]]
+        else:
+            if sum(g for _, g in alloc) != gpus:
+                return "allocation size differs from the job's GPU count"
+            types = {node_type[n] for n, _ in alloc}
+            if len(types) != 1:
+                return "allocation is not on one allowed GPU type"
+            gpu_type = types.pop()
+        if spec.gpu_type and spec.gpu_type != gpu_type:
             return "allocation is not on one allowed GPU type"
         try:
-            self.inventory.allocate(start.allocation)
+            self.inventory.allocate(alloc)
         except ValueError as exc:
             return str(exc)
-        self.inventory.commit()
         self.queue.remove(rec)
         self._forget_kind(rec)
-        self._transition(rec, JobState.RUNNING)
-        rec.allocation = start.allocation
-        rec.gpu_type = types.pop()
+        rec.state = JobState.RUNNING  # PENDING -> RUNNING, allowed by TRANSITIONS
+        rec.allocation = alloc
+        rec.gpu_type = gpu_type
         rec.cap_fraction = start.cap_fraction
         rec.power_w = start.power_w
         rec.floor_power_w = start.floor_power_w
@@ -273,12 +275,14 @@ class HubState:
         rec.epoch += 1
         if rec.first_start_s is None:
             rec.first_start_s = now
-        rec.expected_end_s = now + rec.remaining_limit_s()
+        end_s = rec.expected_end_s = now + rec.remaining_limit_s()
         self.running[rec.job_id] = rec
-        self.running_by_end.add((rec.expected_end_s, rec.job_id))
-        self.tenant_gpus[rec.spec.tenant] += rec.gpus
-        self.usage.change(rec.spec.tenant, now, rec.gpus)
-        self._changed()
+        insort(self.running_by_end, (end_s, rec.job_id))
+        self.tenant_gpus[tenant] += gpus
+        self.usage.change(tenant, now, gpus)
+        self.generation += 1
+        if self.arrivals_since_change:
+            self.arrivals_since_change.clear()
         self.queue.on_start(rec, now)
         for listener in self.listeners:
             listener.on_start(rec, now)
@@ -287,15 +291,17 @@ class HubState:
     def _stop(self, rec: JobRecord, now: float, state: JobState) -> None:
         self._transition(rec, state)
         self.inventory.release(rec.allocation)
-        self.inventory.commit()
-        del self.running[rec.job_id]
-        self.running_by_end.remove((rec.expected_end_s, rec.job_id))
-        self.tenant_gpus[rec.spec.tenant] -= rec.gpus
-        self.usage.change(rec.spec.tenant, now, -rec.gpus)
+        job_id, tenant = rec.job_id, rec.spec.tenant
+        del self.running[job_id]
+        by_end = self.running_by_end
+        del by_end[bisect_left(by_end, (rec.expected_end_s, job_id))]
+        self.tenant_gpus[tenant] -= rec.gpus
+        self.usage.change(tenant, now, -rec.gpus)
         self.power_draw_w -= rec.power_w
-        if self.full_power.pop(rec.job_id, None) is not None:
+        if self.full_power.pop(job_id, None) is not None:
             self.reclaimable_w -= rec.reclaimable_before
-        self.capped.pop(rec.job_id, None)
+        if self.capped:
+            self.capped.pop(job_id, None)
         rec.executed_s += now - rec.last_start_s
         rec.end_s = now
         self._changed()
@@ -309,30 +315,35 @@ class HubState:
         rec.end_s = None
         rec.reason = PendingReason.PRIORITY
         self.queue.add(rec, now)
-        self.pending_kinds[pending_kind(rec.spec)] += 1
+        self.pending_kinds[rec.kind] += 1
         self.arrivals_since_change.append(rec)
 
     def _forget_kind(self, rec: JobRecord) -> None:
-        kind = pending_kind(rec.spec)
-        self.pending_kinds[kind] -= 1
-        if not self.pending_kinds[kind]:
-            del self.pending_kinds[kind]
+        kinds, kind = self.pending_kinds, rec.kind
+        left = kinds[kind] - 1
+        if left:
+            kinds[kind] = left
+        else:
+            del kinds[kind]
 
     def _index_cap(self, rec: JobRecord) -> None:
-        was_full = self.full_power.pop(rec.job_id, None) is not None
-        if was_full:
+        job_id = rec.job_id
+        if self.full_power.pop(job_id, None) is not None:
             self.reclaimable_w -= rec.reclaimable_before
+        reclaimable = rec.power_w - rec.floor_power_w
         if rec.cap_fraction < 1.0:
-            self.capped[rec.job_id] = rec
+            self.capped[job_id] = rec
         else:
-            self.capped.pop(rec.job_id, None)
-            self.full_power[rec.job_id] = rec
-            self.reclaimable_w += rec.power_w - rec.floor_power_w
-        rec.reclaimable_before = rec.power_w - rec.floor_power_w
+            if self.capped:
+                self.capped.pop(job_id, None)
+            self.full_power[job_id] = rec
+            self.reclaimable_w += reclaimable
+        rec.reclaimable_before = reclaimable
 
     def _changed(self) -> None:
         self.generation += 1
-        self.arrivals_since_change = []
+        if self.arrivals_since_change:
+            self.arrivals_since_change.clear()
 
     @staticmethod
     def _transition(rec: JobRecord, dst: JobState) -> None:

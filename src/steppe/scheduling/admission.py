@@ -21,7 +21,6 @@ from steppe.core.cluster import Cluster
 from steppe.core.job import PendingReason
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
-from steppe.scheduling.placement import fits_ever
 
 
 class AdmissionCheck(Protocol):
@@ -44,9 +43,9 @@ class FitsFleet:
     """A job larger than every GPU pool of its type can never start: ``ReqNodeNotAvail``."""
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        if fits_ever(snap.inventory, rec.gpus, rec.spec.gpu_type):
-            return None
-        return PendingReason.REQ_NODE_NOT_AVAIL
+        inv, gpu_type = snap.inventory, rec.spec.gpu_type
+        pool = inv.largest_pool if gpu_type is None else inv.total_by_type.get(gpu_type, 0)  # as ``fits_ever``
+        return None if rec.gpus <= pool else PendingReason.REQ_NODE_NOT_AVAIL
 
 
 class TenantQuota:
@@ -60,7 +59,8 @@ class TenantQuota:
         quota = spec.gpu_quota if spec is not None else None
         if quota is None:
             return None
-        held = snap.tenant_gpus[rec.spec.tenant] + tenant_extra[rec.spec.tenant]
+        tenant = rec.spec.tenant
+        held = snap.tenant_gpus.get(tenant, 0) + tenant_extra.get(tenant, 0)
         return PendingReason.QOS_GRP_GRES if held + rec.gpus > quota else None
 
 

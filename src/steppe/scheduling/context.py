@@ -1,9 +1,18 @@
-"""The scratch space of one scheduling cycle: tentative starts, caps, preemptions, the plan so far.
+"""The scratch space of a scheduling cycle: trial starts, caps, preemptions, the plan so far.
 
-Starts are allocated on the live inventory as the cycle decides (so later placement sees
-them) and rolled back in ``close()``; the single writer then commits the plan for real. The
-context also keeps the tentative power balance when the hub schedules power
-(``steppe.scheduling.power``).
+A cycle reads the hub's state (a ``Snapshot``) and never writes it. What it decides as it goes
+lives here: trial allocations and trial preemptions on an ``InventoryOverlay`` (GPUs taken or
+freed per node, over the untouched inventory, so later placements see earlier ones), GPUs per
+tenant started this cycle, the tentative power balance when the hub schedules power
+(``steppe.scheduling.power``), and the plan. The single writer then commits the plan for real.
+A cycle that raises part-way leaves the state exactly as it was: its trials were only ever here.
+
+One context serves every cycle of a policy: ``begin`` empties it, so a cycle allocates no
+scratch dicts or counters of its own (only its ``Plan``, which it hands back).
+
+Example: 8 free GPUs; a cycle starts job A (6 GPUs) on node 0: the overlay records
+``taken = {0: 6}`` and placement now sees 2 free; the inventory still says 8 until the writer
+applies the plan.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+from steppe.core.inventory import InventoryOverlay
 from steppe.core.job import PendingReason
 from steppe.core.plan import Plan, Recap, Start
 from steppe.core.records import JobRecord
@@ -27,20 +37,19 @@ def timed_checks(checks: Sequence[AdmissionCheck]) -> tuple[AdmissionCheck, ...]
 
 
 class CycleContext:
-    """Tentative state of one cycle over a snapshot."""
+    """Tentative state of one cycle over a snapshot; reused from cycle to cycle (``begin``)."""
+
+    snap: Snapshot
+    inv: InventoryOverlay
 
     def __init__(
         self,
-        snap: Snapshot,
-        now: float,
         checks: Sequence[AdmissionCheck],
         power: PowerBudget | None = None,
-        timed: Sequence[AdmissionCheck] | None = None,
     ) -> None:
-        self.snap = snap
-        self.now = now
-        self.checks = checks
+        self.checks = tuple(checks)
         self.power = power
+        self.now = 0.0
         self.plan = Plan()
         self.tenant_extra: Counter[str] = Counter()
         self.started: list[tuple[float, JobRecord, str, float]] = []  # (expected end, record, GPU type, power)
@@ -50,13 +59,38 @@ class CycleContext:
         self.reclaimed_w = 0.0
         self.power_waiting = False
         self.blocked = PendingReason.RESOURCES
+        self._it_budget_w = math.inf
+        self._timed = timed_checks(self.checks)
+        self._begins = tuple(c.begin_cycle for c in self._timed if hasattr(c, "begin_cycle"))
+        self._wakes = tuple(c.next_wakeup for c in self._timed if hasattr(c, "next_wakeup"))
+        self._base: object = None
+
+    def begin(self, snap: Snapshot, now: float) -> None:
+        """Start a cycle over ``snap`` at ``now``: no trials, an empty plan."""
+        if snap.inventory is not self._base:
+            self._base = snap.inventory
+            self.inv = InventoryOverlay(snap.inventory)
+        else:
+            self.inv.reset()
+        self.snap = snap
+        self.now = now
+        self.plan = Plan()
+        if self.tenant_extra:
+            self.tenant_extra.clear()
+        if self.started:
+            self.started.clear()
+        if self.recapped:
+            self.recapped.clear()
+        if self.preempted:
+            self.preempted.clear()
+        self.power_extra_w = 0.0
+        self.reclaimed_w = 0.0
+        self.power_waiting = False
+        self.blocked = PendingReason.RESOURCES
+        power = self.power
         self._it_budget_w = power.it_budget_w(now) if power is not None else math.inf
-        self._timed = timed_checks(checks) if timed is None else timed
-        for check in self._timed:
-            begin = getattr(check, "begin_cycle", None)
-            if begin is not None:
-                begin(now)
-        self._mark = snap.inventory.mark()
+        for begin in self._begins:
+            begin(now)
 
     # -- admission ---------------------------------------------------------------------------
     def admit(self, rec: JobRecord) -> PendingReason | None:
@@ -93,7 +127,7 @@ class CycleContext:
         """Checkpoint-and-requeue a running job: its GPUs and power are free for this cycle."""
         if rec.job_id in self.snap.full_power and rec.job_id not in self.recapped:
             self.reclaimed_w += rec.reclaimable_before
-        self.snap.inventory.release(rec.allocation)
+        self.inv.release(rec.allocation)
         self.power_extra_w -= self.power_of(rec)
         self.tenant_extra[rec.spec.tenant] -= rec.gpus
         self.preempted.add(rec.job_id)
@@ -103,25 +137,28 @@ class CycleContext:
     def try_start(self, rec: JobRecord, gpu_type: str | None = None) -> bool:
         """Place and tentatively start ``rec``; False if its gang or its power does not fit now
         (``blocked`` then says which: ``Resources`` or ``PowerCap``)."""
-        inv = self.snap.inventory
+        inv = self.inv
         alloc = place(inv, rec.gpus, gpu_type or rec.spec.gpu_type)
         if alloc is None:
             self.blocked = PendingReason.RESOURCES
             return False
         t = inv.node_type[alloc[0][0]]
-        cap, power_w, floor_w = 1.0, 0.0, 0.0
-        if self.power is not None:
+        if self.power is None:
+            start = Start(rec.job_id, alloc)
+            power_w = 0.0
+        else:
             got = self.power.fit(rec, t, self.power_headroom_w()) or self.power.make_room(self, rec, t)
             if got is None:
                 self.blocked = PendingReason.POWER_CAP
                 return False
             cap, power_w = got
-            floor_w = self.power.floor_w(rec, t)
+            start = Start(rec.job_id, alloc, cap, power_w, self.power.floor_w(rec, t))
             self.power_extra_w += power_w
         inv.allocate(alloc)
-        self.plan.starts.append(Start(rec.job_id, alloc, cap, power_w, floor_w))
+        self.plan.starts.append(start)
         self.tenant_extra[rec.spec.tenant] += rec.gpus
-        self.started.append((self.now + rec.remaining_limit_s(), rec, t, power_w))
+        limit_s = rec.spec.walltime_s - rec.executed_s  # as ``rec.remaining_limit_s()``
+        self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, t, power_w))
         return True
 
     def hold(self, rec: JobRecord, reason: PendingReason) -> None:
@@ -137,17 +174,16 @@ class CycleContext:
             self.power.shed(self)
 
     def close(self) -> Plan:
-        """Last phase: give capped jobs their power back if nobody waits on it; undo the tentative
-        allocations and hand back the plan."""
+        """Last phase: give capped jobs their power back if nobody waits on it, ask for the
+        wake-ups that are due, and hand back the plan (the trials stay here, never applied)."""
+        plan = self.plan
         if self.power is not None:
             if not self.power_waiting:
                 self.power.restore(self)
-            self.plan.wake_at(self.power.limits.next_change_s(self.now))
-        for check in self._timed:
-            wake = getattr(check, "next_wakeup", None)
-            if wake is not None:
-                t = wake(self.now)
-                if t is not None:
-                    self.plan.wake_at(t)
-        self.snap.inventory.rollback_to(self._mark)
-        return self.plan
+            plan.wake_at(self.power.limits.next_change_s(self.now))
+        now = self.now
+        for wake in self._wakes:
+            t = wake(now)
+            if t is not None:
+                plan.wake_at(t)
+        return plan

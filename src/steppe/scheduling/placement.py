@@ -16,25 +16,32 @@ job takes node 0 (8) and node 2 (2).
 
 from __future__ import annotations
 
-from steppe.core.inventory import Allocation, GpuInventory
+from steppe.core.inventory import Allocation, InventoryView
 
 
-def candidate_types(inv: GpuInventory, gpu_type: str | None) -> tuple[str, ...]:
+def candidate_types(inv: InventoryView, gpu_type: str | None) -> tuple[str, ...]:
     """The GPU types a job may use (requested one, or all the fleet has)."""
     if gpu_type is None:
         return inv.types
     return (gpu_type,) if gpu_type in inv.total_by_type else ()
 
 
-def place(inv: GpuInventory, gpus: int, gpu_type: str | None) -> Allocation | None:
+def place(inv: InventoryView, gpus: int, gpu_type: str | None) -> Allocation | None:
     """Choose GPUs for a job, or None if its gang does not fit now."""
+    types = candidate_types(inv, gpu_type)
+    if len(types) == 1:  # one candidate type (a one-type fleet, or a requested type): its packing
+        t = types[0]
+        if inv.free_by_type[t] < gpus:
+            return None
+        node = inv.best_fit_node(t, gpus)
+        return ((node, gpus),) if node is not None else _pack(inv, t, gpus)
     best: Allocation | None = None
     best_score: tuple[int, int] | None = None
-    for t in candidate_types(inv, gpu_type):
+    for t in types:
         if inv.free_by_type[t] < gpus:
             continue
         alloc = _pack(inv, t, gpus)
-        score = (len(alloc), sum(inv.free[n] - g for n, g in alloc))
+        score = (len(alloc), sum(inv.free_on(n) - g for n, g in alloc))
         if best_score is None or score < best_score:
             best, best_score = alloc, score
             if score[0] == 1 and score[1] == 0:
@@ -42,7 +49,7 @@ def place(inv: GpuInventory, gpus: int, gpu_type: str | None) -> Allocation | No
     return best
 
 
-def _pack(inv: GpuInventory, gpu_type: str, gpus: int) -> Allocation:
+def _pack(inv: InventoryView, gpu_type: str, gpus: int) -> Allocation:
     node = inv.best_fit_node(gpu_type, gpus)
     if node is not None:
         return ((node, gpus),)
@@ -65,7 +72,7 @@ def _pack(inv: GpuInventory, gpu_type: str, gpus: int) -> Allocation:
     return tuple(picks)
 
 
-def fits_ever(inv: GpuInventory, gpus: int, gpu_type: str | None) -> bool:
+def fits_ever(inv: InventoryView, gpus: int, gpu_type: str | None) -> bool:
     """True when the fleet, empty, could hold the job (its gang spans nodes of one type)."""
     if gpu_type is None:
         return gpus <= inv.largest_pool

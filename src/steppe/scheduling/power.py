@@ -94,8 +94,9 @@ class PowerBudget:
         for kind in kinds:
             need = self._kind_need.get(kind)
             if need is None:
-                spec = JobSpec(0, 0.0, kind.gpus, 1.0, 1.0, "", gpu_type=kind.gpu_type, qos=kind.qos,
-                               workload=kind.workload)
+                spec = JobSpec(
+                    0, 0.0, kind.gpus, 1.0, 1.0, "", gpu_type=kind.gpu_type, qos=kind.qos, workload=kind.workload
+                )
                 probe = JobRecord(spec, 0)
                 types = (kind.gpu_type,) if kind.gpu_type in gpu_types else gpu_types
                 need = min(self.floor_w(probe, t) for t in types)

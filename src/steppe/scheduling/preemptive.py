@@ -11,6 +11,11 @@ Phases of one cycle:
    if they suffice, checkpoint-and-requeue them and start the job, else hold it with
    ``Resources`` and go on (the cycle is work-conserving). Once no GPU is free and the job
    found no victims, no later (lower-priority) job can do better and the walk stops.
+   A later job's victims are a subset of an earlier job's (they must rank strictly below it),
+   and free GPUs plus victims' GPUs only shrink within a cycle (a start takes GPUs, a
+   preemption moves a victim's GPUs to free); so once a job of ``g`` GPUs found too few
+   (without power scheduling, where GPUs alone decide), every later job of the same GPU type
+   request and at least ``g`` GPUs is held with ``Resources`` without trying again.
 5. **Wake-up**: ask to run again when the next priority change is due.
 
 Example: 4 GPUs, all held by job R (4 GPUs, lower priority). Job P (2 GPUs) arrives: R is
@@ -20,20 +25,25 @@ next job in order (R itself no longer fits them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Protocol
 
+from steppe.core.job import PendingReason
 from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
-from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.context import CycleContext
 from steppe.scheduling.placement import candidate_types
-from steppe.scheduling.power import PowerBudget
+
+_NEVER = 1 << 62
 
 
 class PreemptiveQueue(PendingQueue, Protocol):
-    """A pending queue that also ranks running jobs as preemption victims."""
+    """A pending queue that also ranks running jobs as preemption victims.
+
+    ``victims(rec)`` are running jobs of strictly lower priority than ``rec``, lowest first; so
+    a job later in ``ordered`` never has a victim an earlier one lacked.
+    """
 
     def refresh(self, now: float) -> None: ...
 
@@ -42,36 +52,15 @@ class PreemptiveQueue(PendingQueue, Protocol):
     def next_wakeup(self, now: float) -> float | None: ...
 
 
-def preemptive_cycle(
-    snap: Snapshot,
-    now: float,
-    queue: PreemptiveQueue,
-    checks: Sequence[AdmissionCheck],
-    depth: int,
-    power: PowerBudget | None = None,
-) -> Plan:
-    """One cycle; see the module docstring."""
-    mark = snap.inventory.mark()
-    try:
-        return _cycle(snap, now, queue, checks, depth, power)
-    except BaseException:  # a failing check: leave no tentative allocation or preemption behind
-        snap.inventory.rollback_to(mark)
-        raise
-
-
-def _cycle(
-    snap: Snapshot,
-    now: float,
-    queue: PreemptiveQueue,
-    checks: Sequence[AdmissionCheck],
-    depth: int,
-    power: PowerBudget | None,
-) -> Plan:
+def preemptive_cycle(ctx: CycleContext, snap: Snapshot, now: float, queue: PreemptiveQueue, depth: int) -> Plan:
+    """One cycle over ``snap`` (see the module docstring); ``ctx`` holds the checks, the power
+    rules and the cycle's trials (never the state's)."""
     queue.refresh(now)
-    ctx = CycleContext(snap, now, checks, power)
+    ctx.begin(snap, now)
     ctx.open()
-    inv = snap.inventory
+    inv = ctx.inv
     taken = ctx.preempted
+    short: dict[str | None, int] | None = {} if ctx.power is None else None  # GPU type -> fewest GPUs found short
     for examined, rec in enumerate(queue.ordered(now)):
         if examined >= depth:
             break
@@ -79,12 +68,21 @@ def _cycle(
         if reason is not None:
             ctx.hold(rec, reason)
             continue
-        if ctx.try_start(rec):
-            continue
-        blocked = ctx.blocked
-        if _preempt_for(ctx, queue, rec, taken):
-            continue
-        ctx.hold(rec, blocked)
+        gpu_type = rec.spec.gpu_type
+        if short is not None and short.get(gpu_type, _NEVER) <= rec.gpus:
+            ctx.hold(rec, PendingReason.RESOURCES)  # an earlier job with more victims and fewer GPUs failed
+        else:
+            if rec.gpus <= inv.total_free:
+                if ctx.try_start(rec):
+                    continue
+                blocked = ctx.blocked
+            else:
+                blocked = PendingReason.RESOURCES  # as a try would say: no placement (and no side effect)
+            if _preempt_for(ctx, queue, rec, taken):
+                continue
+            ctx.hold(rec, blocked)
+            if short is not None and rec.gpus < short.get(gpu_type, _NEVER):
+                short[gpu_type] = rec.gpus
         if inv.total_free == 0 and next(_eligible(queue.victims(rec, now), taken), None) is None:
             break
     wake = queue.next_wakeup(now)
@@ -98,7 +96,7 @@ def _eligible(victims: Iterator[JobRecord], taken: set[int]) -> Iterator[JobReco
 
 
 def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, taken: set[int]) -> bool:
-    inv = ctx.snap.inventory
+    inv = ctx.inv
     for t in candidate_types(inv, rec.spec.gpu_type):
         if inv.total_by_type[t] < rec.gpus:
             continue

@@ -78,9 +78,10 @@ class MultifactorQueue:
     def fairshare_factors(self, now: float) -> dict[str, float]:
         """F per tenant with pending jobs: ``2 ** (-usage share / weight share)``."""
         names = set(self._tenants) | set(self.usage.tenants())
-        weights = {t: self.cluster.tenant(t).weight for t in names}
+        specs = self.cluster.tenants
+        weights = {t: spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names}  # cluster.tenant(t)
         total_w = sum(weights.values()) or 1.0
-        used = {t: self.usage.value(t, now) for t in names}
+        used = self.usage.values(names, now)
         total_u = sum(used.values())
         out = {}
         for t in self._tenants:
@@ -126,11 +127,13 @@ class MultifactorQueue:
         for tenant, tq in list(self._tenants.items()):
             self._age(tq, now)
             base = self.w.fairshare * fs[tenant]
-            shift_young = -(base + self.w.age * now / self.w.max_age_s)
-            shift_old = -(base + self.w.age)
-            streams.append(_shifted(tq.young, shift_young))
-            streams.append(_shifted(tq.old, shift_old))
-        return (rec for _, _, rec in heapq.merge(*streams, key=lambda e: (e[0], e[1])))
+            if tq.young:
+                streams.append(_shifted(tq.young, -(base + self.w.age * now / self.w.max_age_s)))
+            if tq.old:
+                streams.append(_shifted(tq.old, -(base + self.w.age)))
+        # (key, seq) is unique per job, so plain tuple order is the (key, seq) order and never compares records
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        return (rec for _, _, rec in merged)
 
     def precedes(self, a: JobRecord, b: JobRecord, now: float) -> bool:
         fs = self.fairshare_factors(now)

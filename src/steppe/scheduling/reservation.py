@@ -25,6 +25,9 @@ from steppe.scheduling.placement import candidate_types
 def _ends(ctx: CycleContext) -> Iterator[tuple[float, int, int, str, float]]:
     """(expected end, job id, GPUs, type, power) of running jobs and of jobs started in this cycle."""
     snap = ctx.snap
+    if not ctx.started and not ctx.preempted and not ctx.recapped:  # nothing decided yet: the index as it is
+        on = snap.running
+        return ((end, jid, (r := on[jid]).gpus, r.gpu_type, r.power_w) for end, jid in snap.running_by_end)
     running = (
         (end, jid, snap.running[jid].gpus, snap.running[jid].gpu_type, ctx.power_of(snap.running[jid]))
         for end, jid in snap.running_by_end
@@ -36,7 +39,7 @@ def _ends(ctx: CycleContext) -> Iterator[tuple[float, int, int, str, float]]:
 
 def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
     """The earliest reservation for ``rec`` over its allowed GPU types, or None if it never fits."""
-    inv = ctx.snap.inventory
+    inv = ctx.inv
     best: Reservation | None = None
     for t in candidate_types(inv, rec.spec.gpu_type):
         if inv.total_by_type[t] < rec.gpus:

@@ -21,6 +21,7 @@ NSDI 2019 (sections 3.2-3.3).
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterator, Sequence
 
 from sortedcontainers import SortedKeyList, SortedList
@@ -32,6 +33,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.context import CycleContext
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
@@ -52,6 +54,7 @@ class LasQueue:
         self._starve_at: dict[int, float] = {}
         self._demote_at: dict[int, float] = {}
         self._records: dict[int, JobRecord] = {}
+        self._due_s = math.inf  # the earliest timer (-inf: not known, look at both lists)
 
     def _key(self, rec: JobRecord) -> tuple[int, float, int]:
         return (self.level[rec.job_id], rec.spec.submit_s, rec.seq)
@@ -71,12 +74,14 @@ class LasQueue:
             deadline = now + max(self.starve_factor * last_run, self.starve_min_s)
             self._starve_at[jid] = deadline
             self._starving.add((deadline, jid))
+            self._timer_added(deadline)
 
     def remove(self, rec: JobRecord) -> None:
         self._pending.remove(rec)
         deadline = self._starve_at.pop(rec.job_id, None)
         if deadline is not None:
             self._starving.remove((deadline, rec.job_id))
+            self._timer_removed(deadline)
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
         return iter(self._pending)
@@ -95,6 +100,7 @@ class LasQueue:
         when = self._demote_at.pop(jid, None)
         if when is not None:
             self._demotions.remove((when, jid))
+            self._timer_removed(when)
         self.service[jid] += rec.gpus * (now - rec.last_start_s)
         if rec.state is not JobState.PREEMPTED:
             self._forget(jid)
@@ -108,6 +114,8 @@ class LasQueue:
 
     # -- timers ------------------------------------------------------------------------------
     def refresh(self, now: float) -> None:
+        if now < self._due_s:
+            return  # no timer is due (the common case: one comparison per cycle)
         while self._demotions and self._demotions[0][0] <= now:
             _, jid = self._demotions.pop(0)
             del self._demote_at[jid]
@@ -124,10 +132,21 @@ class LasQueue:
             self.service[jid] = 0.0
             self.level[jid] = 0
             self._pending.add(rec)
+        self._due_s = -math.inf
 
     def next_wakeup(self, now: float) -> float | None:
-        times = [s[0][0] for s in (self._demotions, self._starving) if s]
-        return min(times) if times else None
+        if self._due_s == -math.inf:  # unknown since a timer fired or the earliest was removed
+            times = [s[0][0] for s in (self._demotions, self._starving) if s]
+            self._due_s = min(times) if times else math.inf
+        return None if self._due_s == math.inf else self._due_s
+
+    def _timer_added(self, when: float) -> None:
+        if when < self._due_s:
+            self._due_s = when
+
+    def _timer_removed(self, when: float) -> None:
+        if when <= self._due_s:
+            self._due_s = -math.inf
 
     def _schedule_demotion(self, rec: JobRecord, now: float) -> None:
         jid = rec.job_id
@@ -138,6 +157,7 @@ class LasQueue:
         when = now + max(self.thresholds[level] - served, 0.0) / rec.gpus
         self._demote_at[jid] = when
         self._demotions.add((when, jid))
+        self._timer_added(when)
 
     def _forget(self, jid: int) -> None:
         self.service.pop(jid, None)
@@ -164,6 +184,7 @@ class LasPolicy:
         self.starve_factor = starve_factor
         self.starve_min_s = starve_min_s
         self.depth = depth
+        self._ctx = CycleContext(self.checks, power)
         self._queue = LasQueue(self.thresholds, starve_factor, starve_min_s)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
@@ -171,4 +192,4 @@ class LasPolicy:
         return self._queue
 
     def schedule(self, snap: Snapshot, now: float) -> Plan:
-        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth, self.power)
+        return preemptive_cycle(self._ctx, snap, now, self._queue, self.depth)

@@ -23,6 +23,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.context import CycleContext
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
@@ -83,6 +84,7 @@ class SrtfPolicy:
         self.checks = tuple(checks)
         self.power = power
         self.depth = depth
+        self._ctx = CycleContext(self.checks, power)
         self._queue = SrtfQueue()
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
@@ -90,4 +92,4 @@ class SrtfPolicy:
         return self._queue
 
     def schedule(self, snap: Snapshot, now: float) -> Plan:
-        return preemptive_cycle(snap, now, self._queue, self.checks, self.depth, self.power)
+        return preemptive_cycle(self._ctx, snap, now, self._queue, self.depth)
