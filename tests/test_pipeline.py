@@ -34,7 +34,7 @@ def test_the_fake_executor_schedules_the_work_not_the_limit_and_a_stop_ends_at_o
     assert scheduled == [(100.0, JobState.COMPLETED)]  # the walltime is the pipeline's
     ex.stop(rec, 60.0)
     assert [(j, e, i.slurm, i.end_s) for j, e, i in exits] == [(1, 1, "0:15", 60.0)]
-    assert ex.fire(1, 1, 100.0) is False  # its scheduled exit was dropped: nothing happens at 100 s
+    assert ex.fire((1, 1, 100.0)) is False  # its scheduled exit was dropped: nothing happens at 100 s
 
 
 def test_a_job_past_its_walltime_times_out_and_its_dropped_exit_costs_no_cycle() -> None:

@@ -100,7 +100,7 @@ class HubLoop:
         self.cycle_observers: list[Callable[[float], None]] = []  # called at the end of each step
         self.errors = 0
         self.env = WallClock(clock)
-        self.pipeline = PipelineStep(self.state, self.policy, executor, self, power=power)
+        self.pipeline = PipelineStep(self.state, self.policy, executor, self, self, power=power)
         self.stopping: dict[int, Ending] = self.pipeline.stopping  # running jobs asked to stop, and how they end
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._inbox: tuple[list[Any], dict[int, Any]] = ([], {})
@@ -267,7 +267,7 @@ class HubLoop:
         for rec in self.pipeline.take_unlaunched():
             self._on_exit(rec.job_id, rec.epoch, ExitInfo(1, 0, self.clock(), f"launch failed: {why}"))
 
-    # -- the pipeline's hooks ----------------------------------------------------------------------------
+    # -- the pipeline's intake and recorder ----------------------------------------------------------------------------
     def intake(self, now: float) -> None:
         """Queue the inbox's new jobs (the API asked the submission gate), take its cancels, charge."""
         requests, rows = self._inbox
@@ -275,8 +275,8 @@ class HubLoop:
         self._request_ids = self._take_requests(requests, rows, now)
         self.ledger.charge_all(now)  # GPU time of running jobs, up to now
 
-    def ended(self, rec: JobRecord, ending: Ending) -> None:
-        self.journal.endings[rec.job_id] = ending
+    def ended(self, rec: JobRecord, intent: Ending | None, info: ExitInfo) -> None:
+        self.journal.endings[rec.job_id] = intent.with_exit(info) if intent is not None else exit_ending(info)
 
     def stop_intent(self, rec: JobRecord, intent: str) -> None:
         self.journal.set(rec.job_id, stop_intent=intent)

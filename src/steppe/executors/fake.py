@@ -25,7 +25,7 @@ from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo, Handle, Inventory, OnExit
 
 ScheduleEnd = Callable[[float, int, int, JobState], None]
-"""``schedule_end(time_s, job_id, token, state)``: ask the clock to call ``fire(job_id, token, time_s)``
+"""``schedule_end(time_s, job_id, token, state)``: ask the clock to call ``fire((job_id, token, time_s))``
 at ``time_s``; ``state`` is the end the work reaches (``COMPLETED``)."""
 
 
@@ -79,12 +79,14 @@ class FakeExecutor:
                 self._dropped.add(token)
         self._on_exit(job_id, epoch, ExitInfo(0, 15, now))
 
-    def fire(self, job_id: int, token: int, now: float) -> bool:
-        """The clock reached a scheduled exit: report it if it is still the job's current one.
+    def fire(self, exit: tuple[int, int, float]) -> bool:
+        """The clock reached the scheduled exit ``(job_id, token, time_s)``: report it if it is
+        still the job's current one.
 
         False when the exit was dropped (its job ended by a stop): nothing happens at this
         instant. An exit superseded by a recap or a preemption returns True, as a replay has
         always looked at the hub at that instant."""
+        job_id, token, now = exit
         if self._token.get(job_id) == token:
             del self._token[job_id]
             self._segment.pop(job_id, None)

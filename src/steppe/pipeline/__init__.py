@@ -7,13 +7,14 @@ one run loop for simulated and real time):
 |---|---|---|
 | environment | ``twin.engine.SimulatedEnvironment`` (event heap) | ``environment.WallClock`` |
 | executor | ``executors.fake`` | ``executors`` by name (``local``, ``mock``) |
-| hooks | ``twin.arrivals.TraceArrivals`` | ``control.loop.HubLoop`` (inbox, store) |
+| intake | ``twin.arrivals.TraceArrivals`` | ``control.loop.HubLoop`` (inbox) |
+| recorder | none (state listeners) | ``control.loop.HubLoop`` (store) |
 
 ``endings`` decides how a job ends (from the stop's intent, or the exit) in both modes.
 """
 
 from steppe.pipeline.endings import Ending, exit_ending, intent_ending
 from steppe.pipeline.environment import WallClock
-from steppe.pipeline.step import PipelineStep, StepHooks
+from steppe.pipeline.step import Intake, PipelineStep, Recorder
 
-__all__ = ["Ending", "PipelineStep", "StepHooks", "WallClock", "exit_ending", "intent_ending"]
+__all__ = ["Ending", "Intake", "PipelineStep", "Recorder", "WallClock", "exit_ending", "intent_ending"]

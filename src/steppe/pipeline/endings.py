@@ -8,6 +8,11 @@ its exit: ``0:0`` is ``COMPLETED``, anything else ``FAILED`` with Slurm's reason
 ('COMPLETED', 'NonZeroExitCode')
 >>> intent_ending("timeout", 3600.0).detail
 'walltime 01:00:00 reached'
+
+``exit_state`` is ``exit_ending(info).state`` without building the ending (the step's fast path):
+
+>>> exit_state(ExitInfo(0, 0, 5.0)).value, exit_state(ExitInfo(1, 0, 5.0, "launch failed: no GPU")).value
+('COMPLETED', 'FAILED')
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ def intent_ending(intent: str, walltime_s: float, exit: ExitInfo | None = None) 
         actor = intent.partition(":")[2] or "a user"
         return Ending(JobState.CANCELLED, "None", f"cancelled by {actor}", exit)
     return Ending(JobState.TIMEOUT, "TimeLimit", f"walltime {format_duration(walltime_s)} reached", exit)
+
+
+def exit_state(info: ExitInfo) -> JobState:
+    """The final state of a job whose process ended on its own (``exit_ending(info).state``)."""
+    if info.exit_code == 0 and info.signal == 0 and not info.detail.startswith("launch failed"):
+        return JobState.COMPLETED
+    return JobState.FAILED
 
 
 def exit_ending(info: ExitInfo) -> Ending:

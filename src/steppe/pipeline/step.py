@@ -5,19 +5,20 @@ One step at ``now``, in this order, whatever the environment (simulated or wall 
 1. **Events in**: the executor's exits since the last step (its event stream, ``on_exit``). A
    job whose stop the pipeline asked for ends with the stop's intent (``CANCELLED``,
    ``TIMEOUT``); one that ended on its own ends by its exit code (``COMPLETED``, ``FAILED``).
-2. **Submissions**: ``hooks.intake(now)`` queues what arrived, through the one submission gate
+2. **Submissions**: ``intake.intake(now)`` queues what arrived, through the one submission gate
    (``scheduling/gate.py``): the twin's arrivals, the live hub's inbox (which the API gated).
 3. **Walltime**: every running job past its limit is stopped with intent ``TIMEOUT``; the
-   intents are made durable first (``hooks.before_stops``), then the executor is asked, and
+   intents are made durable first (``recorder.before_stops``), then the executor is asked, and
    exits it reports at once (the twin's) are taken, so their GPUs are free for this cycle.
 4. **Cycle**: ``policy.schedule(state, now)`` returns a plan.
 5. **Writer**: ``state.apply(plan, now)`` verifies and commits it; then the facility power-cap
    invariant is checked, here for both modes (``on_over_cap`` says what a breach does).
-6. **Persist**: ``hooks.committed`` (the live hub's one transaction; nothing in the twin).
+6. **Persist**: ``recorder.committed`` (the live hub's one transaction; the twin has no
+   recorder: its state listeners see every change).
 7. **Executor**, in one order: recap (new GPU caps), stop (cancels asked since the last step,
    preemptions), start. A start the executor raises on is reported as a ``LaunchFailed`` exit.
-8. **Next wake-up**: the plan's wake-up (``wakeup_s``) and the next walltime end
-   (``next_expiry_s``); the environment adds its own timers and waits.
+8. **Next wake-up**: the plan's wake-up (``wakeup_s``, none for an idle hub) and the next
+   walltime end (``next_expiry_s``); the environment adds its own timers and waits.
 
 Example: a 1-GPU hub, job 1 (work 100 s, walltime 60 s) and job 2 (work 10 s), both at t=0.
 Step at 0: job 1 starts (the executor schedules its exit at 100 s). Step at 60: no exit yet;
@@ -38,7 +39,7 @@ from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import Applied, HubState
 from steppe.executors.base import Executor, Exited, ExitInfo
-from steppe.pipeline.endings import TIMEOUT_INTENT, Ending, exit_ending, intent_ending
+from steppe.pipeline.endings import TIMEOUT_INTENT, Ending, exit_state, intent_ending
 from steppe.power.live import over_cap
 from steppe.scheduling.policies import Policy
 from steppe.scheduling.power import PowerBudget
@@ -46,15 +47,20 @@ from steppe.scheduling.power import PowerBudget
 log = logging.getLogger("steppe.pipeline")
 
 
-class StepHooks(Protocol):
-    """What a mode adds around the shared step: where submissions come from and what is recorded."""
+class Intake(Protocol):
+    """Where a mode's submissions come from (the twin's trace, the live hub's inbox)."""
 
     def intake(self, now: float) -> None:
         """Queue what arrived by ``now`` (through the submission gate)."""
         ...
 
-    def ended(self, rec: JobRecord, ending: Ending) -> None:
-        """``rec`` is about to end as ``ending`` says (called before the state records it)."""
+
+class Recorder(Protocol):
+    """What a mode records around the shared step (the live hub: its store); the twin has none."""
+
+    def ended(self, rec: JobRecord, intent: Ending | None, info: ExitInfo) -> None:
+        """``rec`` is about to end (called before the state records it): with the ending of the
+        stop asked for it (``intent``), else by its exit (``endings.exit_ending(info)``)."""
         ...
 
     def stop_intent(self, rec: JobRecord, intent: str) -> None:
@@ -86,7 +92,8 @@ class PipelineStep:
         state: HubState,
         policy: Policy,
         executor: Executor,
-        hooks: StepHooks,
+        intake: Intake,
+        recorder: Recorder | None = None,
         *,
         power: PowerBudget | None = None,
         on_over_cap: Callable[[str], None] | None = _log_over_cap,
@@ -94,7 +101,9 @@ class PipelineStep:
         self.state = state
         self.policy = policy
         self.executor = executor
-        self.hooks = hooks
+        self.intake = intake
+        self.recorder = recorder
+        self._expiry_s = -math.inf  # a lower bound of the next walltime end (see ``next_expiry_s``)
         self.power = power if on_over_cap is not None else None  # None: the cap is not checked
         self.on_over_cap = on_over_cap or _log_over_cap
         self.exits: deque[Exited] = deque()  # appended from any thread, taken by the step
@@ -113,9 +122,8 @@ class PipelineStep:
         """One pass of phases 1-8; returns the plan the cycle made."""
         if self.exits:
             self.take_exits(now)
-        self.hooks.intake(now)
-        rbe = self.state.running_by_end
-        if rbe and rbe[0][0] <= now:
+        self.intake.intake(now)
+        if self._expiry_s <= now:
             self.expire(now)
         plan = self.policy.schedule(self.state, now)
         applied = self.state.apply(plan, now)
@@ -125,10 +133,18 @@ class PipelineStep:
                 self.on_over_cap(broken)
         self.unlaunched = applied.started
         self.launched = 0
-        self.hooks.committed(plan, applied, now)
-        self.execute(applied, now)
-        self.hooks.executed(now)
-        self.wakeup_s = plan.wakeup_s
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.committed(plan, applied, now)
+        if applied.started or applied.recapped or applied.preempted or self.to_stop:
+            self.execute(applied, now)
+        if recorder is not None:
+            recorder.executed(now)
+        self._expiry_s = -math.inf  # the writer changed what runs: look again at the next step
+        wakeup = plan.wakeup_s
+        if wakeup is not None and not self.state.running and not len(self.state.queue):
+            wakeup = None  # an idle hub has nothing to wake for
+        self.wakeup_s = wakeup
         self.cycles += 1
         return plan
 
@@ -142,12 +158,14 @@ class PipelineStep:
             if rec is None or rec.epoch != epoch:
                 continue  # an earlier run of a preempted job, or a job already ended
             intent = stopping.pop(job_id, None) if stopping else None
-            ending = intent.with_exit(info) if intent is not None else exit_ending(info)
-            self.hooks.ended(rec, ending)
-            self.state.finish(job_id, now, ending.state)
+            if self.recorder is not None:
+                self.recorder.ended(rec, intent, info)
+            self.state.finish(job_id, now, intent.state if intent is not None else exit_state(info))
 
     def expire(self, now: float) -> None:
         """Phase 3: stop every running job past its walltime (intent ``TIMEOUT``)."""
+        if not self.state.running:
+            return
         due = []
         for end, job_id in self.state.running_by_end:
             if end > now:
@@ -156,10 +174,13 @@ class PipelineStep:
                 due.append(self.state.running[job_id])
         if not due:
             return
+        recorder = self.recorder
         for rec in due:
             self.stopping[rec.job_id] = intent_ending(TIMEOUT_INTENT, rec.spec.walltime_s)
-            self.hooks.stop_intent(rec, TIMEOUT_INTENT)
-        self.hooks.before_stops()
+            if recorder is not None:
+                recorder.stop_intent(rec, TIMEOUT_INTENT)
+        if recorder is not None:
+            recorder.before_stops()
         for rec in due:
             self._stop(rec, now)
         if self.exits:
@@ -168,7 +189,8 @@ class PipelineStep:
     def ask_to_stop(self, rec: JobRecord, intent: str, ending: Ending) -> None:
         """Stop a running job at the next step's executor phase, ending it as ``ending`` says."""
         self.stopping[rec.job_id] = ending
-        self.hooks.stop_intent(rec, intent)
+        if self.recorder is not None:
+            self.recorder.stop_intent(rec, intent)
         self.to_stop.append(rec)
 
     def execute(self, applied: Applied, now: float) -> None:
@@ -200,14 +222,19 @@ class PipelineStep:
         return left
 
     def next_expiry_s(self) -> float:
-        """When the next running job not yet being stopped reaches its walltime (infinity: none)."""
+        """When the next running job not yet being stopped reaches its walltime (infinity: none).
+
+        The step remembers it: until the writer commits again, exits and arrivals can only put
+        the next walltime end later, so the next step looks for expired jobs only if it is due."""
         rbe = self.state.running_by_end
-        if not self.stopping:
-            return rbe[0][0] if rbe else math.inf
-        for end, job_id in rbe:
-            if job_id not in self.stopping:
-                return end  # type: ignore[no-any-return]
-        return math.inf
+        if not self.state.running:
+            end = math.inf
+        elif not self.stopping:
+            end = rbe[0][0]
+        else:
+            end = next((e for e, job_id in rbe if job_id not in self.stopping), math.inf)
+        self._expiry_s = end
+        return end
 
     def _stop(self, rec: JobRecord, now: float) -> None:
         try:

@@ -24,9 +24,12 @@ stopped) is skipped: nothing happens then.
 >>> seen = []
 >>> env.call_at(3.0, seen.append, "exit"); env.wake_at(2.0); env.wake_at(2.0)
 >>> class Step:
+...     wakeup_s = None
 ...     def step(self, now): seen.append(now)
 ...     def next_expiry_s(self): return math.inf
->>> env.run(Step(), lambda: math.inf)
+>>> class NoArrivals:
+...     next_s = math.inf
+>>> env.run(Step(), NoArrivals())
 2
 >>> seen
 [2.0, 'exit', 3.0]
@@ -70,11 +73,20 @@ class EventQueue:
 
 
 class Steppable(Protocol):
-    """What ``SimulatedEnvironment.run`` drives (``steppe.pipeline.PipelineStep``)."""
+    """What ``SimulatedEnvironment.run`` drives (``steppe.pipeline.PipelineStep``): a step, the
+    wake-up the last step asked for, and the next walltime end."""
+
+    wakeup_s: float | None
 
     def step(self, now: float) -> Any: ...
 
     def next_expiry_s(self) -> float: ...
+
+
+class Arrivals(Protocol):
+    """When the next submission arrives (``twin.arrivals.TraceArrivals``; infinity: none)."""
+
+    next_s: float
 
 
 class SimulatedEnvironment:
@@ -99,19 +111,17 @@ class SimulatedEnvironment:
             self._wakes.add(time_s)
             self.events.push(time_s, _WAKE, None)
 
-    def run(
-        self, step: Steppable, next_arrival_s: Callable[[], float], after: Callable[[Any], None] | None = None
-    ) -> int:
+    def run(self, step: Steppable, arrivals: Arrivals, after: Callable[[], None] | None = None) -> int:
         """Step at every instant until nothing is left to happen; returns the number of steps.
 
-        ``after(result)`` is called with each step's result (the replay asks for the plan's wake-up).
+        After each step, its wake-up is scheduled and ``after()`` called (a replay's progress).
         The run ends when no arrival, timer or wake-up is left (jobs still waiting stay unfinished).
         """
         events, wakes = self.events, self._wakes
         steps = 0
         while True:
             t_event = events.peek_time()
-            t_arrival = next_arrival_s()
+            t_arrival = arrivals.next_s
             if t_event == math.inf and t_arrival == math.inf:
                 return steps
             t_expiry = step.next_expiry_s()
@@ -128,7 +138,11 @@ class SimulatedEnvironment:
                         due = True
                 if not due:
                     continue
-            result = step.step(now)
+            step.step(now)
             steps += 1
+            wakeup = step.wakeup_s
+            if wakeup is not None and wakeup > now and wakeup not in wakes:
+                wakes.add(wakeup)
+                events.push(wakeup, _WAKE, None)
             if after is not None:
-                after(result)
+                after()
