@@ -1,13 +1,13 @@
 """The live hub's loop: the pipeline step (``steppe.pipeline``) on a wall clock, with a store and an executor.
 
 The scheduling step is the same ``PipelineStep`` object the twin's replay runs; this loop is
-its environment and its hooks. Each step, run on one thread whenever something happens (a
+its environment, its intake and its recorder. Each step, run on one thread whenever something happens (a
 submission or cancel written by the API, a process exit, a walltime end, a charge or a
 wake-up due):
 
 1. read the inbox the API wrote (before the clock, so no job starts before it was submitted),
    re-read allocations, tenants and governance if the API changed them, read ``now``;
-2. run the pipeline step (exits, submissions, walltime, cycle, writer, executor), whose hooks
+2. run the pipeline step (exits, submissions, walltime, cycle, writer, executor), whose intake and recorder
    here are: **intake** queues the inbox's new jobs and cancels and charges running jobs' GPU
    time (``steppe.control.ledger``); **stop intents** are journalled, and made durable before a
    walltime stop is asked (``before_stops``); **committed** persists every transition of the
