@@ -127,6 +127,7 @@ class PipelineStep:
             self.expire(now)
         plan = self.policy.schedule(self.state, now)
         applied = self.state.apply(plan, now)
+        self._expiry_s = -math.inf  # the writer changed what runs: look again at the next step
         if self.power is not None:
             broken = over_cap(self.power, self.state.power_draw_w, now)
             if broken:
@@ -140,7 +141,6 @@ class PipelineStep:
             self.execute(applied, now)
         if recorder is not None:
             recorder.executed(now)
-        self._expiry_s = -math.inf  # the writer changed what runs: look again at the next step
         wakeup = plan.wakeup_s
         if wakeup is not None and not self.state.running and not len(self.state.queue):
             wakeup = None  # an idle hub has nothing to wake for
