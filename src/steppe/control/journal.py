@@ -10,25 +10,16 @@ the inbox requests the cycle consumed, in one transaction, so the store never ho
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
-from steppe.core.job import TERMINAL_STATES, JobState
+from steppe.core.job import TERMINAL_STATES
 from steppe.core.records import JobRecord
-from steppe.executors.base import ExitInfo
+from steppe.pipeline.endings import Ending
 from steppe.store import jobs as job_repo
 
-
-@dataclass(frozen=True)
-class Ending:
-    """How the loop decided a job ends: final state, the short reason code and the event's text."""
-
-    state: JobState
-    reason: str
-    detail: str
-    exit: ExitInfo | None = None
+__all__ = ["Ending", "Journal"]  # Ending lives in steppe.pipeline.endings
 
 
 class Journal:

@@ -25,11 +25,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from steppe.control.journal import Ending
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
 from steppe.core.job import JobState
 from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo
+from steppe.pipeline.endings import Ending, exit_ending, intent_ending
 from steppe.store import jobs as job_repo
 from steppe.store import tenancy
 
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 def recover(loop: HubLoop, now: float) -> None:
     """Restore ``loop``'s state from its store (see the module docstring)."""
-    from steppe.control.loop import exit_ending, intent_ending
-
     with loop.store.read() as conn:
         keys = tenancy.project_keys(conn)
         loop.ledger.load(tenancy.list_allocations(conn), tenancy.usage_by_month(conn), keys)
@@ -81,8 +79,6 @@ def recover(loop: HubLoop, now: float) -> None:
 
 def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:
     """Adopt a running job whose process still runs; False if it is gone (or cannot be placed)."""
-    from steppe.control.loop import intent_ending
-
     loop.launches[row.id] = launch_from_row(row)
     loop.ledger.project_ids[project_key(row)] = row.project_id
     allocation = tuple((int(n), int(g)) for n, g in (row.alloc or []))

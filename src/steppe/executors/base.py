@@ -3,8 +3,15 @@
 An executor runs the jobs the writer committed: local processes today (``local``), a mock for
 tests (``mock``), the Slurm and Ray engines next. The loop calls it in one order each step:
 ``recap`` (new GPU power caps), ``stop`` (cancels, walltime, preemptions), ``start`` (committed
-starts); ends come back asynchronously through the ``on_exit`` callback given to ``bind``, and
-the loop takes them at its next step. It never blocks the loop on an engine.
+starts); ends come back asynchronously through the ``on_exit`` callback given to ``bind`` (the
+executor's event stream: each call is one ``Exited`` event, a state change with its exit code),
+and the pipeline takes them at its next step. It never blocks the loop on an engine.
+``inventory`` says what the engine sees (nodes and their GPU device indices), so a hub can
+check its fleet against it.
+
+The pipeline owns every decision: the executor never decides a job's final state. A stop
+carries the pipeline's intent (cancel, walltime, preemption); the executor only reports the
+exit, and the pipeline ends the job with the state of the intent it recorded.
 
 After a restart the loop asks, for each job the store holds as running: ``find_launch`` (was
 this start launched at all? the handle if so), ``adopt`` (watch it again; False when its process
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from steppe.core.records import JobRecord
 
@@ -65,7 +72,35 @@ class ExitInfo:
 
 
 OnExit = Callable[[int, int, ExitInfo], None]
-"""``on_exit(job id, epoch, ExitInfo)``: a job's process ended (called from any thread)."""
+"""``on_exit(job id, epoch, ExitInfo)``: a job's process ended (called from any thread); the delivery
+of the executor's event stream."""
+
+
+class Exited(NamedTuple):
+    """One event of an executor's stream: the run ``epoch`` of ``job_id`` ended as ``info`` says.
+
+    >>> Exited(7, 1, ExitInfo(0, 15, 9.0)).info.slurm
+    '0:15'
+    """
+
+    job_id: int
+    epoch: int
+    info: ExitInfo
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The nodes and GPUs an engine sees: node name -> the device indices it may hand out.
+
+    >>> Inventory({"node001": (0, 1)}).total_gpus
+    2
+    """
+
+    gpus: dict[str, tuple[int, ...]]
+
+    @property
+    def total_gpus(self) -> int:
+        return sum(len(ids) for ids in self.gpus.values())
 
 
 class Executor(Protocol):
@@ -109,6 +144,10 @@ class Executor(Protocol):
 
     def take_launched(self) -> dict[int, Handle]:
         """Handles of jobs launched since the last call (the loop stores them)."""
+        ...
+
+    def inventory(self) -> Inventory:
+        """The nodes and GPUs this engine sees."""
         ...
 
     def close(self) -> None:

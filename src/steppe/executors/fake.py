@@ -1,71 +1,141 @@
-"""The twin's executor: a job ends after its true run time, or at its walltime limit.
+"""The twin's executor: the executor protocol on a simulated clock; a job's work ends after its true run time.
 
-On ``start`` it schedules the job's end on the simulated clock: ``COMPLETED`` after the work
-left (in uncapped seconds) stretched by the job's slowdown at its GPU power cap, or
-``TIMEOUT`` when the walltime limit comes first. A cap change (``recap``) closes the current
-segment of work and reschedules the end. Each scheduled end carries a token; an end whose
-token is no longer current (the job was preempted, recapped or cancelled since) is stale.
+On ``start`` it schedules the job's exit on the simulated clock (``schedule_end``): ``COMPLETED``
+after the work left (in uncapped seconds) stretched by the job's slowdown at its GPU power cap.
+A cap change (``recap``) closes the current segment of work and reschedules the exit. Each
+scheduled exit carries a token; when the clock reaches it, ``fire`` reports it through the
+``on_exit`` callback given to ``bind`` if its token is still current (the job was not stopped
+or recapped since). A ``stop`` ends the job at once in simulated time: it reports an exit
+(``0:15``, as a polite process) now. The fake decides no final state: walltime, cancels and
+preemptions are the pipeline's stops, and the pipeline ends the job with the stop's intent.
 
-Example: runtime 100 s, walltime 60 s: the job ends at 60 s with TIMEOUT. Runtime 100 s at a
-cap that stretches it by 1.05 from t=50: 50 s done uncapped, 50 x 1.05 = 52.5 s left, end 102.5 s.
+Example: runtime 100 s at a cap that stretches it by 1.05 from t=50: 50 s done uncapped,
+50 x 1.05 = 52.5 s left, exit at 102.5 s. A walltime of 60 s on a 100 s job: the pipeline
+stops it at 60 s (the exit scheduled at 100 s is stale by then) and it ends TIMEOUT.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from steppe.core.cluster import Cluster
 from steppe.core.job import JobState
 from steppe.core.records import JobRecord
+from steppe.executors.base import ExitInfo, Handle, Inventory, OnExit
 
 ScheduleEnd = Callable[[float, int, int, JobState], None]
-"""``schedule_end(time_s, job_id, token, state)``."""
+"""``schedule_end(time_s, job_id, token, state)``: ask the clock to call ``fire((job_id, token, time_s))``
+at ``time_s``; ``state`` is the end the work reaches (``COMPLETED``)."""
+
+
+def _ignore(job_id: int, epoch: int, info: ExitInfo) -> None:
+    """Where exits go before ``bind``."""
 
 
 class FakeExecutor:
-    """Turns starts into end events; ``slowdown(rec)`` gives the run-time stretch at rec's cap (1 = none)."""
+    """The twin's executor; ``slowdown(rec)`` gives the run-time stretch at rec's cap (1 = none)."""
 
-    def __init__(self, schedule_end: ScheduleEnd, slowdown: Callable[[JobRecord], float] | None = None) -> None:
+    def __init__(
+        self,
+        schedule_end: ScheduleEnd,
+        slowdown: Callable[[JobRecord], float] | None = None,
+        cluster: Cluster | None = None,
+    ) -> None:
         self._schedule_end = schedule_end
         self._slowdown = slowdown
+        self._cluster = cluster
+        self._on_exit: OnExit = _ignore
         self._work_s: dict[int, float] = {}  # uncapped seconds of work done in closed segments
         self._segment: dict[int, tuple[float, float]] = {}  # open segment: (start, stretch)
         self._token: dict[int, int] = {}
+        self._epoch: dict[int, int] = {}
+        self._dropped: set[int] = set()  # tokens of exits that will never come: their job ended by a stop
         self._next_token = 0
 
+    # -- executor protocol ------------------------------------------------------------------------
+    def bind(self, on_exit: OnExit, launch_of: Callable[[int], Any]) -> None:
+        self._on_exit = on_exit
+
     def start(self, rec: JobRecord, now: float) -> None:
+        self._epoch[rec.job_id] = rec.epoch
         self._open(rec, now)
 
     def recap(self, rec: JobRecord, now: float) -> None:
-        """The job's cap changed: bank the work done so far and reschedule its end."""
+        """The job's cap changed: bank the work done so far and reschedule its exit."""
         self._close(rec.job_id, now)
         self._open(rec, now)
 
     def stop(self, rec: JobRecord, now: float) -> None:
-        """Preempted or cancelled: bank the work (a requeued job resumes from it)."""
-        self._close(rec.job_id, now)
-        self._token.pop(rec.job_id, None)
+        """The job stops now: a job still running ends (its exit is reported at once); a preempted
+        one (already back in the queue) keeps its work to resume from."""
+        job_id = rec.job_id
+        self._close(job_id, now)
+        token = self._token.pop(job_id, None)
+        epoch = self._epoch.pop(job_id, rec.epoch)
+        if rec.state is not JobState.PENDING:
+            self._work_s.pop(job_id, None)
+            if token is not None:
+                self._dropped.add(token)
+        self._on_exit(job_id, epoch, ExitInfo(0, 15, now))
+
+    def fire(self, exit: tuple[int, int, float]) -> bool:
+        """The clock reached the scheduled exit ``(job_id, token, time_s)``: report it if it is
+        still the job's current one.
+
+        False when the exit was dropped (its job ended by a stop): nothing happens at this
+        instant. An exit superseded by a recap or a preemption returns True, as a replay has
+        always looked at the hub at that instant."""
+        job_id, token, now = exit
+        if self._token.get(job_id) == token:
+            del self._token[job_id]
+            self._segment.pop(job_id, None)
+            self._work_s.pop(job_id, None)
+            self._on_exit(job_id, self._epoch.pop(job_id), ExitInfo(0, 0, now))
+            return True
+        if token in self._dropped:
+            self._dropped.remove(token)
+            return False
+        return True
 
     def current(self, job_id: int, token: int) -> bool:
-        """True when an end event with ``token`` is still the job's scheduled end."""
+        """True when an exit with ``token`` is still the job's scheduled one."""
         return self._token.get(job_id) == token
 
-    def ended(self, job_id: int) -> None:
-        """Forget a job that ended."""
-        self._token.pop(job_id, None)
-        self._segment.pop(job_id, None)
-        self._work_s.pop(job_id, None)
+    def adopt(self, rec: JobRecord, handle: Handle) -> bool:
+        return False  # a simulation never restarts
 
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> Handle | None:
+        return None
+
+    def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None:
+        return None
+
+    def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def kill(self, handle: Handle) -> None:
+        """Nothing to kill: simulated jobs hold no processes."""
+
+    def take_launched(self) -> dict[int, Handle]:
+        return {}
+
+    def inventory(self) -> Inventory:
+        """The simulated fleet's GPUs, as it was given."""
+        nodes = self._cluster.nodes if self._cluster is not None else ()
+        return Inventory({n.name: tuple(range(n.gpus)) for n in nodes})
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    # -- work segments ----------------------------------------------------------------------------
     def _open(self, rec: JobRecord, now: float) -> None:
         stretch = self._slowdown(rec) if self._slowdown else 1.0
         self._segment[rec.job_id] = (now, stretch)
         work_left = max(rec.spec.runtime_s - self._work_s.get(rec.job_id, 0.0), 0.0) * stretch
-        limit_left = max(rec.spec.walltime_s - rec.executed_at(now), 0.0)
         self._next_token += 1
         token = self._token[rec.job_id] = self._next_token
-        if work_left <= limit_left:
-            self._schedule_end(now + work_left, rec.job_id, token, JobState.COMPLETED)
-        else:
-            self._schedule_end(now + limit_left, rec.job_id, token, JobState.TIMEOUT)
+        self._schedule_end(now + work_left, rec.job_id, token, JobState.COMPLETED)
 
     def _close(self, job_id: int, now: float) -> None:
         seg = self._segment.pop(job_id, None)

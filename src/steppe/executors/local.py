@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from steppe.core.text import text_problem
 from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
-from steppe.executors.base import ExitInfo, Handle, Launch, OnExit
+from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
 from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ class GpuDevice:
     name: str
     uuid: str
     memory_gb: float
-
 
 
 def discover_gpus() -> list[GpuDevice]:
@@ -161,6 +160,7 @@ class LocalExecutor:
         self.grace_s = grace_s
         self.node_names = node_names
         self._free = {node: sorted(ids) for node, ids in devices.items()}
+        self._devices = {node_names[node]: tuple(sorted(ids)) for node, ids in devices.items()}
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._launched: dict[int, dict[str, Any]] = {}
@@ -172,6 +172,10 @@ class LocalExecutor:
     def bind(self, on_exit: OnExit, launch_of: Callable[[int], Launch]) -> None:
         """Where to report ends, and where to read how to run a job."""
         self._on_exit, self._launch_of = on_exit, launch_of
+
+    def inventory(self) -> Inventory:
+        """The GPUs of the fleet file (or the visible devices) this executor hands out, by node name."""
+        return Inventory(dict(self._devices))
 
     def job_dir(self, job_id: int) -> Path:
         """The hub's private records of a job (launch intent, handle, outputs, exit)."""

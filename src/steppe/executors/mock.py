@@ -4,7 +4,8 @@ It implements the whole executor protocol (``steppe.executors.base``) in memory:
 records the launch and a handle; a test ends a job with ``end(job_id, exit_code)`` (reported
 through ``on_exit`` like a real process exit), makes a launch fail with ``fail_starts``, and
 reads ``calls`` to see the order the loop called it in. Handles survive a simulated restart
-when the same instance is bound to a new loop, as processes outlive a real hub.
+when the same instance is bound to a new loop, as processes outlive a real hub. Its
+``inventory`` is what it was given (``MockExecutor({"node001": (0, 1)})``), empty by default.
 
 >>> from steppe.executors.base import ExitInfo
 >>> ex = MockExecutor()
@@ -23,13 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 from steppe.core.records import JobRecord
-from steppe.executors.base import ExitInfo, Handle, Launch, OnExit
+from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
 
 
 class MockExecutor:
     """An in-memory executor; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpus: dict[str, tuple[int, ...]] | None = None) -> None:
+        self.gpus = dict(gpus or {})
         self.calls: list[tuple[str, int]] = []
         self.running: dict[int, Handle] = {}
         self.exits: dict[int, ExitInfo] = {}
@@ -95,6 +97,9 @@ class MockExecutor:
     def take_launched(self) -> dict[int, Handle]:
         out, self._new = self._new, {}
         return out
+
+    def inventory(self) -> Inventory:
+        return Inventory(dict(self.gpus))
 
     def close(self) -> None:
         self.calls.append(("close", 0))

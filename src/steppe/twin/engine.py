@@ -1,7 +1,8 @@
-"""The simulation kernel: one heap of ``(time, priority, seq, event)``.
+"""The simulation kernel: one heap of ``(time, priority, seq, event)``, and the simulated environment.
 
-Events at the same time pop in priority order (ends before timers), then in the order they
-were pushed, so a replay is deterministic. The kernel knows nothing of jobs, metrics or UI.
+Events at the same time pop in priority order (executor exits before wake-ups), then in the
+order they were pushed, so a replay is deterministic. The kernel knows nothing of jobs,
+metrics or UI.
 
 >>> q = EventQueue()
 >>> q.push(5.0, 1, "b"); q.push(5.0, 0, "a"); q.push(1.0, 0, "first")
@@ -9,13 +10,39 @@ were pushed, so a replay is deterministic. The kernel knows nothing of jobs, met
 (1.0, ['first'])
 >>> q.pop_batch()
 (5.0, ['a', 'b'])
+
+``SimulatedEnvironment`` is the twin's environment for the pipeline (SimPy's ``Environment``;
+the live hub's is ``steppe.pipeline.environment.WallClock``): ``now`` is the time of the
+instant being stepped; ``call_at`` is a timer (the fake executor's exits); ``wake_at`` asks for a
+step at a time (the plan's wake-up). ``run`` jumps from instant to instant: the next of the
+heap, the next arrival and the next walltime end; at each it fires the due timers, then runs
+one pipeline step (which takes the arrivals of that instant and the walltime ends). An instant
+whose only events are timers that return ``False`` (an exit dropped because its job was
+stopped) is skipped: nothing happens then.
+
+>>> env = SimulatedEnvironment()
+>>> seen = []
+>>> env.call_at(3.0, seen.append, "exit"); env.wake_at(2.0); env.wake_at(2.0)
+>>> class Step:
+...     wakeup_s = None
+...     def step(self, now): seen.append(now)
+...     def next_expiry_s(self): return math.inf
+>>> class NoArrivals:
+...     next_s = math.inf
+>>> env.run(Step(), NoArrivals())
+2
+>>> seen
+[2.0, 'exit', 3.0]
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+_TIMER, _WAKE = 0, 1
 
 
 class EventQueue:
@@ -43,3 +70,79 @@ class EventQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+
+class Steppable(Protocol):
+    """What ``SimulatedEnvironment.run`` drives (``steppe.pipeline.PipelineStep``): a step, the
+    wake-up the last step asked for, and the next walltime end."""
+
+    wakeup_s: float | None
+
+    def step(self, now: float) -> Any: ...
+
+    def next_expiry_s(self) -> float: ...
+
+
+class Arrivals(Protocol):
+    """When the next submission arrives (``twin.arrivals.TraceArrivals``; infinity: none)."""
+
+    next_s: float
+
+
+class SimulatedEnvironment:
+    """Simulated time for the pipeline; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.events = EventQueue()
+        self.now_s = 0.0
+        self._wakes: set[float] = set()
+
+    def now(self) -> float:
+        return self.now_s
+
+    def call_at(self, time_s: float, callback: Callable[[Any], Any], arg: Any) -> None:
+        """Call ``callback(arg)`` when the clock reaches ``time_s`` (before that instant's step);
+        a callback that returns ``False`` asks for no step."""
+        self.events.push(time_s, _TIMER, (callback, arg))
+
+    def wake_at(self, time_s: float) -> None:
+        """Run a step at ``time_s`` (once, however often it is asked)."""
+        if time_s not in self._wakes:
+            self._wakes.add(time_s)
+            self.events.push(time_s, _WAKE, None)
+
+    def run(self, step: Steppable, arrivals: Arrivals, after: Callable[[], None] | None = None) -> int:
+        """Step at every instant until nothing is left to happen; returns the number of steps.
+
+        After each step, its wake-up is scheduled and ``after()`` called (a replay's progress).
+        The run ends when no arrival, timer or wake-up is left (jobs still waiting stay unfinished).
+        """
+        events, wakes = self.events, self._wakes
+        steps = 0
+        while True:
+            t_event = events.peek_time()
+            t_arrival = arrivals.next_s
+            if t_event == math.inf and t_arrival == math.inf:
+                return steps
+            t_expiry = step.next_expiry_s()
+            now = min(t_arrival, t_event, t_expiry)
+            self.now_s = now
+            if t_event == now:
+                _, batch = events.pop_batch()
+                due = t_arrival == now or t_expiry == now
+                for event in batch:
+                    if event is None:
+                        wakes.discard(now)
+                        due = True
+                    elif event[0](event[1]) is not False:
+                        due = True
+                if not due:
+                    continue
+            step.step(now)
+            steps += 1
+            wakeup = step.wakeup_s
+            if wakeup is not None and wakeup > now and wakeup not in wakes:
+                wakes.add(wakeup)
+                events.push(wakeup, _WAKE, None)
+            if after is not None:
+                after()

@@ -1,18 +1,17 @@
-"""Replay a trace through a policy on a simulated clock.
+"""Replay a trace through a policy on a simulated clock: build the environment, run the pipeline, summarise.
 
-The loop is the same single-writer pipeline the live hub runs, with a simulated clock and
-the fake executor injected:
+The twin runs the live hub's pipeline step (``steppe.pipeline.step``: exits, submissions
+through the gate, walltime, cycle, writer, executor, wake-ups) with three things injected:
 
-1. pop every event due at the next instant (job ends first, then wake-ups) and every job
-   submitted at that instant; apply them to the state;
-2. run one scheduling cycle on the state (the policy reads it as a snapshot);
-3. the writer verifies and commits the plan; the executor turns starts into end events;
-4. if the plan asks for a wake-up, schedule it.
+* the simulated environment (``twin/engine.py``): jumps from instant to instant (the next
+  executor exit, arrival, walltime end or plan wake-up) and runs one step at each;
+* the fake executor (``executors/fake.py``): a start schedules the job's exit after its
+  work; a stop ends it at once;
+* the arrivals (``twin/arrivals.py``): the trace's jobs, through the submission gate the live
+  API also asks (``scheduling/gate.py``). Jobs that could never start are counted in
+  ``rejected`` under the first rule they break; nothing is dropped silently.
 
-Jobs that could never start (no GPU pool of the fleet could hold them, more GPUs than their
-tenant's quota, more power than the facility cap ever allows) are refused at submission by the
-submission gate the live API also asks (``scheduling/gate.py``, as Slurm refuses them) and
-counted in ``rejected`` under the first rule they break; nothing is dropped silently.
+Metrics, the hashed event log and the invariant checker are state listeners.
 """
 
 from __future__ import annotations
@@ -30,18 +29,18 @@ from steppe.core.state import HubState, StateListener
 from steppe.core.usage import DecayedUsage
 from steppe.executors.fake import FakeExecutor
 from steppe.metering import MemorySink
+from steppe.pipeline.step import PipelineStep
 from steppe.power import PowerSetup, power_ceiling_w
 from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
+from steppe.twin.arrivals import TraceArrivals
 from steppe.twin.energy_meter import EnergyMeter, EnergyReport, twin_metering
-from steppe.twin.engine import EventQueue
+from steppe.twin.engine import SimulatedEnvironment
 from steppe.twin.eventlog import EventLog
 from steppe.twin.invariants import InvariantChecker, InvariantViolation
 from steppe.twin.metrics import MetricsCollector
 from steppe.twin.trace import Trace
-
-_END, _WAKE = 0, 1
 
 
 @dataclass
@@ -108,64 +107,30 @@ def replay(
             slowdown = power.fleet.slowdown  # type: ignore[union-attr]
     budget = power.budget if power is not None else None
     ceiling = PowerCeiling(budget, power_ceiling_w(power)) if power is not None and budget is not None else None
-    gate = SubmissionGate(cluster, ceiling)
-    events = EventQueue()
+    arrivals = TraceArrivals(trace.jobs, state, SubmissionGate(cluster, ceiling))
+    env = SimulatedEnvironment()
+    fire_at = env.call_at
 
     def schedule_end(t: float, job_id: int, token: int, end_state: JobState) -> None:
-        events.push(t, _END, (_END, (job_id, token, end_state)))
+        fire_at(t, fire, (job_id, token, t))
 
-    executor = FakeExecutor(schedule_end, slowdown)
-    rejected: Counter[str] = Counter()
-    jobs = trace.jobs
-    n = len(jobs)
-    i = submitted = cycles = 0
-    t_last = 0.0
-    wake_pending: set[float] = set()
-    while i < n or len(events):
-        t_job = jobs[i].submit_s if i < n else float("inf")
-        now = min(t_job, events.peek_time())
-        if events.peek_time() == now:
-            _, batch = events.pop_batch()
-            for kind, payload in batch:
-                if kind == _END:
-                    job_id, token, end_state = payload
-                    if executor.current(job_id, token):
-                        state.finish(job_id, now, end_state)
-                        executor.ended(job_id)
-                else:
-                    wake_pending.discard(now)
-        while i < n and jobs[i].submit_s == now:
-            spec = jobs[i]
-            i += 1
-            refused = gate.refusals_of(spec)
-            if refused:
-                rejected[refused[0].rule] += 1
-                continue
-            state.submit(spec, now)
-            submitted += 1
-        plan = pol.schedule(state, now)
-        cycles += 1
-        applied = state.apply(plan, now)
-        for rec in applied.recapped:
-            executor.recap(rec, now)
-        for rec in applied.preempted:
-            executor.stop(rec, now)
-        for rec in applied.started:
-            executor.start(rec, now)
-        if budget is not None and checker is not None:
-            limits = budget.limits
-            draw_w = limits.pue_at(now) * (budget.static_it_w + state.power_draw_w)
-            if draw_w > limits.cap_w_at(now) * (1 + 1e-9) + 1e-3:
-                raise InvariantViolation(
-                    f"t={now}: facility draws {draw_w:,.0f} W over its cap of {limits.cap_w_at(now):,.0f} W"
-                )
-        t_last = now
-        idle = not state.running and not len(state.queue)
-        if plan.wakeup_s is not None and plan.wakeup_s > now and plan.wakeup_s not in wake_pending and not idle:
-            wake_pending.add(plan.wakeup_s)
-            events.push(plan.wakeup_s, _WAKE, (_WAKE, None))
-        if progress is not None and cycles % 4096 == 0:
-            progress(i, n)
+    executor = FakeExecutor(schedule_end, slowdown, cluster)
+    fire = executor.fire  # one bound method for every exit (a replay allocates as little as it can)
+
+    def raise_over_cap(message: str) -> None:
+        raise InvariantViolation(message)
+
+    checked_power = budget if checker is not None else None
+    step = PipelineStep(state, pol, executor, arrivals, power=checked_power, on_over_cap=raise_over_cap)
+    executor.bind(step.on_exit, _no_launch)
+    n = len(trace.jobs)
+
+    def report() -> None:
+        if progress is not None and step.cycles % 4096 == 0:
+            progress(arrivals.next, n)
+
+    env.run(step, arrivals, report if progress is not None else None)
+    cycles, submitted, rejected, t_last = step.cycles, arrivals.submitted, arrivals.rejected, env.now_s
     if checker is not None:
         checker.at_end(submitted)
     if progress is not None:
@@ -193,3 +158,6 @@ def replay(
     )
     return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy)
 
+
+def _no_launch(job_id: int) -> None:
+    """The twin's jobs have no launch details: the fake executor never asks."""
