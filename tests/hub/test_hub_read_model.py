@@ -88,7 +88,7 @@ def blocked_hub(tmp_path: Path) -> Iterator[tuple[TestClient, Hub, BlockingExecu
     hub = Hub.open(HubSettings(data_dir=tmp_path / "data", gpus=4, gpu_type="H100", review_gate=False,
                                executor="mock", single_user=True))  # fmt: skip
     executor = BlockingExecutor()
-    hub.loop.executor = executor
+    hub.loop.executor = hub.loop.pipeline.executor = executor  # the loop and its pipeline step call it
     executor.bind(hub.loop._on_exit, hub.loop.launches.__getitem__)
     with TestClient(create_app(hub), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {(tmp_path / 'data' / 'admin-token').read_text().strip()}"
