@@ -8,6 +8,8 @@ scheduled exit carries a token; when the clock reaches it, ``fire`` reports it t
 or recapped since). A ``stop`` ends the job at once in simulated time: it reports an exit
 (``0:15``, as a polite process) now. The fake decides no final state: walltime, cancels and
 preemptions are the pipeline's stops, and the pipeline ends the job with the stop's intent.
+Given ``report_completions`` (the replay gives the step's ``on_completed``), an exit the work
+reaches is reported there as ``(job_id, epoch)``, without an ``ExitInfo``: it is always ``0:0``.
 
 Example: runtime 100 s at a cap that stretches it by 1.05 from t=50: 50 s done uncapped,
 50 x 1.05 = 52.5 s left, exit at 102.5 s. A walltime of 60 s on a 100 s job: the pipeline
@@ -23,6 +25,9 @@ from steppe.core.cluster import Cluster
 from steppe.core.job import JobState
 from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo, Handle, Inventory, OnExit
+
+OnCompleted = Callable[[int, int], None]
+"""``on_completed(job_id, epoch)``: the run ended on its own with exit ``0:0``."""
 
 ScheduleEnd = Callable[[float, int, int, JobState], None]
 """``schedule_end(time_s, job_id, token, state)``: ask the clock to call ``fire((job_id, token, time_s))``
@@ -46,6 +51,7 @@ class FakeExecutor:
         self._slowdown = slowdown
         self._cluster = cluster
         self._on_exit: OnExit = _ignore
+        self._on_completed: OnCompleted | None = None  # None: completions go to ``on_exit`` too
         self._work_s: dict[int, float] = {}  # uncapped seconds of work done in closed segments
         self._segment: dict[int, tuple[float, float]] = {}  # open segment: (start, stretch)
         self._token: dict[int, int] = {}
@@ -56,6 +62,11 @@ class FakeExecutor:
     # -- executor protocol ------------------------------------------------------------------------
     def bind(self, on_exit: OnExit, launch_of: Callable[[int], Any]) -> None:
         self._on_exit = on_exit
+
+    def report_completions(self, on_completed: OnCompleted) -> None:
+        """Report exits the work reaches (``0:0``) as ``on_completed(job_id, epoch)``; stops still
+        go to ``on_exit``."""
+        self._on_completed = on_completed
 
     def start(self, rec: JobRecord, now: float) -> None:
         self._epoch[rec.job_id] = rec.epoch
@@ -91,7 +102,10 @@ class FakeExecutor:
             del self._token[job_id]
             self._segment.pop(job_id, None)
             self._work_s.pop(job_id, None)
-            self._on_exit(job_id, self._epoch.pop(job_id), ExitInfo(0, 0, now))
+            if self._on_completed is not None:
+                self._on_completed(job_id, self._epoch.pop(job_id))
+            else:
+                self._on_exit(job_id, self._epoch.pop(job_id), ExitInfo(0, 0, now))
             return True
         if token in self._dropped:
             self._dropped.remove(token)
