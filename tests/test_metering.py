@@ -218,3 +218,41 @@ def test_the_nvml_counter_sums_a_jobs_devices_and_reads_none_when_they_fail() ->
     counter = NvmlEnergyCounter(FakeNvml(), devices.get)
     assert counter.read_mj(1) == 4000.0
     assert counter.read_mj(2) is None and counter.read_mj(3) is None
+
+
+class _NoRecords(MemorySink):
+    """A sink that keeps no records and refuses any: the totals-only meter makes none."""
+
+    def __init__(self) -> None:
+        super().__init__(keep_records=False)
+
+    def add(self, records: object) -> None:
+        raise AssertionError("no records in totals-only metering")
+
+
+def test_without_a_site_into_a_sink_that_keeps_no_records_the_meter_keeps_totals_only() -> None:
+    sink = _NoRecords()
+    meter = Meter(sink)
+    a, b, c = running(1, 2), running(2, 4, tenant="other"), running(3, 8)
+    meter.on_start(a, 0.0)
+    meter.on_start(b, 10.0)
+    meter.on_recap(a, 20.0)  # the same GPUs: the same GPU-seconds
+    meter.on_stop(a, 50.0)
+    meter.on_stop(c, 60.0)  # never ran (a pending job cancelled): nothing
+    meter.on_stop(b, 110.0)
+    meter.emit()
+    assert sink.tenant_gpu_s == {"kaznu": 100.0, "other": 400.0}
+    meter.on_start(a, 200.0)
+    meter.on_stop(a, 210.0)
+    meter.emit()
+    assert sink.tenant_gpu_s["kaznu"] == 120.0 and meter.next_charge_s() is None
+
+
+def test_a_replay_without_power_counts_the_same_tenant_gpu_seconds_as_per_job_records() -> None:
+    jobs = [JobSpec(i, float(i), 1 + i % 3, 100.0 + 7 * i, 500.0, "ab"[i % 2]) for i in range(1, 40)]
+    result = replay(Trace("t", jobs), Cluster.uniform(1, 4, GPU), "fifo")
+    expected: dict[str, float] = {}
+    for rec in result.state.jobs.values():
+        if rec.end_s is not None:
+            expected[rec.spec.tenant] = expected.get(rec.spec.tenant, 0.0) + rec.gpus * rec.executed_s
+    assert dict(result.metrics.usage.tenant_gpu_s) == pytest.approx(expected)

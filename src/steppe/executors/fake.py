@@ -8,6 +8,8 @@ scheduled exit carries a token; when the clock reaches it, ``fire`` reports it t
 or recapped since). A ``stop`` ends the job at once in simulated time: it reports an exit
 (``0:15``, as a polite process) now. The fake decides no final state: walltime, cancels and
 preemptions are the pipeline's stops, and the pipeline ends the job with the stop's intent.
+Given ``report_completions`` (the replay gives the step's ``on_completed``), an exit the work
+reaches is reported there as ``(job_id, epoch)``, without an ``ExitInfo``: it is always ``0:0``.
 
 Example: runtime 100 s at a cap that stretches it by 1.05 from t=50: 50 s done uncapped,
 50 x 1.05 = 52.5 s left, exit at 102.5 s. A walltime of 60 s on a 100 s job: the pipeline
@@ -23,6 +25,9 @@ from steppe.core.cluster import Cluster
 from steppe.core.job import JobState
 from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo, Handle, Inventory, OnExit
+
+OnCompleted = Callable[[int, int], None]
+"""``on_completed(job_id, epoch)``: the run ended on its own with exit ``0:0``."""
 
 ScheduleEnd = Callable[[float, int, int, JobState], None]
 """``schedule_end(time_s, job_id, token, state)``: ask the clock to call ``fire((job_id, token, time_s))``
@@ -46,10 +51,10 @@ class FakeExecutor:
         self._slowdown = slowdown
         self._cluster = cluster
         self._on_exit: OnExit = _ignore
+        self._on_completed: OnCompleted | None = None  # None: completions go to ``on_exit`` too
         self._work_s: dict[int, float] = {}  # uncapped seconds of work done in closed segments
-        self._segment: dict[int, tuple[float, float]] = {}  # open segment: (start, stretch)
-        self._token: dict[int, int] = {}
-        self._epoch: dict[int, int] = {}
+        # a running job's open segment, its scheduled exit's token and its run: one entry of numbers
+        self._run: dict[int, tuple[float, float, int, int]] = {}  # job -> (start, stretch, token, epoch)
         self._dropped: set[int] = set()  # tokens of exits that will never come: their job ended by a stop
         self._next_token = 0
 
@@ -57,22 +62,25 @@ class FakeExecutor:
     def bind(self, on_exit: OnExit, launch_of: Callable[[int], Any]) -> None:
         self._on_exit = on_exit
 
+    def report_completions(self, on_completed: OnCompleted) -> None:
+        """Report exits the work reaches (``0:0``) as ``on_completed(job_id, epoch)``; stops still
+        go to ``on_exit``."""
+        self._on_completed = on_completed
+
     def start(self, rec: JobRecord, now: float) -> None:
-        self._epoch[rec.job_id] = rec.epoch
-        self._open(rec, now)
+        self._open(rec, now, rec.epoch)
 
     def recap(self, rec: JobRecord, now: float) -> None:
         """The job's cap changed: bank the work done so far and reschedule its exit."""
-        self._close(rec.job_id, now)
-        self._open(rec, now)
+        run = self._close(rec.job_id, now)
+        self._open(rec, now, run[3] if run is not None else rec.epoch)
 
     def stop(self, rec: JobRecord, now: float) -> None:
         """The job stops now: a job still running ends (its exit is reported at once); a preempted
         one (already back in the queue) keeps its work to resume from."""
         job_id = rec.job_id
-        self._close(job_id, now)
-        token = self._token.pop(job_id, None)
-        epoch = self._epoch.pop(job_id, rec.epoch)
+        run = self._close(job_id, now)
+        token, epoch = (run[2], run[3]) if run is not None else (None, rec.epoch)
         if rec.state is not JobState.PENDING:
             self._work_s.pop(job_id, None)
             if token is not None:
@@ -87,11 +95,15 @@ class FakeExecutor:
         instant. An exit superseded by a recap or a preemption returns True, as a replay has
         always looked at the hub at that instant."""
         job_id, token, now = exit
-        if self._token.get(job_id) == token:
-            del self._token[job_id]
-            self._segment.pop(job_id, None)
-            self._work_s.pop(job_id, None)
-            self._on_exit(job_id, self._epoch.pop(job_id), ExitInfo(0, 0, now))
+        run = self._run.get(job_id)
+        if run is not None and run[2] == token:
+            del self._run[job_id]
+            if self._work_s:
+                self._work_s.pop(job_id, None)
+            if self._on_completed is not None:
+                self._on_completed(job_id, run[3])
+            else:
+                self._on_exit(job_id, run[3], ExitInfo(0, 0, now))
             return True
         if token in self._dropped:
             self._dropped.remove(token)
@@ -100,7 +112,8 @@ class FakeExecutor:
 
     def current(self, job_id: int, token: int) -> bool:
         """True when an exit with ``token`` is still the job's scheduled one."""
-        return self._token.get(job_id) == token
+        run = self._run.get(job_id)
+        return run is not None and run[2] == token
 
     def adopt(self, rec: JobRecord, handle: Handle) -> bool:
         return False  # a simulation never restarts
@@ -129,16 +142,19 @@ class FakeExecutor:
         """Nothing to close."""
 
     # -- work segments ----------------------------------------------------------------------------
-    def _open(self, rec: JobRecord, now: float) -> None:
+    def _open(self, rec: JobRecord, now: float, epoch: int) -> None:
         stretch = self._slowdown(rec) if self._slowdown else 1.0
-        self._segment[rec.job_id] = (now, stretch)
-        work_left = max(rec.spec.runtime_s - self._work_s.get(rec.job_id, 0.0), 0.0) * stretch
+        done = self._work_s.get(rec.job_id, 0.0) if self._work_s else 0.0
+        work_left = max(rec.spec.runtime_s - done, 0.0) * stretch
         self._next_token += 1
-        token = self._token[rec.job_id] = self._next_token
+        token = self._next_token
+        self._run[rec.job_id] = (now, stretch, token, epoch)
         self._schedule_end(now + work_left, rec.job_id, token, JobState.COMPLETED)
 
-    def _close(self, job_id: int, now: float) -> None:
-        seg = self._segment.pop(job_id, None)
-        if seg is not None:
-            start, stretch = seg
+    def _close(self, job_id: int, now: float) -> tuple[float, float, int, int] | None:
+        """Bank the work of ``job_id``'s open segment; its run entry (None: it had none)."""
+        run = self._run.pop(job_id, None)
+        if run is not None:
+            start, stretch = run[0], run[1]
             self._work_s[job_id] = self._work_s.get(job_id, 0.0) + (now - start) / stretch
+        return run

@@ -23,6 +23,12 @@ a flat PUE of 1.1: one segment, cut at midnight into two records (``2026-01`` an
 each of 7,200 GPU-seconds, 1.4 IT kWh and 1.54 facility kWh.
 
 Without a site (``timeline`` None) records carry GPU-seconds only (energy 0, source ``"none"``).
+**Totals only**: without a site and counters, into a ``MemorySink`` that keeps no records (a
+replay without power), nothing but GPU-seconds per tenant is wanted, so the meter keeps no
+segments and makes no records: a start notes its time, a stop adds ``gpus x (now - start)`` to
+its tenant's total (a cap change does not change GPU-seconds) and ``emit`` hands the totals to
+the sink. Example: a 4-GPU job of tenant ``a`` that ran from 10 s to 110 s adds 400 GPU-seconds
+to ``a``; nothing of the job is kept after its stop.
 The twin emits in batches of ``batch`` (16,384) segments and at the end; the live hub at each step.
 """
 
@@ -40,7 +46,7 @@ from steppe.energy.timeline import SiteTimeline
 from steppe.metering.counters import GpuEnergyCounter
 from steppe.metering.periods import next_month_starts, split_by_month
 from steppe.metering.records import EnergySource, UsageRecord
-from steppe.metering.sinks import UsageSink
+from steppe.metering.sinks import MemorySink, UsageSink
 
 BATCH = 1 << 14  # closed segments the twin keeps before it emits them (~2 MB)
 
@@ -136,22 +142,39 @@ class Meter:
         self._mj: list[float] = []
         self._tix: list[int] = []
         self._gpus: list[int] = []
+        # totals only (see the module docstring): GPU-seconds per tenant since the last emit
+        self._totals: MemorySink | None = (
+            sink if isinstance(sink, MemorySink) and not sink.keep_records and timeline is None and counter is None
+            else None
+        )  # fmt: skip
+        self._tenant_gpu_s: dict[str, float] = {}
+        self._since: dict[int, float] = {}  # totals only: running job -> when its metering began
 
     # -- listener ----------------------------------------------------------------------------------
     def on_submit(self, rec: JobRecord, now: float) -> None:
         """Nothing runs yet."""
 
     def on_start(self, rec: JobRecord, now: float) -> None:
+        if self._totals is not None:
+            self._since[rec.job_id] = now
+            return
         self._who[rec.job_id] = (rec.spec.project, rec.spec.tenant)
         self._begin(rec, now, self.counter.read_mj(rec.job_id) if self.counter is not None else None)
 
     def on_recap(self, rec: JobRecord, now: float) -> None:
+        if self._totals is not None:
+            return  # the same GPUs: the same GPU-seconds
         reading = self._close(rec.job_id, now)
         self._begin(rec, now, reading)
         if len(self._job) >= self.batch:
             self.emit()
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
+        if self._totals is not None:
+            start = self._since.pop(rec.job_id, None)  # None: it did not run (a pending job cancelled)
+            if start is not None and now > start:
+                self._add_gpu_s(rec.spec.tenant, rec.gpus * (now - start))
+            return
         if rec.job_id in self._open:
             self._close(rec.job_id, now)
             if len(self._job) >= self.batch:
@@ -163,6 +186,11 @@ class Meter:
 
     def charge_span(self, rec: JobRecord, a_s: float, b_s: float) -> None:
         """Meter ``[a_s, b_s)`` of a job no longer running (it ended while the hub was down)."""
+        if self._totals is not None:
+            if b_s > a_s:
+                self._add_gpu_s(rec.spec.tenant, rec.gpus * (b_s - a_s))
+            self.emit()
+            return
         self._who[rec.job_id] = (rec.spec.project, rec.spec.tenant)
         self._begin(rec, a_s, None)
         self._close(rec.job_id, max(a_s, b_s))
@@ -194,9 +222,13 @@ class Meter:
 
     def next_charge_s(self) -> float | None:
         """When ``charge`` cuts next (None while nothing runs)."""
-        return self.last_charge_s + self.charge_interval_s if self._open else None
+        return self.last_charge_s + self.charge_interval_s if self._open or self._since else None
 
     # -- segments ----------------------------------------------------------------------------------
+    def _add_gpu_s(self, tenant: str, gpu_s: float) -> None:
+        totals = self._tenant_gpu_s
+        totals[tenant] = totals.get(tenant, 0.0) + gpu_s
+
     def _begin(self, rec: JobRecord, now: float, reading: float | None) -> None:
         tix = self._types.get(rec.gpu_type)
         if tix is None:
@@ -222,6 +254,11 @@ class Meter:
     # -- emission ----------------------------------------------------------------------------------
     def emit(self) -> None:
         """Turn the closed segments into usage records (see the module docstring) and hand them to the sink."""
+        if self._totals is not None:
+            if self._tenant_gpu_s:
+                self._totals.add_tenant_gpu_s(self._tenant_gpu_s)
+                self._tenant_gpu_s = {}
+            return
         if not self._job:
             return
         job = np.asarray(self._job, dtype=np.int64)

@@ -15,7 +15,7 @@ transaction and tells the allocation ledger; the twin keeps records in memory, m
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from steppe.metering.records import UsageRecord, merge
@@ -49,6 +49,13 @@ class MemorySink:
             key = (r.job_id, r.period, r.gpu_type)
             old = by_key.get(key)
             by_key[key] = r if old is None else merge(old, r)
+
+    def add_tenant_gpu_s(self, totals: Mapping[str, float]) -> None:
+        """Add GPU-seconds per tenant without records (a meter that keeps totals only, into a sink
+        with ``keep_records=False``)."""
+        tenant_gpu_s = self.tenant_gpu_s
+        for tenant, gpu_s in totals.items():
+            tenant_gpu_s[tenant] += gpu_s
 
     def records(self) -> list[UsageRecord]:
         """Every record, by job, then month, then GPU type."""

@@ -5,6 +5,11 @@ One step at ``now``, in this order, whatever the environment (simulated or wall 
 1. **Events in**: the executor's exits since the last step (its event stream, ``on_exit``). A
    job whose stop the pipeline asked for ends with the stop's intent (``CANCELLED``,
    ``TIMEOUT``); one that ended on its own ends by its exit code (``COMPLETED``, ``FAILED``).
+   An executor whose runs end only as plain completions (exit ``0:0``: the twin's) reports them
+   through ``on_completed`` instead: two ints appended to a flat list, no ``ExitInfo`` or
+   ``Exited`` per job (a replay ends tens of thousands of jobs a second, and every object it
+   keeps alive until the next step is garbage-collector work). They are taken after the exits,
+   which were all reported earlier (the stops of the previous step's executor phase).
 2. **Submissions**: ``intake.intake(now)`` queues what arrived, through the one submission gate
    (``scheduling/gate.py``): the twin's arrivals, the live hub's inbox (which the API gated).
 3. **Walltime**: every running job past its limit is stopped with intent ``TIMEOUT``; the
@@ -35,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from steppe.core.job import JobState
 from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import Applied, HubState
@@ -107,6 +113,7 @@ class PipelineStep:
         self.power = power if on_over_cap is not None else None  # None: the cap is not checked
         self.on_over_cap = on_over_cap or _log_over_cap
         self.exits: deque[Exited] = deque()  # appended from any thread, taken by the step
+        self.completed: list[int] = []  # plain completions, flat: job id, epoch, job id, epoch, ...
         self.stopping: dict[int, Ending] = {}  # running jobs the pipeline asked to stop, by job id
         self.to_stop: list[JobRecord] = []  # stops asked between steps (cancels), sent in phase 7
         self.unlaunched: list[JobRecord] = []  # committed starts of this step
@@ -118,9 +125,16 @@ class PipelineStep:
         """The executor's event stream: run ``epoch`` of ``job_id`` ended (thread-safe)."""
         self.exits.append(Exited(job_id, epoch, info))
 
+    def on_completed(self, job_id: int, epoch: int) -> None:
+        """Run ``epoch`` of ``job_id`` ended on its own with exit ``0:0`` (the step's own thread only:
+        the twin's executor reports its ordinary completions here; see the module docstring)."""
+        completed = self.completed
+        completed.append(job_id)
+        completed.append(epoch)
+
     def step(self, now: float) -> Plan:
         """One pass of phases 1-8; returns the plan the cycle made."""
-        if self.exits:
+        if self.exits or self.completed:
             self.take_exits(now)
         self.intake.intake(now)
         if self._expiry_s <= now:
@@ -151,7 +165,7 @@ class PipelineStep:
     # -- phases -----------------------------------------------------------------------------------
     def take_exits(self, now: float) -> None:
         """Phase 1: end every running job whose current run the executor reported ended."""
-        exits, running, stopping = self.exits, self.state.running, self.stopping
+        exits, running, stopping, finish = self.exits, self.state.running, self.stopping, self.state.finish
         while exits:
             job_id, epoch, info = exits.popleft()
             rec = running.get(job_id)
@@ -160,7 +174,20 @@ class PipelineStep:
             intent = stopping.pop(job_id, None) if stopping else None
             if self.recorder is not None:
                 self.recorder.ended(rec, intent, info)
-            self.state.finish(job_id, now, intent.state if intent is not None else exit_state(info))
+            finish(job_id, now, intent.state if intent is not None else exit_state(info))
+        completed = self.completed
+        if not completed:
+            return
+        for i in range(0, len(completed), 2):
+            job_id = completed[i]
+            rec = running.get(job_id)
+            if rec is None or rec.epoch != completed[i + 1]:
+                continue
+            intent = stopping.pop(job_id, None) if stopping else None
+            if self.recorder is not None:
+                self.recorder.ended(rec, intent, ExitInfo(0, 0, now))
+            finish(job_id, now, intent.state if intent is not None else JobState.COMPLETED)
+        completed.clear()
 
     def expire(self, now: float) -> None:
         """Phase 3: stop every running job past its walltime (intent ``TIMEOUT``)."""
@@ -183,7 +210,7 @@ class PipelineStep:
             recorder.before_stops()
         for rec in due:
             self._stop(rec, now)
-        if self.exits:
+        if self.exits or self.completed:
             self.take_exits(now)
 
     def ask_to_stop(self, rec: JobRecord, intent: str, ending: Ending) -> None:

@@ -1,15 +1,8 @@
-"""The simulation kernel: one heap of ``(time, priority, seq, event)``, and the simulated environment.
+"""The simulation kernel: the simulated environment, one heap of ``(time, priority, seq, callback index, arg)``.
 
 Events at the same time pop in priority order (executor exits before wake-ups), then in the
 order they were pushed, so a replay is deterministic. The kernel knows nothing of jobs,
 metrics or UI.
-
->>> q = EventQueue()
->>> q.push(5.0, 1, "b"); q.push(5.0, 0, "a"); q.push(1.0, 0, "first")
->>> q.pop_batch()
-(1.0, ['first'])
->>> q.pop_batch()
-(5.0, ['a', 'b'])
 
 ``SimulatedEnvironment`` is the twin's environment for the pipeline (SimPy's ``Environment``;
 the live hub's is ``steppe.pipeline.environment.WallClock``): ``now`` is the time of the
@@ -19,6 +12,12 @@ heap, the next arrival and the next walltime end; at each it fires the due timer
 one pipeline step (which takes the arrivals of that instant and the walltime ends). An instant
 whose only events are timers that return ``False`` (an exit dropped because its job was
 stopped) is skipped: nothing happens then.
+
+The environment's heap holds one flat tuple per timer, ``(time, priority, seq, callback
+index, arg)``: callbacks are numbered once (a replay has one, the fake executor's ``fire``),
+so an entry whose ``arg`` holds only numbers holds no container at all and the garbage
+collector stops tracking it at its first pass; a running job's pending exit, which lives
+until the job ends, then costs the collector nothing.
 
 >>> env = SimulatedEnvironment()
 >>> seen = []
@@ -45,33 +44,6 @@ from typing import Any, Protocol
 _TIMER, _WAKE = 0, 1
 
 
-class EventQueue:
-    """A deterministic priority queue of timed events."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, Any]] = []
-        self._seq = 0
-
-    def push(self, time_s: float, priority: int, event: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (time_s, priority, self._seq, event))
-
-    def peek_time(self) -> float:
-        """Time of the next event, or infinity when empty."""
-        return self._heap[0][0] if self._heap else math.inf
-
-    def pop_batch(self) -> tuple[float, list[Any]]:
-        """All events at the earliest time, in (priority, push) order."""
-        time_s = self._heap[0][0]
-        batch = []
-        while self._heap and self._heap[0][0] == time_s:
-            batch.append(heapq.heappop(self._heap)[3])
-        return time_s, batch
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-
 class Steppable(Protocol):
     """What ``SimulatedEnvironment.run`` drives (``steppe.pipeline.PipelineStep``): a step, the
     wake-up the last step asked for, and the next walltime end."""
@@ -93,8 +65,11 @@ class SimulatedEnvironment:
     """Simulated time for the pipeline; see the module docstring."""
 
     def __init__(self) -> None:
-        self.events = EventQueue()
         self.now_s = 0.0
+        self._heap: list[tuple[float, int, int, int, Any]] = []  # (time, priority, seq, callback, arg)
+        self._seq = 0
+        self._callbacks: list[Callable[[Any], Any]] = []
+        self._callback_ix: dict[Callable[[Any], Any], int] = {}
         self._wakes: set[float] = set()
 
     def now(self) -> float:
@@ -103,13 +78,19 @@ class SimulatedEnvironment:
     def call_at(self, time_s: float, callback: Callable[[Any], Any], arg: Any) -> None:
         """Call ``callback(arg)`` when the clock reaches ``time_s`` (before that instant's step);
         a callback that returns ``False`` asks for no step."""
-        self.events.push(time_s, _TIMER, (callback, arg))
+        ix = self._callback_ix.get(callback)
+        if ix is None:
+            ix = self._callback_ix[callback] = len(self._callbacks)
+            self._callbacks.append(callback)
+        self._seq += 1
+        heapq.heappush(self._heap, (time_s, _TIMER, self._seq, ix, arg))
 
     def wake_at(self, time_s: float) -> None:
         """Run a step at ``time_s`` (once, however often it is asked)."""
         if time_s not in self._wakes:
             self._wakes.add(time_s)
-            self.events.push(time_s, _WAKE, None)
+            self._seq += 1
+            heapq.heappush(self._heap, (time_s, _WAKE, self._seq, -1, None))
 
     def run(self, step: Steppable, arrivals: Arrivals, after: Callable[[], None] | None = None) -> int:
         """Step at every instant until nothing is left to happen; returns the number of steps.
@@ -117,24 +98,25 @@ class SimulatedEnvironment:
         After each step, its wake-up is scheduled and ``after()`` called (a replay's progress).
         The run ends when no arrival, timer or wake-up is left (jobs still waiting stay unfinished).
         """
-        events, wakes = self.events, self._wakes
+        heap, wakes, callbacks = self._heap, self._wakes, self._callbacks
+        heappop, heappush, inf = heapq.heappop, heapq.heappush, math.inf
         steps = 0
         while True:
-            t_event = events.peek_time()
+            t_event = heap[0][0] if heap else inf
             t_arrival = arrivals.next_s
-            if t_event == math.inf and t_arrival == math.inf:
+            if t_event == inf and t_arrival == inf:
                 return steps
             t_expiry = step.next_expiry_s()
             now = min(t_arrival, t_event, t_expiry)
             self.now_s = now
             if t_event == now:
-                _, batch = events.pop_batch()
                 due = t_arrival == now or t_expiry == now
-                for event in batch:
-                    if event is None:
+                while heap and heap[0][0] == now:
+                    _, _, _, ix, arg = heappop(heap)
+                    if ix < 0:
                         wakes.discard(now)
                         due = True
-                    elif event[0](event[1]) is not False:
+                    elif callbacks[ix](arg) is not False:
                         due = True
                 if not due:
                     continue
@@ -143,6 +125,7 @@ class SimulatedEnvironment:
             wakeup = step.wakeup_s
             if wakeup is not None and wakeup > now and wakeup not in wakes:
                 wakes.add(wakeup)
-                events.push(wakeup, _WAKE, None)
+                self._seq += 1
+                heappush(heap, (wakeup, _WAKE, self._seq, -1, None))
             if after is not None:
                 after()

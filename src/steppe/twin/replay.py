@@ -123,6 +123,7 @@ def replay(
     checked_power = budget if checker is not None else None
     step = PipelineStep(state, pol, executor, arrivals, power=checked_power, on_over_cap=raise_over_cap)
     executor.bind(step.on_exit, _no_launch)
+    executor.report_completions(step.on_completed)
     n = len(trace.jobs)
 
     def report() -> None:
