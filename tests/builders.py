@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from steppe.core.cluster import Cluster, QosSpec, TenantSpec
-from steppe.core.job import JobSpec
+from steppe.core.job import JobSpec, PendingReason
 from steppe.core.plan import Plan, Start
-from steppe.core.state import HubState
+from steppe.core.records import JobRecord
+from steppe.core.state import HubState, Snapshot
 from steppe.core.usage import DecayedUsage
 from steppe.scheduling.placement import place
 from steppe.scheduling.policies import Policy, make_policy
@@ -65,3 +67,16 @@ class Hub:
 
     def started(self, plan: Plan) -> list[int]:
         return [s.job_id for s in plan.starts]
+
+
+class Flaky:
+    """An admission check that raises on its ``n``-th call (0: never), as a store that goes away would."""
+
+    def __init__(self, n: int = 0) -> None:
+        self.calls, self.n = 0, n
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("store unavailable")
+        return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from builders import Hub, job
+from builders import Flaky, Hub, job
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -38,19 +38,6 @@ class Gate:
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         return None if self.open or rec.spec.tenant != "b" else PendingReason.AWAITING_REVIEW
-
-
-class Flaky:
-    """A check that raises on its ``n``-th call."""
-
-    def __init__(self, n: int) -> None:
-        self.calls, self.n = 0, n
-
-    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        self.calls += 1
-        if self.calls == self.n:
-            raise RuntimeError("store unavailable")
-        return None
 
 
 @pytest.mark.parametrize("policy", ["easy-backfill", "multifactor"])
@@ -160,4 +147,3 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
 
 
 TestIncrementalEqualsFull = IncrementalEqualsFull.TestCase
-

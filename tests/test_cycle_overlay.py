@@ -4,38 +4,23 @@ byte for byte as it was, and no cycle ever writes the inventory."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from builders import Hub, job
+from builders import Flaky, Hub, job
 from hypothesis import given
 from hypothesis import strategies as st
 
 from steppe.core.cluster import Cluster, QosSpec
 from steppe.core.inventory import GpuInventory, InventoryOverlay
-from steppe.core.job import PendingReason
 from steppe.core.records import JobRecord
-from steppe.core.state import HubState, Snapshot
+from steppe.core.state import HubState
 from steppe.energy.fleet import FleetPower
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.power import PowerBudget
 
 POLICIES = ["fifo", "easy-backfill", "multifactor", "las", "srtf"]
-
-
-class Flaky:
-    """A check that raises on its ``n``-th call (0: never)."""
-
-    def __init__(self, n: int = 0) -> None:
-        self.calls, self.n = 0, n
-
-    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        self.calls += 1
-        if self.calls == self.n:
-            raise RuntimeError("store unavailable")
-        return None
 
 
 class FixedLimits:
