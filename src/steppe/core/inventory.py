@@ -113,12 +113,19 @@ class GpuInventory:
     # -- mutation (the writer only) ----------------------------------------------------------
     def allocate(self, alloc: Allocation) -> None:
         """Take GPUs; raises ValueError if a node lacks them (nothing changes then)."""
+        problem = self.take(alloc)
+        if problem:
+            raise ValueError(problem)
+
+    def take(self, alloc: Allocation) -> str:
+        """Take GPUs; or, if a node lacks them, change nothing and say why (the writer's check)."""
         free = self.free
         for node, gpus in alloc:
             if gpus < 1 or free[node] < gpus:
-                raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node]} free")
+                return f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node]} free"
         for node, gpus in alloc:
             self._change(node, -gpus)
+        return ""
 
     def release(self, alloc: Allocation) -> None:
         """Give GPUs back."""

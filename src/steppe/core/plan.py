@@ -6,7 +6,7 @@ commits what still fits (see ``steppe.core.state.HubState.apply``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from steppe.core.inventory import Allocation
@@ -47,16 +47,32 @@ class Reservation:
     extra_power_w: float = float("inf")
 
 
-@dataclass
 class Plan:
-    """The outcome of one scheduling cycle."""
+    """The outcome of one scheduling cycle (a plain slotted class: a replay makes one per cycle)."""
 
-    starts: list[Start] = field(default_factory=list)
-    preemptions: list[int] = field(default_factory=list)
-    recaps: list[Recap] = field(default_factory=list)
-    reasons: dict[int, PendingReason] = field(default_factory=dict)
-    reservation: Reservation | None = None
-    wakeup_s: float | None = None
+    __slots__ = ("starts", "preemptions", "recaps", "reasons", "reservation", "wakeup_s")
+
+    def __init__(
+        self,
+        starts: list[Start] | None = None,
+        preemptions: list[int] | None = None,
+        recaps: list[Recap] | None = None,
+        reasons: dict[int, PendingReason] | None = None,
+        reservation: Reservation | None = None,
+        wakeup_s: float | None = None,
+    ) -> None:
+        self.starts: list[Start] = starts if starts is not None else []
+        self.preemptions: list[int] = preemptions if preemptions is not None else []
+        self.recaps: list[Recap] = recaps if recaps is not None else []
+        self.reasons: dict[int, PendingReason] = reasons if reasons is not None else {}
+        self.reservation = reservation
+        self.wakeup_s = wakeup_s
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(starts={self.starts!r}, preemptions={self.preemptions!r}, recaps={self.recaps!r}, "
+            f"reasons={self.reasons!r}, reservation={self.reservation!r}, wakeup_s={self.wakeup_s!r})"
+        )
 
     def wake_at(self, t_s: float) -> None:
         """Ask to be run again at ``t_s`` even if nothing else happens (earliest request wins)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from steppe.core.inventory import Allocation
@@ -22,39 +22,57 @@ def pending_kind(spec: JobSpec) -> PendingKind:
     return PendingKind(spec.workload, spec.gpu_type, spec.qos, spec.gpus)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class JobRecord:
     """Everything the hub tracks about one job.
 
     ``executed_s`` is the run time accumulated in earlier runs (before the last preemption);
-    while running, the current run adds ``now - last_start_s``.
+    while running, the current run adds ``now - last_start_s``. Made from a spec and its
+    submission sequence number (one flat ``__init__``: a replay makes one per job).
     """
 
     spec: JobSpec
     seq: int
-    state: JobState = JobState.PENDING
-    reason: PendingReason = PendingReason.PRIORITY
-    allocation: Allocation = ()
-    gpu_type: str = ""
-    first_start_s: float | None = None
-    last_start_s: float = 0.0
-    end_s: float | None = None
-    executed_s: float = 0.0
-    preemptions: int = 0
-    cap_fraction: float = 1.0
-    power_w: float = 0.0
-    floor_power_w: float = 0.0
-    reclaimable_before: float = 0.0
-    epoch: int = 0
-    expected_end_s: float = 0.0
-    job_id: int = field(init=False)
-    gpus: int = field(init=False)
-    kind: PendingKind = field(init=False)
+    state: JobState
+    reason: PendingReason
+    allocation: Allocation
+    gpu_type: str
+    first_start_s: float | None
+    last_start_s: float
+    end_s: float | None
+    executed_s: float
+    preemptions: int
+    cap_fraction: float
+    power_w: float
+    floor_power_w: float
+    reclaimable_before: float
+    epoch: int
+    expected_end_s: float
+    job_id: int
+    gpus: int
+    kind: PendingKind
 
-    def __post_init__(self) -> None:
-        self.job_id = self.spec.job_id
-        self.gpus = self.spec.gpus
-        self.kind = pending_kind(self.spec)
+    def __init__(self, spec: JobSpec, seq: int) -> None:
+        self.spec = spec
+        self.seq = seq
+        self.state = JobState.PENDING
+        self.reason = PendingReason.PRIORITY
+        self.allocation = ()
+        self.gpu_type = ""
+        self.first_start_s = None
+        self.last_start_s = 0.0
+        self.end_s = None
+        self.executed_s = 0.0
+        self.preemptions = 0
+        self.cap_fraction = 1.0
+        self.power_w = 0.0
+        self.floor_power_w = 0.0
+        self.reclaimable_before = 0.0
+        self.epoch = 0
+        self.expected_end_s = 0.0
+        self.job_id = spec.job_id
+        self.gpus = gpus = spec.gpus
+        self.kind = PendingKind(spec.workload, spec.gpu_type, spec.qos, gpus)
 
     def executed_at(self, now: float) -> float:
         """Seconds run so far, including the current run."""

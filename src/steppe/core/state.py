@@ -1,9 +1,10 @@
 """The hub's state and its single writer.
 
 ``HubState`` holds the incremental indexes a scheduling cycle reads (free GPUs per node, the
-pending queue in policy order, running jobs by expected end, tenants' GPUs in use and decayed
-usage). Policies read it through the ``Snapshot`` protocol and never change it, except for
-trial allocations that they roll back. Only the writer methods here (``submit``, ``apply``,
+pending queue in policy order, running jobs by expected end, tenants' GPUs in use). Decayed
+usage, which only fair share reads, is kept by the multifactor queue from the starts and stops
+the state passes on to its queue. Policies read the state through the ``Snapshot`` protocol and
+never change it (a cycle's trials live on its own overlay). Only the writer methods here (``submit``, ``apply``,
 ``finish``, ``cancel``) change it; each change is announced to listeners (metrics, invariant
 checks, the event log), so nothing else needs to poll.
 
@@ -31,7 +32,11 @@ __all__ = ["Applied", "HubState", "PendingKind", "PendingQueue", "Snapshot", "St
 
 
 class PendingQueue(Protocol):
-    """Pending jobs in a policy's priority order, kept incrementally."""
+    """Pending jobs in a policy's priority order, kept incrementally.
+
+    A queue whose order does not depend on what runs may say ``tracks_running = False``; the
+    state then does not call its ``on_start`` and ``on_stop``.
+    """
 
     def add(self, rec: JobRecord, now: float) -> None: ...
 
@@ -87,6 +92,9 @@ class Applied:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
+NOTHING_APPLIED = Applied()  # what an empty plan commits (shared: never changed)
+
+
 class HubState:
     """Mutable hub state; implements ``Snapshot`` for policies and is changed only by its writer methods."""
 
@@ -98,7 +106,7 @@ class HubState:
         self.running: dict[int, JobRecord] = {}
         self.running_by_end: list[tuple[float, int]] = []  # sorted (a plain list: at most one entry per GPU)
         self.tenant_gpus: Counter[str] = Counter()
-        self.usage = usage or DecayedUsage()
+        self.usage = usage or DecayedUsage()  # the fair-share queue's (it updates it), shared for reads
         self.generation = 0
         self.arrivals_since_change: list[JobRecord] = []
         self.power_draw_w = 0.0  # IT power running jobs add above idle (sum of their power_w)
@@ -108,15 +116,18 @@ class HubState:
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
         self.last_seq = 0  # the latest submission's sequence number
+        # a queue that ignores starts and stops (FIFO's) is not told of them
+        self._queue_tracks_running = getattr(queue, "tracks_running", True)
 
     # -- writer ------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, now: float) -> JobRecord:
         """Queue a new job."""
-        if spec.job_id in self.jobs:
-            raise ValueError(f"job {spec.job_id} already exists")
-        self.last_seq += 1
-        rec = JobRecord(spec, self.last_seq)
-        self.jobs[spec.job_id] = rec
+        job_id = spec.job_id
+        jobs = self.jobs
+        if job_id in jobs:
+            raise ValueError(f"job {job_id} already exists")
+        seq = self.last_seq = self.last_seq + 1
+        rec = jobs[job_id] = JobRecord(spec, seq)
         self.queue.add(rec, now)
         self.pending_kinds[rec.kind] += 1
         self.arrivals_since_change.append(rec)
@@ -150,7 +161,10 @@ class HubState:
 
     def apply(self, plan: Plan, now: float) -> Applied:
         """Verify and commit a plan: power-cap changes and preemptions first (they free power and GPUs),
-        then starts, then reasons."""
+        then starts, then reasons. A plan that decides nothing (most cycles of a replay) gets
+        ``NOTHING_APPLIED``, one shared empty result (read it, never change it)."""
+        if not (plan.starts or plan.reasons or plan.recaps or plan.preemptions):
+            return NOTHING_APPLIED
         done = Applied()
         for recap in plan.recaps:
             rec = self.running.get(recap.job_id)
@@ -237,12 +251,15 @@ class HubState:
         spec = rec.spec
         tenant = spec.tenant
         gpus = rec.gpus
+        tenant_gpus = self.tenant_gpus
         limits = self.cluster.tenants.get(tenant)
-        quota = limits.gpu_quota if limits is not None else None
-        if quota is not None and self.tenant_gpus[tenant] + gpus > quota:
-            return f"tenant {tenant} would exceed its quota of {quota} GPUs"
+        if limits is not None:
+            quota = limits.gpu_quota
+            if quota is not None and tenant_gpus[tenant] + gpus > quota:
+                return f"tenant {tenant} would exceed its quota of {quota} GPUs"
         alloc = start.allocation
-        node_type = self.inventory.node_type
+        inventory = self.inventory
+        node_type = inventory.node_type
         if len(alloc) == 1:  # the common case: one node, one type
             if alloc[0][1] != gpus:
                 return "allocation size differs from the job's GPU count"
@@ -256,56 +273,69 @@ class HubState:
             gpu_type = types.pop()
         if spec.gpu_type and spec.gpu_type != gpu_type:
             return "allocation is not on one allowed GPU type"
-        try:
-            self.inventory.allocate(alloc)
-        except ValueError as exc:
-            return str(exc)
+        problem = inventory.take(alloc)
+        if problem:
+            return problem
         self.queue.remove(rec)
-        self._forget_kind(rec)
+        kinds, kind = self.pending_kinds, rec.kind  # as ``_forget_kind``
+        left = kinds[kind] - 1
+        if left:
+            kinds[kind] = left
+        else:
+            del kinds[kind]
         rec.state = JobState.RUNNING  # PENDING -> RUNNING, allowed by TRANSITIONS
         rec.allocation = alloc
         rec.gpu_type = gpu_type
-        rec.cap_fraction = start.cap_fraction
-        rec.power_w = start.power_w
+        power_w = rec.power_w = start.power_w
         rec.floor_power_w = start.floor_power_w
-        self.power_draw_w += start.power_w
+        rec.cap_fraction = start.cap_fraction
+        if power_w:
+            self.power_draw_w += power_w
         self._index_cap(rec)
         rec.reason = PendingReason.NONE
         rec.last_start_s = now
         rec.epoch += 1
         if rec.first_start_s is None:
             rec.first_start_s = now
-        end_s = rec.expected_end_s = now + rec.remaining_limit_s()
-        self.running[rec.job_id] = rec
-        insort(self.running_by_end, (end_s, rec.job_id))
-        self.tenant_gpus[tenant] += gpus
-        self.usage.change(tenant, now, gpus)
+        limit_s = spec.walltime_s - rec.executed_s  # as ``remaining_limit_s``
+        end_s = rec.expected_end_s = now + (limit_s if limit_s > 0.0 else 0.0)
+        job_id = rec.job_id
+        self.running[job_id] = rec
+        insort(self.running_by_end, (end_s, job_id))
+        tenant_gpus[tenant] += gpus
         self.generation += 1
         if self.arrivals_since_change:
             self.arrivals_since_change.clear()
-        self.queue.on_start(rec, now)
+        if self._queue_tracks_running:
+            self.queue.on_start(rec, now)
         for listener in self.listeners:
             listener.on_start(rec, now)
         return ""
 
     def _stop(self, rec: JobRecord, now: float, state: JobState) -> None:
-        self._transition(rec, state)
+        if not can_transition(rec.state, state):
+            raise ValueError(f"job {rec.job_id}: {rec.state} -> {state} is not allowed")
+        rec.state = state
         self.inventory.release(rec.allocation)
-        job_id, tenant = rec.job_id, rec.spec.tenant
+        job_id = rec.job_id
         del self.running[job_id]
         by_end = self.running_by_end
         del by_end[bisect_left(by_end, (rec.expected_end_s, job_id))]
-        self.tenant_gpus[tenant] -= rec.gpus
-        self.usage.change(tenant, now, -rec.gpus)
-        self.power_draw_w -= rec.power_w
+        self.tenant_gpus[rec.spec.tenant] -= rec.gpus
+        power_w = rec.power_w
+        if power_w:
+            self.power_draw_w -= power_w
         if self.full_power.pop(job_id, None) is not None:
             self.reclaimable_w -= rec.reclaimable_before
         if self.capped:
             self.capped.pop(job_id, None)
         rec.executed_s += now - rec.last_start_s
         rec.end_s = now
-        self._changed()
-        self.queue.on_stop(rec, now)
+        self.generation += 1  # as ``_changed``
+        if self.arrivals_since_change:
+            self.arrivals_since_change.clear()
+        if self._queue_tracks_running:
+            self.queue.on_stop(rec, now)
         for listener in self.listeners:
             listener.on_stop(rec, now)
 

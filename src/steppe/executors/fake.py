@@ -34,6 +34,9 @@ ScheduleEnd = Callable[[float, int, int, JobState], None]
 at ``time_s``; ``state`` is the end the work reaches (``COMPLETED``)."""
 
 
+_COMPLETED = JobState.COMPLETED
+
+
 def _ignore(job_id: int, epoch: int, info: ExitInfo) -> None:
     """Where exits go before ``bind``."""
 
@@ -68,7 +71,13 @@ class FakeExecutor:
         self._on_completed = on_completed
 
     def start(self, rec: JobRecord, now: float) -> None:
-        self._open(rec, now, rec.epoch)
+        job_id = rec.job_id
+        stretch = self._slowdown(rec) if self._slowdown else 1.0
+        done = self._work_s.get(job_id, 0.0) if self._work_s else 0.0  # as ``_open``, inlined: one per job
+        work_left = rec.spec.runtime_s - done
+        token = self._next_token = self._next_token + 1
+        self._run[job_id] = (now, stretch, token, rec.epoch)
+        self._schedule_end(now + (work_left * stretch if work_left > 0.0 else 0.0), job_id, token, _COMPLETED)
 
     def recap(self, rec: JobRecord, now: float) -> None:
         """The job's cap changed: bank the work done so far and reschedule its exit."""

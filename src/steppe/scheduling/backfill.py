@@ -245,16 +245,16 @@ class OrderedCycle:
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
-        if not arrivals and self.power is None and not self._timed:
-            return Plan()  # nothing to decide and no wake-up to ask for
+        if arrivals:
+            memo.max_seq = max(r.seq for r in arrivals)
+        decides = bool(arrivals) and self.backfill and not (memo.depth_hit and not self.refresh_s)
+        if not decides and self.power is None and not self._timed:
+            return Plan()  # arrivals behind the head that cannot pass it, and no wake-up to ask for
         ctx = self._ctx
         ctx.begin(snap, now)
         ctx.power_waiting = True  # a full cycle found jobs waiting; leave capped jobs as they are
-        if not arrivals:
+        if not decides:
             return ctx.close()  # nothing to decide; still ask for the wake-ups that are due
-        memo.max_seq = max(r.seq for r in arrivals)
-        if not self.backfill or (memo.depth_hit and not self.refresh_s):
-            return ctx.close()
         spare = _Spare(memo.spare.gpus, memo.spare.power_w)
         for rec in arrivals:
             if ctx.inv.total_free == 0:

@@ -67,11 +67,16 @@ class CycleContext:
 
     def begin(self, snap: Snapshot, now: float) -> None:
         """Start a cycle over ``snap`` at ``now``: no trials, an empty plan."""
-        if snap.inventory is not self._base:
-            self._base = snap.inventory
-            self.inv = InventoryOverlay(snap.inventory)
+        base = snap.inventory
+        if base is not self._base:
+            self._base = base
+            self.inv = InventoryOverlay(base)
         else:
-            self.inv.reset()
+            inv = self.inv  # as ``inv.reset()``, inlined: once per cycle
+            if inv.taken:
+                inv.taken.clear()
+            inv.free_by_type.update(base.free_by_type)
+            inv.total_free = base.total_free
         self.snap = snap
         self.now = now
         self.plan = Plan()
@@ -83,12 +88,13 @@ class CycleContext:
             self.recapped.clear()
         if self.preempted:
             self.preempted.clear()
+        self.blocked = PendingReason.RESOURCES
         self.power_extra_w = 0.0
         self.reclaimed_w = 0.0
         self.power_waiting = False
-        self.blocked = PendingReason.RESOURCES
         power = self.power
-        self._it_budget_w = power.it_budget_w(now) if power is not None else math.inf
+        if power is not None:
+            self._it_budget_w = power.it_budget_w(now)
         for begin in self._begins:
             begin(now)
 

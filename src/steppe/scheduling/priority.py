@@ -142,10 +142,11 @@ class MultifactorQueue:
         return (-pa, a.seq) < (-pb, b.seq)
 
     def on_start(self, rec: JobRecord, now: float) -> None:
-        """Usage is tracked by the state."""
+        """The tenant's decayed usage grows from now on (only fair share reads it)."""
+        self.usage.change(rec.spec.tenant, now, rec.gpus)
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
-        """Usage is tracked by the state."""
+        self.usage.change(rec.spec.tenant, now, -rec.gpus)
 
     def __len__(self) -> int:
         return self._size

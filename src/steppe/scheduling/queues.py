@@ -16,9 +16,10 @@ with service (LAS) have their own queue next to them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedList
 
 from steppe.core.records import JobRecord
 
@@ -29,27 +30,33 @@ def submit_order_key(rec: JobRecord) -> tuple[float, int]:
 
 
 class KeyedQueue:
-    """Pending jobs sorted by a key computed once when a job enters the queue."""
+    """Pending jobs sorted by a key computed once when a job enters the queue.
+
+    One sorted list of ``(key, job_id, record)`` entries: ``job_id`` is unique, so two entries
+    never compare their records, and the list's own tuple order is the queue's order.
+    """
+
+    tracks_running = False  # the state need not tell it of starts and stops
 
     def __init__(self, key: Callable[[JobRecord], Any]) -> None:
         self._key = key
-        self._keys: dict[int, Any] = {}
-        self._items: SortedKeyList = SortedKeyList(key=lambda r: self._keys[r.job_id])
+        self._entries: dict[int, tuple[Any, int, JobRecord]] = {}
+        self._items: SortedList = SortedList()
 
     def add(self, rec: JobRecord, now: float) -> None:
-        self._keys[rec.job_id] = (self._key(rec), rec.job_id)
-        self._items.add(rec)
+        entry = self._entries[rec.job_id] = (self._key(rec), rec.job_id, rec)
+        self._items.add(entry)
 
     def remove(self, rec: JobRecord) -> None:
-        self._items.remove(rec)
-        del self._keys[rec.job_id]
+        self._items.remove(self._entries.pop(rec.job_id))
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
-        return iter(self._items)
+        return map(_record, self._items)
 
     def precedes(self, a: JobRecord, b: JobRecord, now: float) -> bool:
         """True when ``a`` is ahead of ``b``."""
-        return bool(self._keys[a.job_id] < self._keys[b.job_id])
+        ea, eb = self._entries[a.job_id], self._entries[b.job_id]
+        return bool((ea[0], ea[1]) < (eb[0], eb[1]))
 
     def on_start(self, rec: JobRecord, now: float) -> None:
         """Running jobs are not tracked here."""
@@ -59,3 +66,6 @@ class KeyedQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+_record = itemgetter(2)

@@ -37,6 +37,7 @@ until the job ends, then costs the collector nothing.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -67,7 +68,7 @@ class SimulatedEnvironment:
     def __init__(self) -> None:
         self.now_s = 0.0
         self._heap: list[tuple[float, int, int, int, Any]] = []  # (time, priority, seq, callback, arg)
-        self._seq = 0
+        self._seq = itertools.count(1)  # push order, for ties
         self._callbacks: list[Callable[[Any], Any]] = []
         self._callback_ix: dict[Callable[[Any], Any], int] = {}
         self._wakes: set[float] = set()
@@ -78,19 +79,30 @@ class SimulatedEnvironment:
     def call_at(self, time_s: float, callback: Callable[[Any], Any], arg: Any) -> None:
         """Call ``callback(arg)`` when the clock reaches ``time_s`` (before that instant's step);
         a callback that returns ``False`` asks for no step."""
+        heapq.heappush(self._heap, (time_s, _TIMER, next(self._seq), self._index(callback), arg))
+
+    def timer(self, callback: Callable[[Any], Any]) -> Callable[[float, Any], None]:
+        """``call_at`` for one callback, as a function ``push(time_s, arg)`` (a replay's exits:
+        one call per timer, no lookup)."""
+        heap, seq, ix, heappush = self._heap, self._seq, self._index(callback), heapq.heappush
+
+        def push(time_s: float, arg: Any) -> None:
+            heappush(heap, (time_s, _TIMER, next(seq), ix, arg))
+
+        return push
+
+    def _index(self, callback: Callable[[Any], Any]) -> int:
         ix = self._callback_ix.get(callback)
         if ix is None:
             ix = self._callback_ix[callback] = len(self._callbacks)
             self._callbacks.append(callback)
-        self._seq += 1
-        heapq.heappush(self._heap, (time_s, _TIMER, self._seq, ix, arg))
+        return ix
 
     def wake_at(self, time_s: float) -> None:
         """Run a step at ``time_s`` (once, however often it is asked)."""
         if time_s not in self._wakes:
             self._wakes.add(time_s)
-            self._seq += 1
-            heapq.heappush(self._heap, (time_s, _WAKE, self._seq, -1, None))
+            heapq.heappush(self._heap, (time_s, _WAKE, next(self._seq), -1, None))
 
     def run(self, step: Steppable, arrivals: Arrivals, after: Callable[[], None] | None = None) -> int:
         """Step at every instant until nothing is left to happen; returns the number of steps.
@@ -98,7 +110,7 @@ class SimulatedEnvironment:
         After each step, its wake-up is scheduled and ``after()`` called (a replay's progress).
         The run ends when no arrival, timer or wake-up is left (jobs still waiting stay unfinished).
         """
-        heap, wakes, callbacks = self._heap, self._wakes, self._callbacks
+        heap, wakes, callbacks, seq = self._heap, self._wakes, self._callbacks, self._seq
         heappop, heappush, inf = heapq.heappop, heapq.heappush, math.inf
         steps = 0
         while True:
@@ -125,7 +137,6 @@ class SimulatedEnvironment:
             wakeup = step.wakeup_s
             if wakeup is not None and wakeup > now and wakeup not in wakes:
                 wakes.add(wakeup)
-                self._seq += 1
-                heappush(heap, (wakeup, _WAKE, self._seq, -1, None))
+                heappush(heap, (wakeup, _WAKE, next(seq), -1, None))
             if after is not None:
                 after()

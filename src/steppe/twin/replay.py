@@ -109,13 +109,12 @@ def replay(
     ceiling = PowerCeiling(budget, power_ceiling_w(power)) if power is not None and budget is not None else None
     arrivals = TraceArrivals(trace.jobs, state, SubmissionGate(cluster, ceiling))
     env = SimulatedEnvironment()
-    fire_at = env.call_at
 
     def schedule_end(t: float, job_id: int, token: int, end_state: JobState) -> None:
-        fire_at(t, fire, (job_id, token, t))
+        push_exit(t, (job_id, token, t))
 
     executor = FakeExecutor(schedule_end, slowdown, cluster)
-    fire = executor.fire  # one bound method for every exit (a replay allocates as little as it can)
+    push_exit = env.timer(executor.fire)  # one bound method for every exit, registered once
 
     def raise_over_cap(message: str) -> None:
         raise InvariantViolation(message)
