@@ -123,8 +123,9 @@ class GpuInventory:
         for node, gpus in alloc:
             if gpus < 1 or free[node] < gpus:
                 return f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node]} free"
+        change = self._change
         for node, gpus in alloc:
-            self._change(node, -gpus)
+            change(node, -gpus)
         return ""
 
     def release(self, alloc: Allocation) -> None:
@@ -136,15 +137,15 @@ class GpuInventory:
             self._change(node, gpus)
 
     def _change(self, node: int, delta: int) -> None:
-        old = self.free[node]
-        new = old + delta
+        free = self.free
+        old = free[node]
+        new = free[node] = old + delta
         t = self.node_type[node]
         index = self.index[t]
         if old:
             del index[bisect_left(index, (old, node))]
         if new:
             insort(index, (new, node))
-        self.free[node] = new
         self.free_by_type[t] += delta
         self.total_free += delta
 
@@ -218,6 +219,16 @@ class InventoryOverlay:
     # -- trials ------------------------------------------------------------------------------
     def allocate(self, alloc: Allocation) -> None:
         """Take GPUs in this cycle; raises ValueError if a node lacks them (nothing changes then)."""
+        free, taken = self.base.free, self.taken
+        if len(alloc) == 1:  # the common case, inlined: a cycle's every trial start
+            node, gpus = alloc[0]
+            took = taken.get(node, 0)
+            if gpus < 1 or free[node] - took < gpus:
+                raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node] - took} free")
+            taken[node] = took + gpus
+            self.free_by_type[self.node_type[node]] -= gpus
+            self.total_free -= gpus
+            return
         for node, gpus in alloc:
             if gpus < 1 or self.free_on(node) < gpus:
                 raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {self.free_on(node)} free")

@@ -233,6 +233,9 @@ class HubState:
         self.cluster.tenants.clear()
         self.cluster.tenants.update(tenants)
         self.generation += 1
+        on_tenants = getattr(self.queue, "on_tenants", None)  # a queue ordered by weights (fair share)
+        if on_tenants is not None:
+            on_tenants()
 
     def forget(self, job_id: int) -> None:
         """Drop an ended job from memory (a store or the metrics keep what is needed of it).
@@ -338,6 +341,8 @@ class HubState:
             self.queue.on_stop(rec, now)
         for listener in self.listeners:
             listener.on_stop(rec, now)
+
+    end = _stop  # ``finish`` for a running job's record at hand (the pipeline's exits): no lookup
 
     def _requeue(self, rec: JobRecord, now: float) -> None:
         self._transition(rec, JobState.PENDING)

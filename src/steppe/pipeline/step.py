@@ -178,15 +178,16 @@ class PipelineStep:
         completed = self.completed
         if not completed:
             return
+        end, recorder = self.state.end, self.recorder
         for i in range(0, len(completed), 2):
             job_id = completed[i]
             rec = running.get(job_id)
             if rec is None or rec.epoch != completed[i + 1]:
                 continue
             intent = stopping.pop(job_id, None) if stopping else None
-            if self.recorder is not None:
-                self.recorder.ended(rec, intent, ExitInfo(0, 0, now))
-            finish(job_id, now, intent.state if intent is not None else JobState.COMPLETED)
+            if recorder is not None:
+                recorder.ended(rec, intent, ExitInfo(0, 0, now))
+            end(rec, now, intent.state if intent is not None else JobState.COMPLETED)
         completed.clear()
 
     def expire(self, now: float) -> None:

@@ -74,6 +74,7 @@ class _Memo:
     depth_hit: bool
     epochs: tuple[object, ...]
     valid_until_s: float
+    seen: int  # arrivals (``arrivals_since_change``) already looked at
 
 
 class OrderedCycle:
@@ -148,7 +149,10 @@ class OrderedCycle:
             epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
             max_seq = snap.last_seq  # every job that exists now has been seen (or cannot precede the head)
-            self._memo = _Memo(snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until)
+            seen = len(snap.arrivals_since_change)
+            self._memo = _Memo(
+                snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until, seen
+            )
         else:
             self._memo = None
         return plan
@@ -241,7 +245,12 @@ class OrderedCycle:
         return self.refresh_s is None or now - memo.computed_s < self.refresh_s
 
     def _incremental(self, memo: _Memo, snap: Snapshot, now: float) -> Plan:
-        arrivals = [r for r in snap.arrivals_since_change if r.seq > memo.max_seq and r.state is JobState.PENDING]
+        arrived = snap.arrivals_since_change  # only grows while the generation stands
+        seen = memo.seen
+        if len(arrived) < seen:
+            return self._full(snap, now)
+        memo.seen = len(arrived)
+        arrivals = [r for r in arrived[seen:] if r.seq > memo.max_seq and r.state is JobState.PENDING]
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)

@@ -25,8 +25,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedList
 
 from steppe.core.cluster import Cluster
 from steppe.core.records import JobRecord
@@ -44,16 +46,49 @@ class MultifactorWeights:
     max_age_s: float = 7 * 86400.0
 
 
-def _shifted(items: SortedKeyList, shift: float) -> Iterator[tuple[float, int, JobRecord]]:
-    for key, seq, rec in items:
-        yield key + shift, seq, rec
+def _merged(streams: list[tuple[SortedList, float]]) -> Iterator[JobRecord]:
+    """Records of several sorted ``(key, seq, rec)`` lists, each with its keys shifted by a
+    constant, in ``(key + shift, seq)`` order: a lazy k-way merge on one heap of
+    ``[shifted key, seq, rec, shift, rest]`` entries (``seq`` is unique, so records are never
+    compared), one generator step per record.
+
+    >>> a, b = SortedList([(1.0, 1, "a1"), (5.0, 3, "a2")]), SortedList([(0.0, 2, "b1")])
+    >>> list(_merged([(a, 0.0), (b, 2.0)]))
+    ['a1', 'b1', 'a2']
+    """
+    heap: list[list[Any]] = []
+    for items, shift in streams:
+        rest = iter(items)
+        for key, seq, rec in rest:
+            heap.append([key + shift, seq, rec, shift, rest])
+            break
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        top = heap[0]
+        yield top[2]
+        following = next(top[4], None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            top[0] = following[0] + top[3]
+            top[1] = following[1]
+            top[2] = following[2]
+            heapq.heapreplace(heap, top)
+    if heap:
+        top = heap[0]
+        yield top[2]
+        yield from map(_record, top[4])
+
+
+_record = itemgetter(2)
 
 
 class _TenantQueue:
     def __init__(self) -> None:
-        self.young: SortedKeyList = SortedKeyList(key=lambda e: e[0])  # (-(static - W*submit/M), seq, rec)
-        self.old: SortedKeyList = SortedKeyList(key=lambda e: e[0])  # (-static, seq, rec)
-        self.by_submit: SortedKeyList = SortedKeyList(key=lambda e: e[0])  # (submit, seq, rec) of young
+        # entries (key, seq, rec): seq is unique, so records are never compared
+        self.young: SortedList = SortedList()  # (-(static - W*submit/M), seq, rec)
+        self.old: SortedList = SortedList()  # (-static, seq, rec)
+        self.by_submit: SortedList = SortedList()  # (submit, seq, rec) of young
 
 
 class MultifactorQueue:
@@ -69,6 +104,9 @@ class MultifactorQueue:
         self._tenants: dict[str, _TenantQueue] = {}
         self._entries: dict[int, tuple[tuple[float, int, JobRecord], ...]] = {}
         self._size = 0
+        self._version = 0  # changes whenever fair-share factors may: usage, tenants with jobs, weights
+        self._factors_at: tuple[float, int] | None = None  # (now, version) of ``_factors``
+        self._factors: dict[str, float] = {}
 
     # -- factors ---------------------------------------------------------------------------
     def static_part(self, rec: JobRecord) -> float:
@@ -76,7 +114,22 @@ class MultifactorQueue:
         return self.w.job_size * rec.gpus / self._total_gpus + self.w.qos * qos / self._top_qos
 
     def fairshare_factors(self, now: float) -> dict[str, float]:
-        """F per tenant with pending jobs: ``2 ** (-usage share / weight share)``."""
+        """F per tenant with pending jobs: ``2 ** (-usage share / weight share)``.
+
+        Computed once per instant and version (a cycle, and the ``precedes`` calls of a
+        memoised one, share it); read it, never change it."""
+        at = (now, self._version)
+        if at == self._factors_at:
+            return self._factors
+        self._factors = self._compute_factors(now)
+        self._factors_at = at
+        return self._factors
+
+    def on_tenants(self) -> None:
+        """The tenants' weights changed (the state's ``set_tenants``)."""
+        self._version += 1
+
+    def _compute_factors(self, now: float) -> dict[str, float]:
         names = set(self._tenants) | set(self.usage.tenants())
         specs = self.cluster.tenants
         weights = {t: spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names}  # cluster.tenant(t)
@@ -99,7 +152,10 @@ class MultifactorQueue:
 
     # -- queue protocol ----------------------------------------------------------------------
     def add(self, rec: JobRecord, now: float) -> None:
-        tq = self._tenants.setdefault(rec.spec.tenant, _TenantQueue())
+        tq = self._tenants.get(rec.spec.tenant)
+        if tq is None:
+            tq = self._tenants[rec.spec.tenant] = _TenantQueue()
+            self._version += 1
         static = self.static_part(rec)
         young = (-(static - self.w.age * rec.spec.submit_s / self.w.max_age_s), rec.seq, rec)
         by_submit = (rec.spec.submit_s, rec.seq, rec)
@@ -120,20 +176,21 @@ class MultifactorQueue:
         self._size -= 1
         if not (tq.young or tq.old):
             del self._tenants[rec.spec.tenant]
+            self._version += 1
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
         fs = self.fairshare_factors(now)
-        streams = []
+        streams: list[tuple[SortedList, float]] = []
         for tenant, tq in list(self._tenants.items()):
             self._age(tq, now)
             base = self.w.fairshare * fs[tenant]
             if tq.young:
-                streams.append(_shifted(tq.young, -(base + self.w.age * now / self.w.max_age_s)))
+                streams.append((tq.young, -(base + self.w.age * now / self.w.max_age_s)))
             if tq.old:
-                streams.append(_shifted(tq.old, -(base + self.w.age)))
-        # (key, seq) is unique per job, so plain tuple order is the (key, seq) order and never compares records
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        return (rec for _, _, rec in merged)
+                streams.append((tq.old, -(base + self.w.age)))
+        if len(streams) == 1:
+            return map(_record, streams[0][0])
+        return _merged(streams)
 
     def precedes(self, a: JobRecord, b: JobRecord, now: float) -> bool:
         fs = self.fairshare_factors(now)
@@ -144,9 +201,11 @@ class MultifactorQueue:
     def on_start(self, rec: JobRecord, now: float) -> None:
         """The tenant's decayed usage grows from now on (only fair share reads it)."""
         self.usage.change(rec.spec.tenant, now, rec.gpus)
+        self._version += 1
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         self.usage.change(rec.spec.tenant, now, -rec.gpus)
+        self._version += 1
 
     def __len__(self) -> int:
         return self._size
