@@ -18,6 +18,9 @@ class PendingKind(NamedTuple):
     gpus: int
 
 
+_new_kind = tuple.__new__  # a named tuple made without its Python-level ``__new__``
+
+
 def pending_kind(spec: JobSpec) -> PendingKind:
     return PendingKind(spec.workload, spec.gpu_type, spec.qos, spec.gpus)
 
@@ -72,7 +75,7 @@ class JobRecord:
         self.expected_end_s = 0.0
         self.job_id = spec.job_id
         self.gpus = gpus = spec.gpus
-        self.kind = PendingKind(spec.workload, spec.gpu_type, spec.qos, gpus)
+        self.kind = _new_kind(PendingKind, (spec.workload, spec.gpu_type, spec.qos, gpus))  # made in C
 
     def executed_at(self, now: float) -> float:
         """Seconds run so far, including the current run."""

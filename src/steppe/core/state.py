@@ -129,7 +129,8 @@ class HubState:
         seq = self.last_seq = self.last_seq + 1
         rec = jobs[job_id] = JobRecord(spec, seq)
         self.queue.add(rec, now)
-        self.pending_kinds[rec.kind] += 1
+        kinds = self.pending_kinds  # Counters, written as dicts: no ``__missing__`` call per job
+        kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
         self.arrivals_since_change.append(rec)
         for listener in self.listeners:
             listener.on_submit(rec, now)
@@ -258,7 +259,7 @@ class HubState:
         limits = self.cluster.tenants.get(tenant)
         if limits is not None:
             quota = limits.gpu_quota
-            if quota is not None and tenant_gpus[tenant] + gpus > quota:
+            if quota is not None and tenant_gpus.get(tenant, 0) + gpus > quota:
                 return f"tenant {tenant} would exceed its quota of {quota} GPUs"
         alloc = start.allocation
         inventory = self.inventory
@@ -285,7 +286,7 @@ class HubState:
         if left:
             kinds[kind] = left
         else:
-            del kinds[kind]
+            kinds.pop(kind)
         rec.state = JobState.RUNNING  # PENDING -> RUNNING, allowed by TRANSITIONS
         rec.allocation = alloc
         rec.gpu_type = gpu_type
@@ -305,7 +306,7 @@ class HubState:
         job_id = rec.job_id
         self.running[job_id] = rec
         insort(self.running_by_end, (end_s, job_id))
-        tenant_gpus[tenant] += gpus
+        tenant_gpus[tenant] = tenant_gpus.get(tenant, 0) + gpus
         self.generation += 1
         if self.arrivals_since_change:
             self.arrivals_since_change.clear()
@@ -350,7 +351,8 @@ class HubState:
         rec.end_s = None
         rec.reason = PendingReason.PRIORITY
         self.queue.add(rec, now)
-        self.pending_kinds[rec.kind] += 1
+        kinds = self.pending_kinds  # Counters, written as dicts: no ``__missing__`` call per job
+        kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
         self.arrivals_since_change.append(rec)
 
     def _forget_kind(self, rec: JobRecord) -> None:
@@ -359,7 +361,7 @@ class HubState:
         if left:
             kinds[kind] = left
         else:
-            del kinds[kind]
+            kinds.pop(kind)
 
     def _index_cap(self, rec: JobRecord) -> None:
         job_id = rec.job_id

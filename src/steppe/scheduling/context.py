@@ -30,6 +30,8 @@ from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.placement import place
 from steppe.scheduling.power import PowerBudget
 
+_new_start = tuple.__new__  # a named tuple made without its Python-level ``__new__``
+
 
 def timed_checks(checks: Sequence[AdmissionCheck]) -> tuple[AdmissionCheck, ...]:
     """The checks with ``begin_cycle`` or ``next_wakeup`` hooks."""
@@ -48,6 +50,7 @@ class CycleContext:
         power: PowerBudget | None = None,
     ) -> None:
         self.checks = tuple(checks)
+        self._check_fns = tuple(c.check for c in self.checks)
         self.power = power
         self.now = 0.0
         self.plan = Plan()
@@ -101,8 +104,9 @@ class CycleContext:
     # -- admission ---------------------------------------------------------------------------
     def admit(self, rec: JobRecord) -> PendingReason | None:
         """The first admission check that holds ``rec``, or None."""
-        for check in self.checks:
-            reason = check.check(rec, self.snap, self.tenant_extra)
+        snap, extra = self.snap, self.tenant_extra
+        for check in self._check_fns:
+            reason = check(rec, snap, extra)
             if reason is not None:
                 return reason
         return None
@@ -150,7 +154,7 @@ class CycleContext:
             return False
         t = inv.node_type[alloc[0][0]]
         if self.power is None:
-            start = Start(rec.job_id, alloc)
+            start = _new_start(Start, (rec.job_id, alloc, 1.0, 0.0, 0.0))  # ``Start(job_id, alloc)``, made in C
             power_w = 0.0
         else:
             got = self.power.fit(rec, t, self.power_headroom_w()) or self.power.make_room(self, rec, t)
@@ -162,7 +166,8 @@ class CycleContext:
             self.power_extra_w += power_w
         inv.allocate(alloc)
         self.plan.starts.append(start)
-        self.tenant_extra[rec.spec.tenant] += rec.gpus
+        extra, tenant = self.tenant_extra, rec.spec.tenant
+        extra[tenant] = extra.get(tenant, 0) + rec.gpus
         limit_s = rec.spec.walltime_s - rec.executed_s  # as ``rec.remaining_limit_s()``
         self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, t, power_w))
         return True

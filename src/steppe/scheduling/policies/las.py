@@ -23,8 +23,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 
-from sortedcontainers import SortedKeyList, SortedList
+from sortedcontainers import SortedList
 
 from steppe.core.cluster import Cluster
 from steppe.core.job import JobState
@@ -37,6 +38,8 @@ from steppe.scheduling.context import CycleContext
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.preemptive import preemptive_cycle
 
+_record = itemgetter(3)
+
 
 class LasQueue:
     """Pending and running jobs by (queue level, submit order); demotion and starvation timers."""
@@ -47,8 +50,10 @@ class LasQueue:
         self.starve_min_s = starve_min_s
         self.service: dict[int, float] = {}  # attained GPU-seconds (since the last promotion), as of last stop
         self.level: dict[int, int] = {}
-        self._pending: SortedKeyList = SortedKeyList(key=self._key)
-        self._running: SortedKeyList = SortedKeyList(key=self._key)
+        # entries (level, submit, seq, rec), sorted as tuples: seq is unique, so records are never compared
+        self._pending: SortedList = SortedList()
+        self._running: SortedList = SortedList()
+        self._entry: dict[int, tuple[int, float, int, JobRecord]] = {}  # each job's entry in one of them
         self._demotions: SortedList = SortedList()  # (time, job id)
         self._starving: SortedList = SortedList()  # (deadline, job id)
         self._starve_at: dict[int, float] = {}
@@ -56,8 +61,9 @@ class LasQueue:
         self._records: dict[int, JobRecord] = {}
         self._due_s = math.inf  # the earliest timer (-inf: not known, look at both lists)
 
-    def _key(self, rec: JobRecord) -> tuple[int, float, int]:
-        return (self.level[rec.job_id], rec.spec.submit_s, rec.seq)
+    def _enter(self, rec: JobRecord) -> tuple[int, float, int, JobRecord]:
+        entry = self._entry[rec.job_id] = (self.level[rec.job_id], rec.spec.submit_s, rec.seq, rec)
+        return entry
 
     def level_of(self, service_gpu_s: float) -> int:
         return bisect.bisect_right(self.thresholds, service_gpu_s)
@@ -68,7 +74,7 @@ class LasQueue:
         self._records[jid] = rec
         service = self.service.setdefault(jid, 0.0)
         self.level[jid] = self.level_of(service)
-        self._pending.add(rec)
+        self._pending.add(self._enter(rec))
         if self.level[jid] > 0:
             last_run = (rec.end_s or now) - rec.last_start_s
             deadline = now + max(self.starve_factor * last_run, self.starve_min_s)
@@ -77,26 +83,26 @@ class LasQueue:
             self._timer_added(deadline)
 
     def remove(self, rec: JobRecord) -> None:
-        self._pending.remove(rec)
+        self._pending.remove(self._entry.pop(rec.job_id))
         deadline = self._starve_at.pop(rec.job_id, None)
         if deadline is not None:
             self._starving.remove((deadline, rec.job_id))
             self._timer_removed(deadline)
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
-        return iter(self._pending)
+        return map(_record, self._pending)
 
     def __len__(self) -> int:
         return len(self._pending)
 
     # -- running -----------------------------------------------------------------------------
     def on_start(self, rec: JobRecord, now: float) -> None:
-        self._running.add(rec)
+        self._running.add(self._enter(rec))
         self._schedule_demotion(rec, now)
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         jid = rec.job_id
-        self._running.remove(rec)
+        self._running.remove(self._entry.pop(jid))
         when = self._demote_at.pop(jid, None)
         if when is not None:
             self._demotions.remove((when, jid))
@@ -107,8 +113,8 @@ class LasQueue:
 
     def victims(self, rec: JobRecord, now: float) -> Iterator[JobRecord]:
         mine = self.level[rec.job_id]
-        for victim in reversed(self._running):
-            if self.level[victim.job_id] <= mine:
+        for level, _, _, victim in reversed(self._running):  # an entry's level is the job's (re-entered on change)
+            if level <= mine:
                 return
             yield victim
 
@@ -120,18 +126,18 @@ class LasQueue:
             _, jid = self._demotions.pop(0)
             del self._demote_at[jid]
             rec = self._records[jid]
-            self._running.remove(rec)
+            self._running.remove(self._entry[jid])
             self.level[jid] += 1
-            self._running.add(rec)
+            self._running.add(self._enter(rec))
             self._schedule_demotion(rec, now)
         while self._starving and self._starving[0][0] <= now:
             _, jid = self._starving.pop(0)
             del self._starve_at[jid]
             rec = self._records[jid]
-            self._pending.remove(rec)
+            self._pending.remove(self._entry[jid])
             self.service[jid] = 0.0
             self.level[jid] = 0
-            self._pending.add(rec)
+            self._pending.add(self._enter(rec))
         self._due_s = -math.inf
 
     def next_wakeup(self, now: float) -> float | None:
