@@ -51,7 +51,13 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
             headroom = ctx.power_headroom_w()
         free = inv.free_by_type[t]
         shadow = ctx.now
-        if free < rec.gpus or headroom < need_w:
+        if ctx.power is None:  # GPUs only: one plain walk (the common case, once per blocked cycle)
+            if free < rec.gpus:
+                found = _gpus_free_at(ctx, t, free, rec.gpus)
+                if found is None:
+                    continue
+                shadow, free = found
+        elif free < rec.gpus or headroom < need_w:
             for end, _, gpus, gtype, power_w in _ends(ctx):
                 if gtype == t:
                     free += gpus
@@ -64,3 +70,34 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
         if best is None or shadow < best.start_s:
             best = Reservation(rec.job_id, shadow, t, free - rec.gpus, headroom - need_w)
     return best
+
+
+def _gpus_free_at(ctx: CycleContext, gpu_type: str, free: int, need: int) -> tuple[float, int] | None:
+    """``(shadow time, free GPUs then)``: the first expected end (running jobs, and jobs started
+    in this cycle) after which ``need`` GPUs of ``gpu_type`` are free; None if never. The walk of
+    ``_ends`` without power, as two plain loops merged by ``(end, job id)``."""
+    snap, now, preempted = ctx.snap, ctx.now, ctx.preempted
+    running = snap.running
+    started = sorted((end, r.job_id, r.gpus, t) for end, r, t, _ in ctx.started) if ctx.started else []
+    i, n = 0, len(started)
+    for end, job_id in snap.running_by_end:
+        while i < n and (started[i][0], started[i][1]) < (end, job_id):
+            s_end, _, gpus, t = started[i]
+            i += 1
+            if t == gpu_type:
+                free += gpus
+                if free >= need:
+                    return max(s_end, now), free
+        if preempted and job_id in preempted:
+            continue
+        r = running[job_id]
+        if r.gpu_type == gpu_type:
+            free += r.gpus
+            if free >= need:
+                return max(end, now), free
+    for s_end, _, gpus, t in started[i:]:
+        if t == gpu_type:
+            free += gpus
+            if free >= need:
+                return max(s_end, now), free
+    return None
