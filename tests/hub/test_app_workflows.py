@@ -1,5 +1,6 @@
 """The tenancy and governance workflows of the application layer, without HTTP: organisations and
-projects, members, tokens, allocations and usage, datasets, acceptable-use terms and the audit log.
+projects, members, tokens, allocations and usage, datasets, acceptable-use terms, the audit log, and
+the review actions with a revocation's cancels and the expiry sweep.
 
 Each workflow checks who may act (a typed error otherwise, the same the API answers), writes the
 store and its audit entry in one transaction, and tells the hub what changed (token cache, terms
@@ -9,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apphub import AppHub, app_hub
 
-from steppe.app import allocations, audit, datasets, jobs, members, tenancy, terms, tokens
+from steppe.app import allocations, audit, datasets, jobs, members, review, tenancy, terms, tokens
 from steppe.app.auth import Principal
 from steppe.app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from steppe.client import models as m
+from steppe.governance.proposal import EXAMPLE_PROPOSAL
 from steppe.store import audit as audit_repo
 
 
@@ -230,3 +232,46 @@ def test_only_hub_admins_and_reviewers_read_the_audit_log(a: AppHub) -> None:
     late = audit.audit_verify(a.hub, a.admin, (5, "0" * 64))
     assert not late.ok and "log ends at seq 3 but the recorded head is seq 5" in late.problem
     assert audit.audit_export(a.hub, rita).count(b"\n") == 3
+
+
+def test_review_actions_revocation_and_the_expiry_sweep(started: AppHub) -> None:
+    a = started
+    members.add_member(a.hub, a.admin, "enu", m.MemberCreate(name="rita", role="reviewer"))
+    rita = Principal(99, "rita", "reviewer", a.bob.org_id, "enu")
+    spec = {**EXAMPLE_PROPOSAL, "org": "kaznu", "project": "nlp"}
+    pid = review.submit_new(a.hub, a.alice, spec)
+    with pytest.raises(Conflict, match=f"proposal {pid} of kaznu/nlp is submitted: amend it instead"):
+        review.submit_new(a.hub, a.alice, spec)
+    with pytest.raises(Forbidden):  # an org-admin may not review
+        review.act(a.hub, a.olga, pid, m.ReviewAction(action="start_review"))
+    with pytest.raises(NotFound):  # another organisation's proposal is not found, as a missing one
+        review.act(a.hub, a.bob, pid, m.ReviewAction(action="start_review"))
+    olga_reviewer = Principal(a.olga.user_id, "olga", "reviewer", a.olga.org_id, "kaznu")
+    with pytest.raises(Forbidden, match="conflict of interest"):
+        review.act(a.hub, olga_reviewer, pid, m.ReviewAction(action="start_review"))
+    review.act(a.hub, rita, pid, m.ReviewAction(action="start_review"))
+    with pytest.raises(Invalid) as bad:
+        review.act(a.hub, rita, pid, m.ReviewAction(action="approve", reason="fine"))
+    assert bad.value.errors[0]["field"] == "expires_on"
+    last_day = a.hub.today() + timedelta(days=3)
+    review.act(a.hub, rita, pid, m.ReviewAction(action="approve", reason="fine", expires_on=last_day))
+    shown = review.show(a.hub, a.alice, pid)
+    assert shown.state == "approved" and shown.approval_current
+    assert [s.action for s in shown.transitions or []][-2:] == ["start_review", "approve"]
+
+    job_id = asyncio.run(jobs.submit(a.hub, a.alice, m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"]), None)).job_id
+    a.hub.loop.wake_and_wait()
+    assert jobs.visible_job(a.hub, a.alice, job_id).state == "RUNNING"
+    review.act(a.hub, a.admin, pid, m.ReviewAction(action="revoke", reason="misuse", running_jobs="cancel"))
+    assert review.show(a.hub, a.alice, pid).state == "revoked"
+    a.hub.loop.wake_and_wait()  # the cancel request written with the revocation is acted on
+    assert jobs.visible_job(a.hub, a.alice, job_id).state == "CANCELLED"
+    assert [e.details["proposal_id"] for e in _audit(a, "review.revoke")] == [pid]
+
+    pid2 = review.submit_new(a.hub, a.alice, spec)  # a revoked proposal is final: a new one may be submitted
+    review.act(a.hub, rita, pid2, m.ReviewAction(action="start_review"))
+    review.act(a.hub, rita, pid2, m.ReviewAction(action="approve", reason="fine", expires_on=last_day))
+    assert review.expire_sweep(a.hub, today=last_day) == 0  # in force through its last day
+    assert review.expire_sweep(a.hub, today=last_day + timedelta(days=1)) == 1
+    assert review.show(a.hub, a.alice, pid2).state == "expired"
+    assert review.expire_sweep(a.hub, today=last_day + timedelta(days=1)) == 0
