@@ -10,9 +10,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from apphub import app_hub
 
 from steppe.api.problems import STATUS, status_of
-from steppe.app import jobs, review, tenancy
+from steppe.app import allocations, jobs, review, tenancy
 from steppe.app.auth import Principal
 from steppe.app.bootstrap import HubSettings, lock_data_dir, open_hub
 from steppe.app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TermsNotAccepted, Unauthenticated
@@ -22,26 +23,13 @@ from steppe.control.datadir import DataDirLocked
 from steppe.core.errors import SteppeError
 from steppe.governance.terms import TermsVersion
 from steppe.store import governance as gov_repo
-from steppe.store import tenancy as tenancy_repo
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[tuple[Hub, Principal, Principal, Principal]]:
     """A hub (not started) with organisations kaznu (member alice) and enu (member bob), and its admin."""
-    h = open_hub(HubSettings(data_dir=tmp_path / "data", gpus=4, gpu_type="H100", review_gate=False,
-                             executor="mock", single_user=True), root=False)  # fmt: skip
-    who: dict[str, Principal] = {}
-    with h.store.write() as conn:
-        for org, user in (("kaznu", "alice"), ("enu", "bob")):
-            org_id = tenancy_repo.create_org(conn, org, "KZ", 0.0)
-            tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
-            user_id = tenancy_repo.create_user(conn, user, org_id, "member", 0.0)
-            who[user] = Principal(user_id, user, "member", org_id, org)
-        admin_id = tenancy_repo.create_user(conn, "root", None, "hub-admin", 0.0)
-    try:
-        yield h, who["alice"], who["bob"], Principal(admin_id, "root", "hub-admin", None, None)
-    finally:
-        h.close()
+    with app_hub(tmp_path) as a:
+        yield a.hub, a.alice, a.bob, a.admin
 
 
 def _submit(h: Hub, who: Principal, key: str | None = None, **fields: object) -> jobs.Submitted:
@@ -99,11 +87,11 @@ def test_tenancy_and_review_workflows_raise_typed_errors(hub: tuple[Hub, Princip
     with pytest.raises(NotFound):
         tenancy.set_share(h, admin, "nowhere", 2.0, 8, "more")
     grant = m.AllocationCreate(period="2031-05", gpu_hours=10, reason="call 1")
-    assert tenancy.create_allocation(h, admin, "kaznu", "nlp", grant).remaining_gpu_hours == 10
+    assert allocations.create_allocation(h, admin, "kaznu", "nlp", grant).remaining_gpu_hours == 10
     with pytest.raises(Conflict, match="overlaps"):
-        tenancy.create_allocation(h, admin, "kaznu", "nlp", grant)
+        allocations.create_allocation(h, admin, "kaznu", "nlp", grant)
     with pytest.raises(Invalid) as bad:
-        tenancy.create_allocation(
+        allocations.create_allocation(
             h, admin, "kaznu", "nlp", m.AllocationCreate(period="2031-05", gpu_hours=1, gpu_types=["B200"], reason="x")
         )
     assert bad.value.errors[0]["field"] == "gpu_types"

@@ -8,8 +8,8 @@ example (``gpus: must be an integer, not a string (e.g. 2)``; ``steppe.client.mo
 at most ``MAX_ERRORS`` of them, and never echo the offending input.
 
 The application layer's typed errors (``steppe.app.errors``) are answered here too, each with
-its status (``STATUS``): a workflow never speaks HTTP. ``field_problem``, ``not_found``,
-``forbidden`` and ``conflict`` build those errors for the API's own checks.
+its status (``STATUS``): a workflow never speaks HTTP. ``not_found`` and ``forbidden`` build
+those errors for the API's own checks.
 """
 
 from __future__ import annotations
@@ -58,21 +58,12 @@ def status_of(exc: AppError) -> int:
     return 500
 
 
-def field_problem(field: str, message: str) -> Invalid:
-    """An invalid request with one named field."""
-    return Invalid.field(field, message)
-
-
 def not_found(what: str) -> NotFound:
     return NotFound(what)
 
 
 def forbidden(detail: str) -> Forbidden:
     return Forbidden(detail)
-
-
-def conflict(detail: str) -> Conflict:
-    return Conflict(detail)
 
 
 def _response(status: int, title: str, detail: str, errors: list[dict[str, str]], kind: str) -> JSONResponse:

@@ -12,5 +12,11 @@ authentication headers, status codes) stays in ``steppe.api``.
 * ``submission``: the checks on a job submission (the submission gate, paths, environment);
 * ``jobs``: submit, cancel, a job's reason detail;
 * ``review``: proposals and their review actions, the expiry sweep;
-* ``tenancy``: allocation changes, fair-share weight and quota changes.
+* ``tenancy``: organisations and projects, fair-share weight and quota changes;
+* ``allocations``: allocation changes, allocations and usage as a caller may see them;
+* ``members``: add, list and remove (disable) an organisation's users;
+* ``tokens``: issue, list and revoke API tokens (who may manage whose);
+* ``datasets``: register datasets, list them with their residency decision at the hub's site;
+* ``terms``: publish the acceptable-use terms, read and accept the version in force;
+* ``audit``: read, verify and export the audit log (hub-admins and reviewers).
 """

@@ -1,17 +1,19 @@
-"""Tenancy workflows that change what the scheduler decides: fair-share and quota, allocations.
+"""Tenancy workflows: organisations, projects, and the share of the hub each organisation gets.
 
+* ``create_org``: a hub-admin creates an organisation, audited as ``org.create``; a name taken
+  already is a ``Conflict``;
+* ``create_project``: a hub-admin or an org-admin of the organisation creates a project (not
+  audited); a name taken in that organisation is a ``Conflict``;
+* ``list_orgs``, ``get_org``, ``list_projects``: a hub-admin sees every organisation, anyone
+  else only their own (another organisation is ``NotFound``, as a missing one);
 * ``set_share``: a hub-admin sets an organisation's fair-share weight and GPU quota, with a
   reason, audited as ``quota.change`` (before and after) in the same transaction; the loop
   re-reads tenants and the call waits for the cycle that does. A lower quota holds new starts
   (running jobs go on), a higher one releases jobs held with ``QOSGrpGRES``; ``None`` means the
   cluster file's value.
-* ``create_allocation``: a hub-admin grants a project GPU-hours for a period (``2026-05``,
-  ``2026-Q2``), optionally limited to GPU types and a maximum gang size; one allocation per
-  period, none overlapping, audited as ``allocation.create`` with its reason. The submission
-  path's allocation cache is dropped and the loop re-reads allocations.
 
-Example: ``set_share(hub, admin, "kaznu", 2.0, 16, "grant 2026")`` returns the organisation's
-row with weight 2 and quota 16; jobs over the old quota start in the next cycle.
+Example: ``set_share(hub, admin, "kaznu", 2.0, 16, "grant 2026")`` returns the organisation
+(``m.Org``) with weight 2 and quota 16; jobs over the old quota start in the next cycle.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
-from steppe.app.errors import Conflict, Invalid, NotFound
+from steppe.app.errors import Conflict, NotFound
 from steppe.client import models as m
-from steppe.control.periods import months_between, period_bounds
 from steppe.store import tenancy
 from steppe.store.audit import record
 
@@ -48,8 +50,64 @@ def project_of(conn: Connection, who: Principal, org: str, name: str) -> Any:
     return row
 
 
-def set_share(hub: Hub, who: Principal, org: str, weight: float | None, quota: int | None, reason: str) -> Any:
-    """Set ``org``'s fair-share weight and GPU quota; returns its row after the change (module docstring)."""
+def org_view(row: Any) -> m.Org:
+    """An organisation as the API shows it."""
+    return m.Org(name=row.name, country=row.country, created_s=row.created_s, fairshare_weight=row.fairshare_weight,
+                 gpu_quota=row.gpu_quota)  # fmt: skip
+
+
+def visible_org_id(who: Principal) -> int | None:
+    """The organisation a listing is limited to: none for a hub-admin, else the caller's (-1: none at all)."""
+    return None if who.is_hub_admin else (who.org_id or -1)
+
+
+def create_org(hub: Hub, who: Principal, name: str, country: str) -> m.Org:
+    """Create the organisation ``name`` (hub-admin; audited as ``org.create``)."""
+    who.require_hub_admin()
+    now = time.time()
+    try:
+        with hub.store.write() as conn:
+            tenancy.create_org(conn, name, country, now)
+            record(conn, actor=who.name, action="org.create", subject=name, time_s=now, details={"country": country})
+    except IntegrityError:
+        raise Conflict(f"organisation {name!r} already exists") from None
+    return m.Org(name=name, country=country, created_s=now)
+
+
+def list_orgs(hub: Hub, who: Principal) -> list[m.Org]:
+    """The organisations ``who`` may see, by name."""
+    with hub.store.read() as conn:
+        return [org_view(r) for r in tenancy.list_orgs(conn, visible_org_id(who))]
+
+
+def get_org(hub: Hub, who: Principal, name: str) -> m.Org:
+    """The organisation ``name``, if ``who`` may see it."""
+    with hub.store.read() as conn:
+        return org_view(org_of(conn, who, name))
+
+
+def create_project(hub: Hub, who: Principal, org: str, name: str) -> m.Project:
+    """Create the project ``org/name`` (a hub-admin or an org-admin of ``org``)."""
+    now = time.time()
+    try:
+        with hub.store.write() as conn:
+            org_row = org_of(conn, who, org)
+            who.require_org_admin(org_row.id)
+            tenancy.create_project(conn, org_row.id, name, now)
+    except IntegrityError:
+        raise Conflict(f"project {org}/{name} already exists") from None
+    return m.Project(org=org, name=name, key=f"{org}/{name}", created_s=now)
+
+
+def list_projects(hub: Hub, who: Principal) -> list[m.Project]:
+    """The projects of the organisations ``who`` may see."""
+    with hub.store.read() as conn:
+        rows = tenancy.list_projects(conn, visible_org_id(who))
+    return [m.Project(org=r.org, name=r.name, key=f"{r.org}/{r.name}", created_s=r.created_s) for r in rows]
+
+
+def set_share(hub: Hub, who: Principal, org: str, weight: float | None, quota: int | None, reason: str) -> m.Org:
+    """Set ``org``'s fair-share weight and GPU quota; returns it after the change (module docstring)."""
     who.require_hub_admin()
     now = time.time()
     with hub.store.write() as conn:
@@ -66,63 +124,6 @@ def set_share(hub: Hub, who: Principal, org: str, weight: float | None, quota: i
             reason=reason,
             details={"before": before, "after": after},
         )
-        changed = org_of(conn, who, org)
+        changed = org_view(org_of(conn, who, org))
     hub.tenants_changed()
     return changed
-
-
-def allocation_view(conn: Connection, a: Any) -> m.Allocation:
-    """An allocation with the GPU-hours its project used in its period and what remains."""
-    used = used_s(conn, a.project_id, a.start_s, a.end_s) / 3600.0
-    return m.Allocation(
-        project=f"{a.org}/{a.project}", period=a.period, start_s=a.start_s, end_s=a.end_s, gpu_hours=a.gpu_hours,
-        max_gpus=a.max_gpus, gpu_types=a.gpu_types, used_gpu_hours=round(used, 6),
-        remaining_gpu_hours=round(max(a.gpu_hours - used, 0.0), 6),
-    )  # fmt: skip
-
-
-def used_s(conn: Connection, project_id: int, start_s: float, end_s: float) -> float:
-    """GPU-seconds the project was charged in the months from ``start_s`` to ``end_s``."""
-    months = set(months_between(start_s, end_s))
-    return float(sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, project_id) if r.period in months))
-
-
-def create_allocation(hub: Hub, who: Principal, org: str, project: str, body: m.AllocationCreate) -> m.Allocation:
-    """Grant ``org/project`` an allocation (module docstring); returns it as the API shows it."""
-    who.require_hub_admin()
-    try:
-        start_s, end_s = period_bounds(body.period)
-    except ValueError as exc:
-        raise Invalid.field("period", str(exc)) from None
-    types = None
-    if body.gpu_types:
-        types = [t.upper() for t in body.gpu_types]
-        unknown = [t for t in types if t not in hub.fleet.cluster.gpus_by_type]
-        if unknown:
-            have = ", ".join(sorted(hub.fleet.cluster.gpus_by_type))
-            raise Invalid.field("gpu_types", f"the hub has no GPUs of type {', '.join(unknown)} (it has {have})")
-    with hub.store.write() as conn:
-        prow = project_of(conn, who, org, project)
-        for a in tenancy.list_allocations(conn, project_id=prow.id):
-            if a.start_s < end_s and start_s < a.end_s:
-                raise Conflict(
-                    f"{org}/{project} already has an allocation for {a.period}, which overlaps {body.period}"
-                )
-        values = {
-            "project_id": prow.id, "period": body.period, "start_s": start_s, "end_s": end_s,
-            "gpu_hours": body.gpu_hours, "max_gpus": body.max_gpus, "gpu_types": types, "created_s": time.time(),
-        }  # fmt: skip
-        tenancy.create_allocation(conn, values)
-        record(
-            conn,
-            actor=who.name,
-            action="allocation.create",
-            subject=f"{org}/{project}",
-            time_s=values["created_s"],
-            reason=body.reason,
-            details={k: v for k, v in values.items() if k not in ("project_id", "created_s")},
-        )
-        row = next(a for a in tenancy.list_allocations(conn, project_id=prow.id) if a.period == body.period)
-        view = allocation_view(conn, row)
-    hub.allocations_changed()
-    return view
