@@ -91,9 +91,10 @@ def test_a_cycle_that_raises_leaves_no_gpu_allocated(policy: str, fail_at: int) 
 class IncrementalEqualsFull(RuleBasedStateMachine):
     """Random submits, ends, cancels, approval flips, quota changes and time steps."""
 
+    policy_name = "easy-backfill"
+
     def __init__(self) -> None:
         super().__init__()
-        self.policy_name = "easy-backfill"
         self.gate = Gate()
         self.cluster = Cluster.uniform(2, 4, "H100").with_tenants(
             {"a": TenantSpec("a", gpu_quota=None), "b": TenantSpec("b", gpu_quota=6)}
@@ -136,6 +137,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         assert sorted((s.job_id, s.allocation) for s in incremental.starts) == sorted(
             (s.job_id, s.allocation) for s in full.starts
         )
+        assert incremental.reasons == full.reasons  # and every held job says why, as a full cycle would
         self.hub.state.apply(incremental, self.now)
 
     @invariant()
@@ -147,3 +149,19 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
 
 
 TestIncrementalEqualsFull = IncrementalEqualsFull.TestCase
+
+
+class IncrementalEqualsFullFifo(IncrementalEqualsFull):
+    """The same under strict FIFO (no backfill: the memo's arrivals never pass the head)."""
+
+    policy_name = "fifo"
+
+
+class IncrementalEqualsFullMultifactor(IncrementalEqualsFull):
+    """The same under multifactor (an arrival can rank ahead of the head)."""
+
+    policy_name = "multifactor"
+
+
+TestIncrementalEqualsFullFifo = IncrementalEqualsFullFifo.TestCase
+TestIncrementalEqualsFullMultifactor = IncrementalEqualsFullMultifactor.TestCase

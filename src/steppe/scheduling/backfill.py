@@ -26,7 +26,10 @@ free and it ends at 50 < 100 -> starts. At t=100 A starts on time.
 begin time) has passed, every job examined then would be refused again, so only jobs that
 arrived since are examined, against the same reservation. A job that arrived ahead of the head
 in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
-with time). The result equals a full cycle's (a property test checks it); only the cost differs.
+with time). A cycle that found no head because a check held every job it examined (a queue
+awaiting review) is memoised too, if it looked at the whole queue: then only arrivals are checked,
+and one that no check holds calls for a full cycle. The result equals a full cycle's (a property
+test checks it); only the cost differs.
 
 A cycle never writes the state: its trial allocations live on the cycle context's overlay
 (``steppe.scheduling.context``), so one that fails part-way leaves the state as it found it;
@@ -68,7 +71,7 @@ class _Memo:
     computed_s: float
     power_budget_w: float
     max_seq: int
-    head: JobRecord
+    head: JobRecord | None  # None: every job the cycle examined was held by a check (none blocked)
     reservation: Reservation | None
     spare: _Spare
     depth_hit: bool
@@ -143,8 +146,11 @@ class OrderedCycle:
         if head is not None and self.backfill:
             stopped = self._backfill_walk(ctx, walk, res, spare)
         plan = ctx.close()
-        if head is not None and not plan.starts and not plan.recaps and not plan.preemptions:
+        if not plan.starts and not plan.recaps and not plan.preemptions:
             depth_hit = not stopped and next(ordered, None) is not None
+            if head is None and depth_hit:  # jobs beyond the depth were never looked at: no memo
+                self._memo = None
+                return plan
             budget = power.it_budget_w(now) if power else 0.0
             epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
@@ -234,7 +240,9 @@ class OrderedCycle:
 
     # -- memoised cycle ----------------------------------------------------------------------
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:
-        if memo.generation != snap.generation or memo.head.state is not JobState.PENDING:
+        if memo.generation != snap.generation:
+            return False
+        if memo.head is not None and memo.head.state is not JobState.PENDING:
             return False
         if now >= memo.valid_until_s:  # a held job's begin time (or another wake-up) has come
             return False
@@ -251,6 +259,8 @@ class OrderedCycle:
             return self._full(snap, now)
         memo.seen = len(arrived)
         arrivals = [r for r in arrived[seen:] if r.seq > memo.max_seq and r.state is JobState.PENDING]
+        if memo.head is None:
+            return self._held_arrivals(memo, snap, now, arrivals)
         precedes = getattr(snap.queue, "precedes", None)
         if arrivals and (precedes is None or any(precedes(r, memo.head, now) for r in arrivals)):
             return self._full(snap, now)
@@ -265,14 +275,7 @@ class OrderedCycle:
         if not decides:
             return ctx.close()  # nothing to decide; still ask for the wake-ups that are due
         spare = _Spare(memo.spare.gpus, memo.spare.power_w)
-        for rec in arrivals:
-            if ctx.inv.total_free == 0:
-                break
-            reason = ctx.admit(rec)
-            if reason is not None:
-                ctx.hold(rec, reason)
-                continue
-            self._backfill_one(ctx, rec, memo.reservation, spare)
+        self._backfill_walk(ctx, iter(arrivals), memo.reservation, spare)  # as a full cycle's walk would
         plan = ctx.close()
         if plan.starts or plan.recaps:
             self._memo = None
@@ -280,4 +283,27 @@ class OrderedCycle:
             memo.spare = spare
             if plan.wakeup_s is not None:  # an arrival held until a time (a begin time): look again then
                 memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
+        return plan
+
+    def _held_arrivals(self, memo: _Memo, snap: Snapshot, now: float, arrivals: list[JobRecord]) -> Plan:
+        """The memoised cycle found every job it examined held by a check (say, all awaiting
+        review): they would all be held again, so only arrivals are looked at. An arrival no
+        check holds, or a queue now longer than the depth, calls for a full cycle."""
+        if arrivals:
+            memo.max_seq = max(r.seq for r in arrivals)
+            if len(snap.queue) > self.depth:
+                return self._full(snap, now)
+        elif self.power is None and not self._timed:
+            return Plan()
+        ctx = self._ctx
+        ctx.begin(snap, now)
+        ctx.power_waiting = True  # nobody waited on power in the full cycle; leave caps as they are
+        for rec in arrivals:
+            reason = ctx.admit(rec)
+            if reason is None:
+                return self._full(snap, now)
+            ctx.hold(rec, reason)
+        plan = ctx.close()
+        if plan.wakeup_s is not None:
+            memo.valid_until_s = min(memo.valid_until_s, plan.wakeup_s)
         return plan

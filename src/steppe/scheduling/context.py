@@ -50,7 +50,6 @@ class CycleContext:
         power: PowerBudget | None = None,
     ) -> None:
         self.checks = tuple(checks)
-        self._check_fns = tuple(c.check for c in self.checks)
         self.power = power
         self.now = 0.0
         self.plan = Plan()
@@ -105,8 +104,8 @@ class CycleContext:
     def admit(self, rec: JobRecord) -> PendingReason | None:
         """The first admission check that holds ``rec``, or None."""
         snap, extra = self.snap, self.tenant_extra
-        for check in self._check_fns:
-            reason = check(rec, snap, extra)
+        for check in self.checks:
+            reason = check.check(rec, snap, extra)
             if reason is not None:
                 return reason
         return None
