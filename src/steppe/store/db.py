@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -24,6 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, case, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from steppe.core.errors import ConfigError
 from steppe.store.schema import usage_records
@@ -68,8 +70,14 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    mode = "IMMEDIATE" if conn.get_execution_options().get("steppe_write") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    """``BEGIN IMMEDIATE`` (a write) or ``BEGIN DEFERRED``, on the driver's own connection: every
+    transaction begins here, and SQLAlchemy's ``exec_driver_sql`` costs several times the driver's call."""
+    sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("steppe_write") else "BEGIN DEFERRED"
+    driver = conn.connection.driver_connection
+    try:
+        driver.execute(sql)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:  # as SQLAlchemy reports it (OperationalError for a busy database, ...)
+        raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def migrate(engine: Engine) -> None:
