@@ -21,7 +21,6 @@ stopped (SIGTERM, then SIGKILL after the grace period).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -88,7 +87,7 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
         return job_id
 
     try:
-        job_id: int = await asyncio.wrap_future(hub.writes.run(write))
+        job_id: int = await hub.writes.run_soon(write)
     except IntegrityError:
         found = replay(hub, who, idempotency_key, digest) if idempotency_key is not None and digest else None
         if found is None:
