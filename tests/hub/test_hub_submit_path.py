@@ -24,6 +24,7 @@ from steppe.api.hub import Hub, HubSettings
 from steppe.api.routes_jobs import submit_fast
 from steppe.app import jobs
 from steppe.app.auth import Principal
+from steppe.app.submission import path_name
 from steppe.client import models as m
 from steppe.control.rows import launch_from_row, spec_from_row
 from steppe.governance.residency import Dataset, Sensitivity
@@ -292,3 +293,12 @@ def test_inbox_statements_take_any_number_of_ids(tmp_path: Path) -> None:
     with store.read() as conn:
         assert [r.job_id for r in job_repo.pending_requests(conn)] == ids[2:]
     store.close()
+
+
+@pytest.mark.parametrize(
+    "arg",
+    ["python", "/usr/bin/python3", "./train.py", "train.py/", "a/.", "a/./", "/", "", ".", "..", "a/..", "//x",
+     "///x//y//", "a//b", " spaced name ", "ω/λ", "./", "x/./."],
+)  # fmt: skip
+def test_a_jobs_default_name_is_its_commands_path_name(arg: str) -> None:
+    assert path_name(arg) == Path(arg).name

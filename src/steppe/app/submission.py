@@ -124,5 +124,17 @@ def _refusal_problem(refused: list[Refusal]) -> Invalid:
 
 def _default_name(body: JobSubmit) -> str:
     if body.argv:
-        return Path(body.argv[0]).name[:128]
+        return path_name(body.argv[0])[:128]
     return "script"
+
+
+def path_name(path: str) -> str:
+    """``Path(path).name`` without building a path: the last component that is neither empty nor ``.``.
+
+    >>> path_name("/usr/bin/python3"), path_name("train.py/"), path_name("a/."), path_name("/"), path_name("..")
+    ('python3', 'train.py', 'a', '', '..')
+    """
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            return part
+    return ""

@@ -207,6 +207,9 @@ def delete_submit_requests(conn: Connection) -> None:
 
 
 # -- the loop's writes ------------------------------------------------------------------------------
+_UPDATES: dict[tuple[str, ...], Any] = {}  # the update statement of each set of columns, built on first use
+
+
 def apply_changes(conn: Connection, updates: dict[int, dict[str, Any]], events: list[dict[str, Any]]) -> None:
     """Update job rows (``{job id: {column: value}}``) and append events, in the caller's transaction.
 
@@ -216,7 +219,11 @@ def apply_changes(conn: Connection, updates: dict[int, dict[str, Any]], events: 
     for job_id, cols in updates.items():
         groups[tuple(sorted(cols))].append({"_id": job_id, **{f"v_{c}": v for c, v in cols.items()}})
     for cols_key, rows in groups.items():
-        stmt = update(jobs).where(jobs.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in cols_key})
+        stmt = _UPDATES.get(cols_key)
+        if stmt is None:  # a few sets of columns recur every step (a reason; a start; an end): built once each
+            stmt = _UPDATES[cols_key] = (
+                update(jobs).where(jobs.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in cols_key})
+            )
         conn.execute(stmt, rows)
     if events:
         conn.execute(job_events.insert(), events)
