@@ -302,3 +302,23 @@ def test_inbox_statements_take_any_number_of_ids(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_a_jobs_default_name_is_its_commands_path_name(arg: str) -> None:
     assert path_name(arg) == Path(arg).name
+
+
+def test_a_revoked_token_is_refused_at_once_though_it_was_cached(hub: tuple[Hub, Principal, str]) -> None:
+    h, _, token = hub
+    app = create_app(h, manage=False)
+    body = json.dumps({"project": PROJECT, "argv": ["true"]})
+    assert _post(app, token, body).status_code == 201  # the token is now in the authenticator's cache
+    prefix = tenancy_repo.token_prefix(token)
+
+    async def revoke() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            r = await client.delete(f"/api/v1/tokens/{prefix}", headers={"Authorization": f"Bearer {token}"})
+            return r.status_code
+
+    assert asyncio.run(revoke()) == 204
+    before = _job_count(h)
+    refused = _post(app, token, body)
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+    assert _job_count(h) == before
