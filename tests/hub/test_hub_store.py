@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
@@ -134,6 +135,39 @@ def test_group_commit_isolates_a_failing_write(store: Store) -> None:
     assert isinstance(futures[1].exception(10), IntegrityError)
     assert futures[0].result(10) > 0 and futures[2].result(10) > 0
     writes.close()
+
+
+def test_group_commit_from_an_event_loop_keeps_order_and_fails_alone(store: Store) -> None:
+    """``run_soon``: the functions of one turn of the loop go together, in order; a duplicate key fails alone."""
+    _, project, user = _tenant(store)
+    with store.write() as conn:
+        job_repo.insert_job(conn, _job(project, user, idempotency_key="dup"), "alice")
+    writes = GroupCommit(store)
+    sizes: list[int] = []
+    real_hand_over = writes._hand_over
+
+    def hand_over(loop: asyncio.AbstractEventLoop) -> None:
+        sizes.append(len(writes._gathered[loop]))
+        real_hand_over(loop)
+
+    writes._hand_over = hand_over  # type: ignore[method-assign]
+
+    async def submit_all() -> list[Any]:
+        keys = ("a", "b", "dup", "c", "d")
+        futures = [writes.run_soon(partial(_insert_keyed, project, user, k)) for k in keys]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        results = asyncio.run(submit_all())
+    finally:
+        writes.close()
+    assert sizes == [5]  # one hand-over for the whole turn
+    assert isinstance(results[2], IntegrityError)
+    ids = [r for i, r in enumerate(results) if i != 2]
+    assert all(isinstance(i, int) for i in ids) and ids == sorted(ids)  # stored in the order handed over
+    with store.read() as conn:
+        keys = {r.id: r.idempotency_key for r in job_repo.list_jobs(conn)[0]}
+    assert [keys[i] for i in ids] == ["a", "b", "c", "d"]
 
 
 def test_loop_persists_every_transition(store: Store) -> None:

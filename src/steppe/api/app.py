@@ -45,9 +45,12 @@ REPLAY = {
 }
 
 
-def create_app(hub: Hub, manage: bool = True, limiter: FailureLimiter | None = None) -> FastAPI:
+def create_app(
+    hub: Hub, manage: bool = True, limiter: FailureLimiter | None = None, fast_routes: bool = True
+) -> FastAPI:
     """The app for ``hub``; with ``manage`` its lifespan starts and closes the hub. ``limiter``
-    counts failed authentications (default: 10 per client address in 60 s)."""
+    counts failed authentications (default: 10 per client address in 60 s). With ``fast_routes``
+    the edge answers ordinary submissions itself (``routes_jobs.submit_fast``)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +75,8 @@ def create_app(hub: Hub, manage: bool = True, limiter: FailureLimiter | None = N
     app.include_router(routes_jobs.router, responses=RESPONSES)  # first: routes are matched in order, jobs most often
     app.include_router(routes_tenancy.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
-    app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter)
+    fast = {("POST", "/api/v1/jobs"): routes_jobs.submit_fast} if fast_routes else None
+    app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter, fast=fast)
     registry = hub_registry(hub.loop, hub.reads)
 
     @app.get("/api/v1/version", response_model=m.Version, tags=["meta"], responses=OPEN_RESPONSES)

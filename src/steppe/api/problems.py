@@ -73,6 +73,11 @@ def _response(status: int, title: str, detail: str, errors: list[dict[str, str]]
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def app_error_response(exc: AppError) -> JSONResponse:
+    """The problem document of an application error (what the installed handler answers)."""
+    return _response(status_of(exc), exc.title, exc.detail, exc.errors, exc.kind)
+
+
 def _where(request: Request, loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
     """The request model (for a body error) or the parameter's field (path, query) that ``loc`` names."""
     route = request.scope.get("route")
@@ -99,7 +104,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _refused(_: Request, exc: AppError) -> JSONResponse:
-        return _response(status_of(exc), exc.title, exc.detail, exc.errors, exc.kind)
+        return app_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,6 +4,13 @@ Submitting writes the job and a request for the loop in one transaction and wake
 it never touches the scheduler's state. With an ``Idempotency-Key`` header, the same key and
 body from the same user return the first job (200); the same key with another body is a 409.
 
+``POST /jobs`` has a fast path (``submit_fast``, called by the edge before routing): the body
+parsed and validated as FastAPI would (``json.loads``, then ``JobSubmit``), the same workflow,
+the same answer. Whatever it does not take (another content type, a repeated or over-long
+``Idempotency-Key``, a body that is not valid JSON or not a valid ``JobSubmit``) goes on to the
+route below, which answers it exactly as before: the fast path never writes an error of its own
+except the application layer's (``problems.app_error_response``).
+
 Governance at submit: once acceptable-use terms are in force, a user who has not accepted them
 gets a 403 (``steppe terms accept``); ``datasets`` must name registered datasets (422). Jobs of
 projects without a current approval are accepted and wait (``AwaitingReview``); ``GET
@@ -13,17 +20,23 @@ staging time to the hub's site (``staging``).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
 
 from steppe.api.deps import HubDep, Who
+from steppe.api.edge import PRINCIPAL, Scope
+from steppe.api.hub import Hub
 from steppe.api.params import EpochS, Filter, JobId, Offset, PageLimit
-from steppe.api.problems import forbidden, not_found
+from steppe.api.problems import app_error_response, forbidden, not_found
 from steppe.app import jobs
+from steppe.app.auth import Principal
+from steppe.app.errors import AppError
 from steppe.app.jobs import TERMINAL
 from steppe.client import models as m
 from steppe.control.rows import resolve
@@ -78,12 +91,44 @@ async def submit_job(
     insert, is handed to the group-commit writer (a thread pool hop per request cost more than the insert).
     The answer is the ``Job`` model serialised once, here (the hub's hottest route: FastAPI would
     validate and serialise the returned model again)."""
-    done = await jobs.submit(hub, who, body, idempotency_key)
+    return _submitted(hub, await jobs.submit(hub, who, body, idempotency_key))
+
+
+def _submitted(hub: Hub, done: jobs.Submitted) -> Response:
     job = job_view(done.row, hub.fleet.node_names)
     return Response(
         job.model_dump_json(), status_code=200 if done.replayed else 201, media_type="application/json",
         headers={"Location": f"/api/v1/jobs/{done.job_id}"},
     )  # fmt: skip
+
+
+MAX_IDEMPOTENCY_KEY = 128  # the route's Header(max_length=128)
+
+
+async def submit_fast(hub: Hub, scope: Scope, body: bytes) -> Response | None:
+    """``POST /api/v1/jobs`` for the edge, before routing (see the module docstring); None: the route answers."""
+    who = scope.get(PRINCIPAL)
+    if not isinstance(who, Principal):
+        return None
+    content_type = key = None
+    keys = 0
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"idempotency-key":
+            key, keys = value.decode("latin-1"), keys + 1
+    if content_type is None or content_type.lower() != b"application/json" or keys > 1:
+        return None
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        return None
+    try:
+        submission = m.JobSubmit.model_validate(json.loads(body))
+    except (ValidationError, ValueError, RecursionError):
+        return None
+    try:
+        return _submitted(hub, await jobs.submit(hub, who, submission, key))
+    except AppError as exc:
+        return app_error_response(exc)
 
 
 @router.get("/jobs", response_model=m.JobPage)

@@ -3,10 +3,12 @@
 **Submit** (``submit``): find the project (the caller's organisation's; another's is "no
 project"), check the submission (``steppe.app.submission``: the submission gate, walltime, QOS,
 paths, environment), the acceptable-use terms and the datasets, then write the job, its first
-event and the loop's ``submit`` request in one transaction through the group-commit writer, and
+event and the loop's ``submit`` request in one transaction through the group-commit writer, hand
+the committed row to the loop (``HubLoop.submitted``: its next step need not read it back) and
 wake the loop. The scheduler's state is never touched here; the loop queues the job in its next
 step. With an idempotency key, the same key and body from the same user return the first job
-(``Submitted.replayed``); the same key with another body is a ``Conflict``.
+(``Submitted.replayed``); the same key with another body is a ``Conflict``. The request's digest
+(``request_sha256``) is what a key is bound to: a job submitted without a key stores none.
 
 Example: ``await submit(hub, alice, JobSubmit(project="kaznu/nlp", argv=["true"]), None)``
 returns ``Submitted(job_id=17, row=..., replayed=False)``; the job is ``PENDING``/``Priority``
@@ -19,7 +21,6 @@ stopped (SIGTERM, then SIGKILL after the grace period).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -60,8 +61,9 @@ def request_digest(body: m.JobSubmit) -> str:
 
 async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: str | None) -> Submitted:
     """Check and store a new job, or find the first one of an idempotent retry; see the module docstring."""
-    digest = request_digest(body)
+    digest = None  # what an idempotency key is bound to; a job without a key needs none
     if idempotency_key is not None:
+        digest = request_digest(body)
         found = replay(hub, who, idempotency_key, digest)
         if found is not None:
             return found
@@ -85,14 +87,15 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
         return job_id
 
     try:
-        job_id: int = await asyncio.wrap_future(hub.writes.run(write))
+        job_id: int = await hub.writes.run_soon(write)
     except IntegrityError:
-        found = replay(hub, who, idempotency_key, digest) if idempotency_key is not None else None
+        found = replay(hub, who, idempotency_key, digest) if idempotency_key is not None and digest else None
         if found is None:
             raise
         return found
-    hub.loop.wake()
     row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
+    hub.loop.submitted(row, list(dict.fromkeys(body.datasets)) if dataset_ids else [])  # the row, not re-read
+    hub.loop.wake()
     return Submitted(job_id, row)
 
 

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from pathlib import Path
@@ -56,7 +57,7 @@ def validate_submission(
         raise Invalid.field("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
     if body.qos not in cluster.qos:
         raise Invalid.field("qos", f"unknown QOS {body.qos!r}; valid: {', '.join(sorted(cluster.qos))}")
-    job_dir = str(hub.settings.data_dir / "spool" / "%j")
+    job_dir = _job_dir(hub.settings.data_dir)
     account = hub.accounts.account(user_id, user)
     roots = [job_dir] + ([str(account.home)] if account.home is not None else [])
     workdir = job_dir
@@ -82,6 +83,12 @@ def validate_submission(
         "qos": body.qos, "workload": body.workload, "submit_s": now, "stdout_path": paths["output"],
         "stderr_path": paths["error"],
     }  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _job_dir(data_dir: Path) -> str:
+    """A job's own directory, ``<data-dir>/spool/%j`` (the same for every submission to a hub)."""
+    return str(data_dir / "spool" / "%j")
 
 
 def _confined(field: str, path: str, roots: list[str]) -> str:
@@ -117,5 +124,17 @@ def _refusal_problem(refused: list[Refusal]) -> Invalid:
 
 def _default_name(body: JobSubmit) -> str:
     if body.argv:
-        return Path(body.argv[0]).name[:128]
+        return path_name(body.argv[0])[:128]
     return "script"
+
+
+def path_name(path: str) -> str:
+    """``Path(path).name`` without building a path: the last component that is neither empty nor ``.``.
+
+    >>> path_name("/usr/bin/python3"), path_name("train.py/"), path_name("a/."), path_name("/"), path_name("..")
+    ('python3', 'train.py', 'a', '', '..')
+    """
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            return part
+    return ""

@@ -6,7 +6,14 @@ happens (a submission or cancel written by the API, a process exit, a walltime e
 a wake-up due):
 
 1. read the inbox the API wrote (before the clock, so no job starts before it was submitted),
-   re-read allocations, tenants and governance if the API changed them, read ``now``;
+   re-read allocations, tenants and governance if the API changed them, read ``now``. The store's
+   requests are the inbox; the rows of the jobs they submit are read back from the store, except
+   those the API handed over once its transaction had committed (``submitted``: the row it
+   wrote, as a namespace, and the job's datasets), which need no read. Example: the API commits
+   job 17 and calls ``submitted(row17, [])``; the next step reads the requests, finds 17's
+   ``submit`` and takes ``row17``; a request with no handed row (a restart, a job the handover
+   lost a race with) is read from the store as before, and a handed row whose request an earlier
+   step already took is dropped;
 2. run the pipeline step (exits, submissions, walltime, cycle, writer, executor), whose intake
    and recorder here are: **intake** queues the inbox's new jobs and cancels and meters running
    jobs (``steppe.metering.Meter``: usage records with GPU-seconds and energy go to the
@@ -111,6 +118,8 @@ class HubLoop:
         self.stopping: dict[int, Ending] = self.pipeline.stopping  # running jobs asked to stop, and how they end
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._inbox: tuple[list[Any], dict[int, Any]] = ([], {})
+        self._handed: dict[int, tuple[Any, list[str]]] = {}  # job id -> (committed row, dataset names)
+        self._handed_lock = threading.Lock()
         self._request_ids: list[int] = []
         self._closing = threading.Event()
         self._reload = threading.Event()
@@ -164,6 +173,12 @@ class HubLoop:
         self.env.wake()
         with self._cond:
             return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def submitted(self, row: Any, datasets: list[str]) -> None:
+        """Hand over the row of a job whose insert (with its ``submit`` request) has committed, and the
+        names of the datasets it reads, so the next step need not read them back (module docstring, 1)."""
+        with self._handed_lock:
+            self._handed[row.id] = (row, datasets)
 
     def reload_allocations(self) -> None:
         self._reload.set()
@@ -321,13 +336,29 @@ class HubLoop:
                 self.journal.flush(conn, [], [], self.store)
 
     def _read_inbox(self) -> tuple[list[Any], dict[int, Any]]:
-        """The requests the API wrote, and the rows of the jobs submitted by them."""
+        """The requests the API wrote, and the rows of the jobs submitted by them (handed over or read)."""
+        with self._handed_lock:  # taken before the requests are read: each handed row's request is visible
+            handed, self._handed = self._handed, {}
+        rows: dict[int, Any] = {}
+        unread: list[int] = []
         with self.store.read() as conn:
             requests = job_repo.pending_requests(conn)
-            rows = job_repo.jobs_by_id(conn, {r.job_id for r in requests if r.kind == "submit"})
-            if rows:
-                self.governance.add_jobs(conn, list(rows))
-        return list(requests), dict(rows)
+            for req in requests:
+                if req.kind != "submit":
+                    continue
+                given = handed.get(req.job_id)
+                if given is None:
+                    unread.append(req.job_id)
+                    continue
+                rows[req.job_id] = given[0]
+                if given[1]:
+                    self.governance.datasets_of[req.job_id] = list(given[1])
+            if unread:
+                stored = job_repo.jobs_by_id(conn, unread)
+                rows.update(stored)
+                if stored:
+                    self.governance.add_jobs(conn, list(stored))
+        return list(requests), rows
 
     def _take_requests(self, requests: list[Any], rows: dict[int, Any], now: float) -> list[int]:
         for req in requests:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, select, update
 
 from steppe.governance.approval import Approval, ApprovalConditions
 from steppe.governance.proposal import ProposalSpec
@@ -188,14 +188,21 @@ def link_job_datasets(conn: Connection, job_id: int, dataset_ids: list[int]) -> 
         conn.execute(job_datasets.insert(), [{"job_id": job_id, "dataset_id": d} for d in dataset_ids])
 
 
+_JOB_DATASETS = select(job_datasets.c.job_id, datasets.c.name).join(
+    datasets, datasets.c.id == job_datasets.c.dataset_id
+)
+_ALL_JOB_DATASETS = _JOB_DATASETS.order_by(job_datasets.c.id)
+_DATASETS_OF_JOBS = _JOB_DATASETS.where(job_datasets.c.job_id.in_(bindparam("ids", expanding=True))).order_by(
+    job_datasets.c.id
+)  # built once: the loop asks for every step's new jobs
+
+
 def datasets_of_jobs(conn: Connection, job_ids: list[int] | None = None) -> dict[int, list[str]]:
     """``{job id: [dataset names]}`` for the given jobs (every linked job when None)."""
-    stmt = select(job_datasets.c.job_id, datasets.c.name).join(datasets, datasets.c.id == job_datasets.c.dataset_id)
-    if job_ids is not None:
-        if not job_ids:
-            return {}
-        stmt = stmt.where(job_datasets.c.job_id.in_(job_ids))
+    if job_ids is not None and not job_ids:
+        return {}
+    found = conn.execute(_ALL_JOB_DATASETS) if job_ids is None else conn.execute(_DATASETS_OF_JOBS, {"ids": job_ids})
     out: dict[int, list[str]] = {}
-    for job_id, name in conn.execute(stmt.order_by(job_datasets.c.id)):
+    for job_id, name in found:
         out.setdefault(job_id, []).append(name)
     return out

@@ -7,6 +7,10 @@ of columns, and executed on the driver's cursor, in the caller's transaction. Go
 SQLAlchemy's ``execute`` costs about ten times the driver's own work per statement (execution
 context, parameter construction, result set-up). Only the control loop changes a job's state,
 and it writes each change as an update of the job row plus an event row (``apply_changes``).
+
+The loop's reads and deletes of its inbox run every step; their statements are built once, at
+import, with an expanding ``IN`` parameter (``jobs_by_id``, ``delete_requests``), so a step
+pays only for SQLAlchemy's cached execution, not for building and compiling a statement.
 """
 
 from __future__ import annotations
@@ -164,11 +168,14 @@ def active_jobs(conn: Connection) -> list[RowMapping]:
     return list(conn.execute(stmt).mappings())
 
 
+_BY_IDS = _view().where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def jobs_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, RowMapping]:
     wanted = list(ids)
     if not wanted:
         return {}
-    return {r.id: r for r in conn.execute(_view().where(jobs.c.id.in_(wanted))).mappings()}
+    return {r.id: r for r in conn.execute(_BY_IDS, {"ids": wanted}).mappings()}
 
 
 def count_events_by_state(conn: Connection) -> dict[str, int]:
@@ -182,13 +189,17 @@ def add_request(conn: Connection, job_id: int, kind: str, actor: str, now: float
     _INSERT_REQUEST(conn, {"job_id": job_id, "kind": kind, "t_s": now, "actor": actor})
 
 
+_PENDING_REQUESTS = select(job_requests).order_by(job_requests.c.id)
+_DELETE_REQUESTS = delete(job_requests).where(job_requests.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def pending_requests(conn: Connection) -> list[RowMapping]:
-    return list(conn.execute(select(job_requests).order_by(job_requests.c.id)).mappings())
+    return list(conn.execute(_PENDING_REQUESTS).mappings())
 
 
 def delete_requests(conn: Connection, ids: Sequence[int]) -> None:
     if ids:
-        conn.execute(delete(job_requests).where(job_requests.c.id.in_(list(ids))))
+        conn.execute(_DELETE_REQUESTS, {"ids": list(ids)})
 
 
 def delete_submit_requests(conn: Connection) -> None:
@@ -196,6 +207,9 @@ def delete_submit_requests(conn: Connection) -> None:
 
 
 # -- the loop's writes ------------------------------------------------------------------------------
+_UPDATES: dict[tuple[str, ...], Any] = {}  # the update statement of each set of columns, built on first use
+
+
 def apply_changes(conn: Connection, updates: dict[int, dict[str, Any]], events: list[dict[str, Any]]) -> None:
     """Update job rows (``{job id: {column: value}}``) and append events, in the caller's transaction.
 
@@ -205,7 +219,11 @@ def apply_changes(conn: Connection, updates: dict[int, dict[str, Any]], events: 
     for job_id, cols in updates.items():
         groups[tuple(sorted(cols))].append({"_id": job_id, **{f"v_{c}": v for c, v in cols.items()}})
     for cols_key, rows in groups.items():
-        stmt = update(jobs).where(jobs.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in cols_key})
+        stmt = _UPDATES.get(cols_key)
+        if stmt is None:  # a few sets of columns recur every step (a reason; a start; an end): built once each
+            stmt = _UPDATES[cols_key] = (
+                update(jobs).where(jobs.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in cols_key})
+            )
         conn.execute(stmt, rows)
     if events:
         conn.execute(job_events.insert(), events)
