@@ -1,4 +1,4 @@
-"""A replay's memory: finished jobs' records are forgotten, their figures stream into packed columns."""
+"""A replay's memory: finished jobs' records are forgotten, their figures kept as packed numbers."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def busy() -> Trace:
     return generate_synthetic(spec)
 
 
-def _run(trace: Trace, policy: str = "easy-backfill", **kw: bool) -> ReplayResult:
-    return replay(trace, Cluster.uniform(2, 8, "H100"), policy, **kw)
+def _run(trace: Trace, policy: str = "easy-backfill", keep_jobs: bool = False) -> ReplayResult:
+    return replay(trace, Cluster.uniform(2, 8, "H100"), policy, keep_jobs=keep_jobs)
 
 
 def _same_summary(a: ReplayResult, b: ReplayResult) -> None:
@@ -64,11 +64,9 @@ def test_a_job_ended_by_its_walltime_is_forgotten_too() -> None:
     ]
 
 
-def test_figures_packed_in_small_chunks_are_the_same(
-    busy: Trace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rows_built_in_small_chunks_are_the_same(busy: Trace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = _run(busy, "fifo")
-    monkeypatch.setattr(metrics, "CHUNK", 7)  # pack every 7 finished jobs, and rebuild rows 7 at a time
+    monkeypatch.setattr(metrics, "CHUNK", 7)  # rows (and the CSV) built 7 at a time
     chunked = _run(busy, "fifo")
     _same_summary(whole, chunked)
     assert chunked.metrics.rows == whole.metrics.rows
@@ -101,7 +99,7 @@ def test_the_summary_is_the_same_after_more_jobs_finish() -> None:
 
 
 def test_memory_held_per_finished_job_is_small() -> None:
-    """The replay keeps about 100 bytes per finished job (figures and the busy-GPU series), not its record."""
+    """The replay keeps about 100 bytes per finished job (its figures and the busy-GPU series), not its record."""
     trace = generate_synthetic(SyntheticSpec(jobs=6000, arrival_rate_per_h=100.0, tenants=5, seed=2))
     cluster = Cluster.uniform(64, 8, "H100")  # about 300 of its 512 GPUs busy: few jobs in the hub at once
     replay(Trace("warm-up", trace.jobs[:50]), cluster, "fifo")  # modules loaded before measuring

@@ -1,4 +1,4 @@
-"""Replay metrics, collected by listening to the state's events, streamed into compact columns.
+"""Replay metrics, collected by listening to the state's events, kept as packed numbers.
 
 Per job: wait (first start - submit), job completion time (JCT, end - submit), bounded
 slowdown ``max(JCT / max(run, 10 s), 1)`` (Feitelson's threshold of 10 s keeps very short jobs
@@ -9,15 +9,16 @@ and Jain's fairness index across tenants of their mean bounded
 slowdown, ``J = (sum x)^2 / (n sum x^2)``: 1 when every tenant's jobs are slowed alike, 1/n
 when one tenant bears all the waiting.
 
-Memory: a finished job's record does not stay. ``on_stop`` appends one flat tuple of what the
-job's row needs (ids, names, times; the derived wait, JCT and slowdown are computed later, in
-bulk) and, given ``forget``, tells the state to drop the job's record. Every ``CHUNK``
-finished jobs the tuples are packed into numpy columns (about 60 bytes a job instead of a
-few hundred for a row of Python objects; names become small integer codes into ``names``),
-and the busy-GPU step function into float64 and int64 arrays. A year of a million jobs keeps
-about 60 MB of figures. E.g. after 3 jobs of tenants ``a, b, a`` are packed, the tenant column
-is ``[0, 1, 0]`` with ``names == ["a", "b", ...]``; ``rows`` rebuilds the same 14-column rows
-(``JOB_COLUMNS``) a reader or the per-job CSV sees.
+Memory: a finished job's record does not stay. ``on_stop`` appends the job's six numbers to
+one ``array('d')`` (id, group, submit, first start, end, run time: 48 bytes, no Python object
+per job, nothing for the cyclic collector to walk) and, given ``forget``, tells the state to
+drop the record; a read moves the numbers into one float64 table. The group numbers the job's
+(tenant, project, GPU type, final state, GPUs, preemptions), of which a hub has a few hundred.
+The busy-GPU step function is two more arrays (16 bytes a change). Wait, JCT and slowdown are
+computed in bulk when read. E.g. 1-GPU jobs 1 and 2 of tenant ``a`` completing on H100 share
+group 0: the array holds ``1, 0, ..., 2, 0, ...`` and ``groups[0] == ("a", "a", "H100",
+"COMPLETED", 1, 0)``; ``rows`` rebuilds the 14-column rows (``JOB_COLUMNS``) a reader or the
+per-job CSV sees.
 
 >>> round(jain_index([1.0, 1.0, 1.0]), 3), round(jain_index([3.0, 0.0, 0.0]), 3)
 (1.0, 0.333)
@@ -26,6 +27,7 @@ is ``[0, 1, 0]`` with ``names == ["a", "b", ...]``; ``rows`` rebuilds the same 1
 from __future__ import annotations
 
 import csv
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ from steppe.core.records import JobRecord
 from steppe.metering import MemorySink
 
 SLOWDOWN_THRESHOLD_S = 10.0
-CHUNK = 65_536  # finished jobs held as tuples before they are packed into columns
+CHUNK = 65_536  # rows built at a time (the per-job CSV of a million jobs never holds them all)
 JOB_COLUMNS = (
     "job_id",
     "tenant",
@@ -56,24 +58,13 @@ JOB_COLUMNS = (
     "preemptions",
     "bounded_slowdown",
 )
-# What on_stop appends per finished job (in this order) and the packed column's dtype.
-_FIELDS = (
-    ("job_id", np.int64),
-    ("tenant", np.int32),
-    ("project", np.int32),
-    ("gpus", np.int32),
-    ("gpu_type", np.int32),
-    ("submit_s", np.float64),
-    ("start_s", np.float64),
-    ("end_s", np.float64),
-    ("run_s", np.float64),
-    ("state", np.int32),
-    ("preemptions", np.int32),
-)
-_NAMED = frozenset({"tenant", "project", "gpu_type", "state"})  # interned into ``names``
+FIGURES = ("job_id", "group", "submit_s", "start_s", "end_s", "run_s")  # per job, in order
+_INTS = frozenset({"job_id", "group"})
+GROUP_PARTS = ("tenant", "project", "gpu_type", "state", "gpus", "preemptions")  # what a group is
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
+Group = tuple[str, str, str, str, int, int]
 
 
 def jain_index(values: Sequence[float]) -> float:
@@ -85,16 +76,18 @@ def jain_index(values: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class JobFigures:
-    """Every finished job's figures as columns, in the order the jobs finished.
+    """Every finished job's figures as columns (``FIGURES``, float64 views of one table), in the
+    order the jobs finished; ``ints`` reads an integer column."""
 
-    The name columns (``tenant``, ``project``, ``gpu_type``, ``state``) hold codes into ``names``.
-    """
-
-    names: list[str]
+    groups: list[Group]
     cols: dict[str, np.ndarray[Any, Any]]
 
     def __len__(self) -> int:
         return len(self.cols["job_id"])
+
+    def ints(self, name: str) -> IntArray:
+        out: IntArray = self.cols[name].astype(np.int64)
+        return out
 
     @property
     def wait(self) -> FloatArray:
@@ -112,16 +105,31 @@ class JobFigures:
         out: FloatArray = np.maximum(self.jct / np.maximum(self.cols["run_s"], SLOWDOWN_THRESHOLD_S), 1.0)
         return out
 
+    def codes(self, part: str) -> tuple[list[Any], IntArray]:
+        """(names, each job's code into them) of one part of the group: ``tenant``, ``state`` ..."""
+        k = GROUP_PARTS.index(part)
+        names = sorted({g[k] for g in self.groups})
+        code_of = {name: c for c, name in enumerate(names)}
+        by_group = np.array([code_of[g[k]] for g in self.groups], dtype=np.int64)
+        per_job: IntArray = by_group[self.ints("group")] if len(by_group) else np.zeros(0, dtype=np.int64)
+        return names, per_job
+
     def rows(self, order: IntArray | None = None) -> Iterator[tuple[Any, ...]]:
         """The ``JOB_COLUMNS`` rows (Python ints, floats and strings), in ``order`` if given."""
         cols = dict(self.cols, wait_s=self.wait, jct_s=self.jct, bounded_slowdown=self.slowdown)
-        names = self.names
+        groups = self.groups
         for lo in range(0, len(self), CHUNK):
             part = slice(lo, lo + CHUNK) if order is None else order[lo : lo + CHUNK]
+            of_group = [groups[g] for g in cols["group"][part].astype(np.int64).tolist()]
             columns = []
             for name in JOB_COLUMNS:
-                values = cols[name][part].tolist()
-                columns.append([names[c] for c in values] if name in _NAMED else values)
+                if name in GROUP_PARTS:
+                    k = GROUP_PARTS.index(name)
+                    columns.append([g[k] for g in of_group])
+                elif name in _INTS:
+                    columns.append(cols[name][part].astype(np.int64).tolist())
+                else:
+                    columns.append(cols[name][part].tolist())
             yield from zip(*columns, strict=True)
 
 
@@ -142,14 +150,13 @@ class MetricsCollector:
         self.busy = 0
         self.first_submit: float | None = None
         self.preemptions = 0
-        self.finished = 0
-        self._recent: list[tuple[Any, ...]] = []  # finished jobs not yet packed, as _FIELDS tuples
-        self._busy_times: list[float] = []  # busy-GPU changes not yet packed
-        self._busy_values: list[int] = []
-        self._codes: dict[str, int] = {}  # name -> code, in order of first use
-        self._chunks: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name, _ in _FIELDS}
-        self._busy_chunks: tuple[list[FloatArray], list[IntArray]] = ([], [])
-        self._figures: JobFigures | None = None  # cached until the next finished job
+        self._figures = array("d")  # len(FIGURES) numbers per job finished since the last read
+        self._add = self._figures.append
+        self._table = np.zeros((0, len(FIGURES)))  # the jobs finished before the last read
+        self._group_of: dict[Group, int] = {}
+        self._busy_times = array("d")  # the busy-GPU step function: (time, busy GPUs from then on)
+        self._busy_values = array("q")
+        self._cache: JobFigures | None = None
 
     def on_submit(self, rec: JobRecord, now: float) -> None:
         if self.first_submit is None:
@@ -170,62 +177,37 @@ class MetricsCollector:
             self.preemptions += 1
             return
         spec = rec.spec
+        key = (spec.tenant, spec.project, rec.gpu_type, state._value_, spec.gpus, rec.preemptions)  # _value_: no call
+        group = self._group_of.get(key)
+        if group is None:
+            group = self._group_of[key] = len(self._group_of)
         start = rec.first_start_s
-        recent = self._recent
-        recent.append(
-            (
-                spec.job_id,
-                spec.tenant,
-                spec.project,
-                spec.gpus,
-                rec.gpu_type,
-                spec.submit_s,
-                now if start is None else start,
-                now,
-                rec.executed_s,
-                state,
-                rec.preemptions,
-            )
-        )
-        if len(recent) >= CHUNK:
-            self._pack()
-        self._figures = None
+        add = self._add
+        add(spec.job_id)
+        add(group)
+        add(spec.submit_s)
+        add(now if start is None else start)
+        add(now)
+        add(rec.executed_s)
         if self.forget is not None:
             self.forget(spec.job_id)
 
-    # -- packing -----------------------------------------------------------------------------
-    def _code_of(self, name: str) -> int:
-        codes = self._codes
-        code = codes.get(name)
-        if code is None:
-            code = codes[name] = len(codes)
-        return code
-
-    def _pack(self) -> None:
-        """Move the finished jobs held as tuples, and the busy changes, into numpy columns."""
-        recent = self._recent
-        if recent:
-            self.finished += len(recent)
-            for (name, dtype), values in zip(_FIELDS, zip(*recent, strict=True), strict=True):
-                if name in _NAMED:
-                    values = tuple(map(self._code_of, map(str, values)))
-                self._chunks[name].append(np.array(values, dtype=dtype))
-            recent.clear()
-        if self._busy_times:
-            self._busy_chunks[0].append(np.array(self._busy_times, dtype=np.float64))
-            self._busy_chunks[1].append(np.array(self._busy_values, dtype=np.int64))
-            self._busy_times.clear()
-            self._busy_values.clear()
-
     def figures(self) -> JobFigures:
-        """Every finished job's figures so far (columns in finishing order)."""
-        if self._figures is None:
-            self._pack()
-            cols = {name: _joined(self._chunks[name], dtype) for name, dtype in _FIELDS}
-            for name, col in cols.items():  # one array per column from now on
-                self._chunks[name][:] = [col] if len(col) else []
-            self._figures = JobFigures(list(self._codes), cols)
-        return self._figures
+        """Every finished job's figures so far (kept until more jobs finish).
+
+        The numbers appended since the last read move into the table (one copy in memory).
+        """
+        cached = self._cache
+        if cached is None or len(self._figures):
+            if len(self._figures):
+                recent = np.array(self._figures, dtype=np.float64).reshape(-1, len(FIGURES))
+                self._table = np.concatenate((self._table, recent)) if len(self._table) else recent
+                self._figures = array("d")
+                self._add = self._figures.append
+            table = self._table
+            cols = {name: table[:, k] for k, name in enumerate(FIGURES)}
+            self._cache = cached = JobFigures(list(self._group_of), cols)
+        return cached
 
     @property
     def rows(self) -> list[tuple[Any, ...]]:
@@ -244,8 +226,8 @@ class MetricsCollector:
         makespan = float(fig.cols["end_s"].max() - first)
         busy_gpu_s = float(sum(self.usage.tenant_gpu_s.values()))
         total = self.cluster.total_gpus
-        codes = np.bincount(fig.cols["state"], minlength=len(fig.names))
-        states = {fig.names[c]: int(k) for c, k in enumerate(codes) if k}
+        names, codes = fig.codes("state")
+        states = {names[c]: int(k) for c, k in enumerate(np.bincount(codes, minlength=len(names))) if k}
         return {
             "jobs": n,
             "mean_jct_s": float(jct.mean()),
@@ -260,19 +242,16 @@ class MetricsCollector:
             "makespan_s": makespan,
             "gpu_hours": busy_gpu_s / 3600.0,
             "preemptions": self.preemptions,
-            "states": dict(sorted(states.items())),
+            "states": states,
             "jain_index": jain_index(list(self.tenant_slowdowns().values())),
         }
 
     def _per_tenant(self, values: FloatArray) -> dict[str, tuple[int, float]]:
         """Per tenant (sorted): jobs and the sum of ``values`` (summed in finishing order)."""
-        fig = self.figures()
-        tenant = fig.cols["tenant"]
-        size = len(fig.names)
-        counts = np.bincount(tenant, minlength=size)
-        sums = np.bincount(tenant, weights=values, minlength=size)
-        used = sorted((fig.names[c], c) for c in range(size) if counts[c])
-        return {t: (int(counts[c]), float(sums[c])) for t, c in used}
+        names, codes = self.figures().codes("tenant")
+        counts = np.bincount(codes, minlength=len(names))
+        sums = np.bincount(codes, weights=values, minlength=len(names))
+        return {t: (int(counts[c]), float(sums[c])) for c, t in enumerate(names) if counts[c]}
 
     def tenant_slowdowns(self) -> dict[str, float]:
         return {t: s / k for t, (k, s) in self._per_tenant(self.figures().slowdown).items()}
@@ -297,13 +276,8 @@ class MetricsCollector:
         ]
 
     def busy_series(self) -> tuple[FloatArray, IntArray]:
-        """(times, busy GPUs from then on): the busy-GPU step function, one entry per change."""
-        self._pack()
-        times, values = self._busy_chunks
-        t, v = _joined(times, np.float64), _joined(values, np.int64)
-        times[:] = [t] if len(t) else []
-        values[:] = [v] if len(v) else []
-        return t, v
+        """(times, busy GPUs from then on): the busy-GPU step function, one entry per change (copies)."""
+        return np.array(self._busy_times, dtype=np.float64), np.array(self._busy_values, dtype=np.int64)
 
     def utilization_series(self, bin_s: float = 3600.0) -> tuple[np.ndarray, np.ndarray]:
         """(bin start times, mean utilization in each bin) of the busy-GPU step function."""
@@ -328,20 +302,13 @@ class MetricsCollector:
 
     def job_ids(self) -> IntArray:
         """The finished jobs' ids, in finishing order."""
-        ids: IntArray = self.figures().cols["job_id"]
-        return ids
+        return self.figures().ints("job_id")
 
     def write_jobs_csv(self, path: Path) -> None:
         """One row per finished job (``JOB_COLUMNS``), by job id, written a chunk at a time."""
         fig = self.figures()
-        order: IntArray = np.argsort(fig.cols["job_id"], kind="stable")
+        order: IntArray = np.argsort(fig.cols["job_id"], kind="stable")  # ids are exact in float64
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(JOB_COLUMNS)
             writer.writerows(fig.rows(order))
-
-
-def _joined(chunks: list[np.ndarray[Any, Any]], dtype: type[np.generic]) -> np.ndarray[Any, Any]:
-    if not chunks:
-        return np.zeros(0, dtype=dtype)
-    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
