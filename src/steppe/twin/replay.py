@@ -12,11 +12,11 @@ through the gate, walltime, cycle, writer, executor, wake-ups) with three things
   ``rejected`` under the first rule they break; nothing is dropped silently.
 
 Metrics, the hashed event log and the invariant checker are state listeners. A finished job's
-record does not stay: the metrics collector, the last listener, takes the job's figures into
-its columns and calls ``state.forget`` (``keep_jobs=True`` keeps every record in
-``result.state.jobs``, for a test or a debugging session that inspects them). A replay's memory
-is then the trace, the jobs in the hub (pending and running) and about 60 bytes of figures per
-finished job.
+record does not stay: the metrics collector, the last listener, takes the job's figures (six
+numbers, ``twin/metrics.py``) and calls ``state.forget`` (``keep_jobs=True`` keeps every record
+in ``result.state.jobs``, for a test or a debugging session that inspects them). A replay's
+memory is then the trace, the jobs in the hub (pending and running) and about 100 bytes per
+finished job (its figures and the busy-GPU series).
 """
 
 from __future__ import annotations
