@@ -162,7 +162,10 @@ def philly() -> None:
 
 def scale() -> None:
     print("== Synthetic year, ~1M jobs, 8192x8:H200 (65,536 GPUs); waited: share of jobs that waited ==")
-    _table([_spawn("scale", p) for p in ("fifo", "easy-backfill")])
+    rows = [_spawn("scale", p) for p in ("fifo", "easy-backfill")]
+    _table(rows)
+    for row in rows:  # the workers' JSON lines, every figure
+        print(json.dumps(row))
 
 
 def fidelity() -> None:
