@@ -66,7 +66,7 @@ def test_a_deferred_job_starts_at_its_begin_time_while_the_head_is_blocked() -> 
     ]
     deferral = DeferralCheck(StepSignal(), "lowest-window")
     result = replay(Trace("test", jobs), Cluster.uniform(1, 4, "H100"), "easy-backfill",
-                    checks=(*DEFAULT_CHECKS, deferral))  # fmt: skip
+                    checks=(*DEFAULT_CHECKS, deferral), keep_jobs=True)  # fmt: skip
     deferred = result.state.jobs[3]
     assert deferral.begin_time(deferred) == 7200.0
     assert deferred.first_start_s == 7200.0

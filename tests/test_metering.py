@@ -250,7 +250,7 @@ def test_without_a_site_into_a_sink_that_keeps_no_records_the_meter_keeps_totals
 
 def test_a_replay_without_power_counts_the_same_tenant_gpu_seconds_as_per_job_records() -> None:
     jobs = [JobSpec(i, float(i), 1 + i % 3, 100.0 + 7 * i, 500.0, "ab"[i % 2]) for i in range(1, 40)]
-    result = replay(Trace("t", jobs), Cluster.uniform(1, 4, GPU), "fifo")
+    result = replay(Trace("t", jobs), Cluster.uniform(1, 4, GPU), "fifo", keep_jobs=True)
     expected: dict[str, float] = {}
     for rec in result.state.jobs.values():
         if rec.end_s is not None:

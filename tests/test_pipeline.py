@@ -42,7 +42,9 @@ def test_the_fake_executor_schedules_the_work_not_the_limit_and_a_stop_ends_at_o
 
 
 def test_a_job_past_its_walltime_times_out_and_its_dropped_exit_costs_no_cycle() -> None:
-    result = replay(Trace("t", [job(1, 1, runtime=100.0, walltime=60.0)]), Cluster.uniform(1, 1, "H100"), "fifo")
+    result = replay(
+        Trace("t", [job(1, 1, runtime=100.0, walltime=60.0)]), Cluster.uniform(1, 1, "H100"), "fifo", keep_jobs=True
+    )
     rec = result.state.jobs[1]
     assert (rec.state, rec.end_s) == (JobState.TIMEOUT, 60.0)
     assert result.cycles == 2  # at 0 s (start) and 60 s (walltime); none at 100 s
@@ -50,7 +52,7 @@ def test_a_job_past_its_walltime_times_out_and_its_dropped_exit_costs_no_cycle()
 
 def test_an_exit_and_a_walltime_end_at_the_same_instant_complete() -> None:
     trace = Trace("t", [job(1, 1, runtime=60.0, walltime=60.0), job(2, 1, runtime=5.0)])
-    result = replay(trace, Cluster.uniform(1, 1, "H100"), "fifo")
+    result = replay(trace, Cluster.uniform(1, 1, "H100"), "fifo", keep_jobs=True)
     assert result.state.jobs[1].state is JobState.COMPLETED and result.state.jobs[1].end_s == 60.0
     assert result.state.jobs[2].first_start_s == 60.0  # its GPU was free in the same step
 
@@ -84,7 +86,7 @@ def test_the_fake_executor_reports_a_plain_completion_as_two_ints_and_the_step_c
 
 def test_the_step_takes_plain_completions_after_exits_and_ends_them_completed() -> None:
     trace = Trace("t", [job(1, 1, runtime=10.0, walltime=60.0), job(2, 1, runtime=5.0)])
-    result = replay(trace, Cluster.uniform(1, 1, "H100"), "fifo")
+    result = replay(trace, Cluster.uniform(1, 1, "H100"), "fifo", keep_jobs=True)
     assert [(r.state, r.end_s) for r in (result.state.jobs[1], result.state.jobs[2])] == [
         (JobState.COMPLETED, 10.0),
         (JobState.COMPLETED, 15.0),

@@ -241,7 +241,7 @@ def test_deferred_jobs_wait_with_begintime_and_meet_their_deadline() -> None:
     )
     power2 = build_power(cluster, "astana", enforce=False, start="2026-04-01T00:00")
     check = DeferralCheck(signal, "lowest-window")
-    deferred = replay(trace, cluster, "easy-backfill", power=power2, checks=(*DEFAULT_CHECKS, check))
+    deferred = replay(trace, cluster, "easy-backfill", power=power2, checks=(*DEFAULT_CHECKS, check), keep_jobs=True)
     rows = {r[0]: r for r in deferred.metrics.rows}
     for spec in trace.jobs:
         if spec.deferrable:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -204,6 +205,41 @@ def test_synthetic_large_and_size_mix() -> None:
     share = Counter(j.gpus for j in trace.jobs)[1] / len(trace)
     assert 0.92 < share < 0.94
     assert max(j.runtime_s for j in trace.jobs) <= 30 * 86400
+
+
+def test_synthetic_arrivals_follow_daily_and_weekly_cycles() -> None:
+    plain = SyntheticSpec(jobs=60_000, arrival_rate_per_h=120.0, seed=5)  # ~3 weeks
+    flat = generate_synthetic(plain).jobs
+    daily = generate_synthetic(replace(plain, diurnal=0.5)).jobs
+    weekly = generate_synthetic(replace(plain, weekly=0.6)).jobs
+    # the same draws as the plain process: without cycles nothing changes, with them only the times
+    assert generate_synthetic(replace(plain, diurnal=0.0, weekly=0.0)).jobs == flat
+    assert [(j.gpus, j.runtime_s, j.tenant) for j in daily] == [(j.gpus, j.runtime_s, j.tenant) for j in flat]
+    for jobs in (flat, daily, weekly):
+        assert jobs[0].submit_s == 0.0 and _sorted(jobs)
+        span_h = jobs[-1].submit_s / 3600.0
+        assert 0.93 < len(jobs) / span_h / 120.0 < 1.07  # the mean rate stays the spec's
+
+    def hour_counts(jobs: list[JobSpec]) -> Counter[int]:
+        return Counter(int(j.submit_s // 3600) % 24 for j in jobs)
+
+    by_hour = hour_counts(daily)
+    afternoon, night = sum(by_hour[h] for h in (13, 14, 15)), sum(by_hour[h] for h in (1, 2, 3))
+    assert 2.4 < afternoon / night < 3.6  # (1 + 0.5 cos(~0)) / (1 - 0.5 cos(~0)) ~ 3
+    flat_by_hour = hour_counts(flat)
+    assert 0.85 < sum(flat_by_hour[h] for h in (13, 14, 15)) / sum(flat_by_hour[h] for h in (1, 2, 3)) < 1.15
+    by_day = Counter(int(j.submit_s // 86400) % 7 for j in weekly)  # day 0 is a Monday
+    midweek, weekend = by_day[2] + by_day[3] + by_day[4], by_day[5] + by_day[6] + by_day[0]
+    assert midweek / weekend > 2.0
+    spec = parse_synthetic("jobs=3000,rate=200,diurnal=0.3,weekly=0.6,seed=2")
+    assert (spec.diurnal, spec.weekly) == (0.3, 0.6)
+    cycled = generate_synthetic(spec)
+    assert load_trace("synthetic:jobs=100,rate=200,diurnal=0.3,weekly=0.6", seed=2).jobs == cycled.jobs[:100]
+    assert "daily +-30%, weekly +-60% cycles" in cycled.notes[0]
+    with pytest.raises(SteppeError, match="diurnal \\+ weekly must be < 1"):
+        parse_synthetic("diurnal=0.5,weekly=0.5")
+    with pytest.raises(SteppeError, match="must be >= 0"):
+        parse_synthetic("diurnal=-0.1")
 
 
 def test_load_trace_errors(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ JOBS = [
 
 
 def twin_ends(specs: list[JobSpec]) -> dict[int, tuple[str, float]]:
-    result = replay(Trace("t", specs), Cluster.uniform(1, 4, "H100"), "fifo")
+    result = replay(Trace("t", specs), Cluster.uniform(1, 4, "H100"), "fifo", keep_jobs=True)
     return {r.job_id: (r.state.value, r.end_s or 0.0) for r in result.state.jobs.values()}
 
 

@@ -46,7 +46,10 @@ def deferral_savings(
     baseline: ReplayResult, deferred: ReplayResult, spread: tuple[float, float], signal: str
 ) -> dict[str, Any]:
     """Carbon and cost of the deferrable jobs, run-now vs lowest-window, with an honest verdict."""
-    ids = {r.job_id for r in deferred.state.jobs.values() if r.spec.deferrable}
+    if deferred.trace is None:
+        raise ValueError("deferral savings need the replayed trace (ReplayResult.trace)")
+    finished = set(deferred.metrics.job_ids().tolist())
+    ids = {j.job_id for j in deferred.trace.jobs if j.deferrable and j.job_id in finished}
     if baseline.energy is None or deferred.energy is None:
         raise ValueError("deferral savings need replays with a site (energy metering)")
 

@@ -11,7 +11,12 @@ through the gate, walltime, cycle, writer, executor, wake-ups) with three things
   API also asks (``scheduling/gate.py``). Jobs that could never start are counted in
   ``rejected`` under the first rule they break; nothing is dropped silently.
 
-Metrics, the hashed event log and the invariant checker are state listeners.
+Metrics, the hashed event log and the invariant checker are state listeners. A finished job's
+record does not stay: the metrics collector, the last listener, takes the job's figures (six
+numbers, ``twin/metrics.py``) and calls ``state.forget`` (``keep_jobs=True`` keeps every record
+in ``result.state.jobs``, for a test or a debugging session that inspects them). A replay's
+memory is then the trace, the jobs in the hub (pending and running) and about 100 bytes per
+finished job (its figures and the busy-GPU series).
 """
 
 from __future__ import annotations
@@ -52,10 +57,11 @@ class ReplayResult:
     summary: dict[str, Any]
     metrics: MetricsCollector
     digest: str
-    state: HubState
+    state: HubState  # its ``jobs`` holds finished jobs only with ``keep_jobs=True``
     rejected: Counter[str] = field(default_factory=Counter)
     cycles: int = 0
     energy: EnergyReport | None = None
+    trace: Trace | None = None
 
 
 Progress = Callable[[int, int], None]
@@ -73,6 +79,7 @@ def replay(
     progress: Progress | None = None,
     power: PowerSetup | None = None,
     checks: Sequence[AdmissionCheck] | None = None,
+    keep_jobs: bool = False,
 ) -> ReplayResult:
     """Replay ``trace`` on ``cluster`` under ``policy``; see the module docstring.
 
@@ -80,6 +87,8 @@ def replay(
     schedules under the facility cap (a policy given by name gets the budget) and the
     facility's draw is checked against the cap after every cycle. ``checks`` replaces the
     policy's admission checks (e.g. to add deferral) when the policy is given by name.
+    ``keep_jobs`` keeps finished jobs' records in ``result.state.jobs`` (by default they are
+    dropped as the jobs end; ``result.metrics`` has their figures).
     """
     wall0 = time.perf_counter()
     cluster = cluster.with_tenants(trace.tenants)
@@ -96,15 +105,16 @@ def replay(
     state = HubState(cluster, pol.new_queue(cluster, usage), usage)
     records = MemorySink(keep_records=power is not None)  # the meter's (steppe.metering); per job with a site
     meter = twin_metering(power).build(records)
-    metrics = MetricsCollector(cluster, records)
+    metrics = MetricsCollector(cluster, records, forget=None if keep_jobs else state.forget)
     log = EventLog()
     checker = InvariantChecker(state) if check_invariants else None
-    state.listeners.extend([meter, metrics, log, *([checker] if checker else []), *listeners])
+    state.listeners.extend([meter, log, *([checker] if checker else []), *listeners])
     hub_power = EnergyMeter(state, power) if power is not None else None
     if hub_power is not None:
         state.listeners.append(hub_power)
         if slowdown is None:
             slowdown = power.fleet.slowdown  # type: ignore[union-attr]
+    state.listeners.append(metrics)  # last: it forgets a finished job once every listener saw it
     budget = power.budget if power is not None else None
     ceiling = PowerCeiling(budget, power_ceiling_w(power)) if power is not None and budget is not None else None
     arrivals = TraceArrivals(trace.jobs, state, SubmissionGate(cluster, ceiling))
@@ -151,12 +161,12 @@ def replay(
         trace=trace.source,
         trace_jobs=n,
         rejected=sum(rejected.values()),
-        unfinished=submitted - len(metrics.rows),
+        unfinished=submitted - summary["jobs"],
         cycles=cycles,
         event_digest=log.digest(),
         wall_s=time.perf_counter() - wall0,
     )
-    return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy)
+    return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy, trace)
 
 
 def _no_launch(job_id: int) -> None:

@@ -3,7 +3,13 @@
 Model (every draw comes from numpy's PCG64, seeded, one independent stream per quantity, so
 the first k jobs are the same whatever ``jobs`` is):
 
-* arrivals: a Poisson process of ``arrival_rate_per_h`` jobs per hour; the first job at 0 s;
+* arrivals: a Poisson process of ``arrival_rate_per_h`` jobs per hour on average; the first
+  job at 0 s. With ``diurnal`` or ``weekly`` amplitudes the rate follows working hours and
+  working days, ``rate(t) = r (1 + d cos(2 pi (t - 14 h) / 1 day) + w cos(2 pi (t - 3.5 days) / 7 days))``
+  (t = 0 is a Monday midnight: busiest at 14:00 and mid-week, quietest at 02:00 and at the
+  weekend; the mean stays ``r``). The same unit-rate draws are mapped through the inverse of
+  the cumulative rate ``Lambda(t)`` (time rescaling), so ``d = w = 0`` gives exactly the plain
+  Poisson process. E.g. ``d = 0.5``: 1.5 r at 14:00 and 0.5 r at 02:00;
 * tenants ``t01``, ``t02``, ...: tenant k submits a share proportional to ``1 / k**tenant_skew``
   (Zipf-like; skew 0 means equal shares);
 * GPUs per job: drawn from ``gpu_sizes`` with ``gpu_probs`` (default close to Philly:
@@ -13,7 +19,8 @@ the first k jobs are the same whatever ``jobs`` is):
 * walltime: the Philly rule, ``ceil(runtime x factor / round) x round``.
 
 As a ``load_trace`` spec: ``synthetic:jobs=100000,rate=900,tenants=20,seed=3``. Keys:
-``jobs, rate, tenants, skew, median_s, sigma, max_s, seed``; a key left out keeps its default.
+``jobs, rate, tenants, skew, median_s, sigma, max_s, diurnal, weekly, seed``; a key left out
+keeps its default.
 
 >>> spec = parse_synthetic("jobs=5,rate=60,tenants=3,seed=1")
 >>> t = generate_synthetic(spec)
@@ -36,6 +43,9 @@ from steppe.twin.readers.philly import WALLTIME_DERIVED, check_walltime_rule, wa
 from steppe.twin.trace import Trace
 
 DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+DAY_PEAK_S = 14 * 3600.0  # 14:00
+WEEK_PEAK_S = 3.5 * DAY_S  # Thursday 00:00, the middle of the week
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class SyntheticSpec:
     median_runtime_s: float = 1200.0
     runtime_sigma: float = 2.0
     max_runtime_s: float = 30 * DAY_S
+    diurnal: float = 0.0
+    weekly: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,6 +81,8 @@ class SyntheticSpec:
             (0 < self.median_runtime_s < math.inf, "median_runtime_s must be > 0"),
             (0 <= self.runtime_sigma < math.inf, "runtime_sigma must be >= 0"),
             (1 <= self.max_runtime_s < math.inf, "max_runtime_s must be >= 1"),
+            (self.diurnal >= 0 and self.weekly >= 0, "diurnal and weekly must be >= 0"),
+            (self.diurnal + self.weekly < 1, "diurnal + weekly must be < 1 (the rate stays positive)"),
             (self.seed >= 0, "seed must be >= 0"),
         ]
         for ok, problem in checks:
@@ -84,6 +98,8 @@ KEYS: dict[str, str] = {
     "median_s": "median_runtime_s",
     "sigma": "runtime_sigma",
     "max_s": "max_runtime_s",
+    "diurnal": "diurnal",
+    "weekly": "weekly",
     "seed": "seed",
 }
 
@@ -115,7 +131,11 @@ def generate_synthetic(spec: SyntheticSpec, *, walltime_factor: float = 2.0, wal
     n = spec.jobs
     arrivals, who, size, length = (np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4))
     gaps = arrivals.exponential(3600.0 / spec.arrival_rate_per_h, n)
-    submit = np.round(np.cumsum(gaps) - (gaps[0] if n else 0.0), 3)
+    submit = np.cumsum(gaps) - (gaps[0] if n else 0.0)
+    if spec.diurnal or spec.weekly:
+        submit = np.maximum.accumulate(np.round(_rescale(submit, spec.diurnal, spec.weekly), 3))
+    else:
+        submit = np.round(submit, 3)
     shares = 1.0 / np.arange(1, spec.tenants + 1, dtype=np.float64) ** spec.tenant_skew
     tenant_idx = who.choice(spec.tenants, size=n, p=shares / shares.sum())
     probs = np.asarray(spec.gpu_probs, dtype=np.float64)
@@ -132,7 +152,8 @@ def generate_synthetic(spec: SyntheticSpec, *, walltime_factor: float = 2.0, wal
         jobs = list(map(JobSpec, *columns))
     trace = Trace(source=f"synthetic:{_describe(spec)}", jobs=jobs)
     trace.notes += [
-        f"synthetic workload: Poisson arrivals at {spec.arrival_rate_per_h:g}/h, {spec.tenants} tenants with "
+        f"synthetic workload: Poisson arrivals at {spec.arrival_rate_per_h:g}/h{_cycles(spec)}, "
+        f"{spec.tenants} tenants with "
         f"Zipf({spec.tenant_skew:g}) shares, log-normal run time (median {spec.median_runtime_s:g} s, "
         f"sigma {spec.runtime_sigma:g}, at most {spec.max_runtime_s:g} s), seed {spec.seed}",
         walltime_rule_note(walltime_factor, walltime_round_s),
@@ -155,6 +176,38 @@ def synthetic_trace(
     if limit is not None:
         spec = replace(spec, jobs=max(0, min(spec.jobs, limit)))
     return generate_synthetic(spec, walltime_factor=walltime_factor, walltime_round_s=walltime_round_s)
+
+
+def _cumulative_rate(t: np.ndarray, diurnal: float, weekly: float) -> np.ndarray:
+    """``Lambda(t) / r``: expected arrivals by ``t`` in units of the mean gap (``t`` itself at d = w = 0)."""
+    out = t.copy()
+    for amp, period, peak in ((diurnal, DAY_S, DAY_PEAK_S), (weekly, WEEK_S, WEEK_PEAK_S)):
+        if amp:
+            w = 2 * math.pi / period
+            out += amp / w * (np.sin(w * (t - peak)) + math.sin(w * peak))
+    return out
+
+
+def _rescale(s: np.ndarray, diurnal: float, weekly: float) -> np.ndarray:
+    """Times ``t`` with ``Lambda(t) / r = s`` (the plain Poisson times ``s`` mapped onto the cycles).
+
+    ``Lambda(t) / r - t`` is bounded by ``B = 2 (d / w_day + w / w_week)``, so ``t`` lies in
+    ``[s - B, s + B]``; ``Lambda`` increases, so 48 bisection steps pin ``t`` to ``2 B / 2**48``
+    (under a nanosecond for B = 1.2e5 s, d = 0.3 and w = 0.6; times are then rounded to 1 ms).
+    """
+    bound = 2 * (diurnal * DAY_S + weekly * WEEK_S) / (2 * math.pi)
+    lo, hi = np.maximum(s - bound, 0.0), s + bound
+    for _ in range(48):
+        mid = 0.5 * (lo + hi)
+        below = _cumulative_rate(mid, diurnal, weekly) < s
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def _cycles(spec: SyntheticSpec) -> str:
+    parts = [f"{name} +-{amp:.0%}" for name, amp in (("daily", spec.diurnal), ("weekly", spec.weekly)) if amp]
+    return f" on average ({', '.join(parts)} cycles)" if parts else ""
 
 
 def _describe(spec: SyntheticSpec) -> str:
