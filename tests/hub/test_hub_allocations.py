@@ -106,3 +106,25 @@ def test_projects_without_allocations() -> None:
     strict.submit(spec(1, 1), JAN)
     assert policy.schedule(strict, JAN).reasons[1] is PendingReason.ASSOC_GRP_GRES_MINUTES  # type: ignore[attr-defined]
     assert free.queue is not None
+
+
+def test_a_held_job_says_its_grant_ran_out_though_nothing_started_or_stopped() -> None:
+    """The live scenario of ``test_allocation_limits``, in process: a project's only job runs on all
+    it may hold (``max_gpus``), its next waits with ``QOSGrpGRES``; the cycle that found every job
+    held is memoised. Charged usage then uses the grant up: the next cycle says
+    ``AssocGrpGRESMinutes`` (charges are an admission input, not a stale memo)."""
+    ledger = Ledger()
+    meter = Meter(StoreSink(ledger), charge_interval_s=60.0)
+    state, policy = hub(ledger, [("a/p", 1.0, 2)])
+    state.listeners.append(meter)
+    state.submit(spec(1, 2), JAN)
+    state.apply(policy.schedule(state, JAN), JAN)  # type: ignore[attr-defined]
+    state.submit(spec(2, 1), JAN + 1.0)
+    plan = policy.schedule(state, JAN + 1.0)  # type: ignore[attr-defined]
+    assert plan.reasons == {2: PendingReason.QOS_GRP_GRES} and not plan.starts
+    state.apply(plan, JAN + 1.0)
+    assert policy.schedule(state, JAN + 2.0).reasons == {}  # type: ignore[attr-defined]  # memoised: nothing new
+    t = JAN + 1800.0  # 2 GPUs x 30 min = the whole grant of 1 GPU-hour
+    ledger.now = t
+    assert meter.charge(t)
+    assert policy.schedule(state, t).reasons == {2: PendingReason.ASSOC_GRP_GRES_MINUTES}  # type: ignore[attr-defined]

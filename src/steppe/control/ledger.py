@@ -54,6 +54,7 @@ class Ledger:
     def __init__(self, require_allocation: bool = False) -> None:
         self.require_allocation = require_allocation
         self.version = 0  # bumped when the allocations change (an admission epoch)
+        self.charged = 0  # bumped when usage is charged: it can use a grant up (a held job's reason changes)
         self.now = 0.0  # the loop sets it before each cycle: the checks' "current period"
         self.grants: dict[str, list[Grant]] = {}
         self.used_s: defaultdict[tuple[str, str], float] = defaultdict(float)  # (project, month)
@@ -104,6 +105,8 @@ class Ledger:
     # -- usage ---------------------------------------------------------------------------------------
     def add(self, records: list[UsageRecord]) -> None:
         """Count the meter's records against their projects."""
+        if records:
+            self.charged += 1
         for r in records:
             self.used_s[(r.project, r.period)] += r.gpu_seconds
             self.by_type_s[(r.project, r.gpu_type)] += r.gpu_seconds
@@ -135,9 +138,10 @@ class GpuHoursCheck:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def epoch(self, now: float) -> tuple[int, int]:
-        """A new grant, or a new day (periods begin and end at UTC midnights), may release held jobs."""
-        return self.ledger.version, int(now // 86400)
+    def epoch(self, now: float) -> tuple[int, int, int]:
+        """A new grant, or a new day (periods begin and end at UTC midnights), may release held jobs;
+        charged usage may use a grant up, so a job held for another reason now waits with this one."""
+        return self.ledger.version, self.ledger.charged, int(now // 86400)
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         grant = self.ledger.current(rec.spec.project)
