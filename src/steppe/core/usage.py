@@ -71,3 +71,7 @@ class DecayedUsage:
 
     def tenants(self) -> list[str]:
         return list(self._of)
+
+    def count(self) -> int:
+        """How many tenants have usage (it only grows)."""
+        return len(self._of)

@@ -105,6 +105,11 @@ class MultifactorQueue:
         self._entries: dict[int, tuple[tuple[float, int, JobRecord], ...]] = {}
         self._size = 0
         self._version = 0  # changes whenever fair-share factors may: usage, tenants with jobs, weights
+        self._tenants_version = 0  # changes when tenants with waiting jobs come or go, or weights change
+        self._names_at: tuple[int, int] | None = None  # (tenants version, tenants with usage) of the three below
+        self._names: set[str] = set()
+        self._weights: dict[str, float] = {}
+        self._total_w = 1.0
         self._factors_at: tuple[float, int] | None = None  # (now, version) of ``_factors``
         self._factors: dict[str, float] = {}
 
@@ -128,13 +133,18 @@ class MultifactorQueue:
     def on_tenants(self) -> None:
         """The tenants' weights changed (the state's ``set_tenants``)."""
         self._version += 1
+        self._tenants_version += 1
 
     def _compute_factors(self, now: float) -> dict[str, float]:
-        names = set(self._tenants) | set(self.usage.tenants())
-        specs = self.cluster.tenants
-        weights = {t: spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names}  # cluster.tenant(t)
-        total_w = sum(weights.values()) or 1.0
-        used = self.usage.values(names, now)
+        at = (self._tenants_version, self.usage.count())
+        if at != self._names_at:  # the tenants (with jobs waiting, or with usage) or their weights changed
+            names = set(self._tenants) | set(self.usage.tenants())
+            specs = self.cluster.tenants
+            weights = {t: spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names}
+            self._names, self._weights, self._total_w = names, weights, sum(weights.values()) or 1.0
+            self._names_at = at
+        weights, total_w = self._weights, self._total_w
+        used = self.usage.values(self._names, now)
         total_u = sum(used.values())
         out = {}
         for t in self._tenants:
@@ -156,6 +166,7 @@ class MultifactorQueue:
         if tq is None:
             tq = self._tenants[rec.spec.tenant] = _TenantQueue()
             self._version += 1
+            self._tenants_version += 1
         static = self.static_part(rec)
         young = (-(static - self.w.age * rec.spec.submit_s / self.w.max_age_s), rec.seq, rec)
         by_submit = (rec.spec.submit_s, rec.seq, rec)
@@ -177,6 +188,7 @@ class MultifactorQueue:
         if not (tq.young or tq.old):
             del self._tenants[rec.spec.tenant]
             self._version += 1
+            self._tenants_version += 1
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
         fs = self.fairshare_factors(now)
