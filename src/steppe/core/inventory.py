@@ -1,10 +1,14 @@
 """Free GPUs per node, indexed for fast placement; and a cycle's scratch overlay over them.
 
-``GpuInventory`` is the hub's real inventory: each GPU type keeps a sorted index of
-``(free_gpus, node_index)`` for nodes with at least one free GPU, so the best-fit node for a
-job of ``g`` GPUs is one bisection away and no pass scans every node. The index is a plain
-sorted list (one entry per node, so even 8,192 nodes move a few KiB on a change, in C). Only the state's writer
-changes it (``allocate``, ``release``).
+``GpuInventory`` is the hub's real inventory: each GPU type keeps its nodes with free GPUs in
+buckets by free count, each bucket a plain sorted list of node indices. The best-fit node for a
+job of ``g`` GPUs is the first node of the first non-empty bucket from ``g`` up (a node has at
+most a handful of GPUs, so that is a few list lookups), and a change moves one node between two
+buckets (a bisection each, in C, over one bucket rather than the whole fleet: 8,192 nodes stay
+cheap). Only the state's writer changes it (``allocate``, ``release``).
+
+Example: free GPUs per node ``[8, 3, 2, 3]``: buckets 2: [2], 3: [1, 3], 8: [0]; a 3-GPU job's
+best fit is node 1 (fewest free that hold it, lowest index on ties).
 
 A scheduling cycle never writes it. It reads it through an ``InventoryOverlay``: trial
 allocations (and GPUs freed by trial preemptions) are recorded as deltas per node in a small
@@ -79,11 +83,16 @@ class GpuInventory:
         self.types: tuple[str, ...] = tuple(dict.fromkeys(self.node_type))
         self.total_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
         self.free_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
-        self.index: dict[str, list[tuple[int, int]]] = {t: [] for t in self.types}
+        # per type, per free count k: the nodes with k free GPUs, in index order (k = 0: never listed)
+        largest = {t: 0 for t in self.types}
+        for n in cluster.nodes:
+            largest[n.gpu_type.name] = max(largest[n.gpu_type.name], n.gpus)
+        self.buckets: dict[str, list[list[int]]] = {t: [[] for _ in range(largest[t] + 1)] for t in self.types}
         for n in cluster.nodes:
             self.total_by_type[n.gpu_type.name] += n.gpus
             self.free_by_type[n.gpu_type.name] += n.gpus
-            insort(self.index[n.gpu_type.name], (n.gpus, n.index))
+            if n.gpus:
+                insort(self.buckets[n.gpu_type.name][n.gpus], n.index)
         self.total_free = sum(self.free)
         self.largest_pool = max(self.total_by_type.values(), default=0)
 
@@ -97,18 +106,27 @@ class GpuInventory:
     def free_on(self, node: int) -> int:
         return self.free[node]
 
+    @property
+    def index(self) -> dict[str, list[tuple[int, int]]]:
+        """``(free, node_index)`` of every node with free GPUs, sorted, per type (a copy, for reading)."""
+        return {t: [(k, n) for k, nodes in enumerate(b) for n in nodes] for t, b in self.buckets.items()}
+
     def best_fit_node(self, gpu_type: str, gpus: int) -> int | None:
         """The node of ``gpu_type`` with the fewest free GPUs that still holds ``gpus`` (lowest index on ties)."""
-        index = self.index[gpu_type]
-        pos = bisect_left(index, (gpus, -1))
-        if pos == len(index):
-            return None
-        return index[pos][1]
+        buckets = self.buckets[gpu_type]
+        for k in range(gpus, len(buckets)):
+            nodes = buckets[k]
+            if nodes:
+                return nodes[0]
+        return None
 
     def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
-        """``(free, node_index)`` from the emptiest node down (most free GPUs first)."""
-        found: Iterator[tuple[int, int]] = reversed(self.index[gpu_type])
-        return found
+        """``(free, node_index)`` from the emptiest node down (most free GPUs first; on ties the
+        highest index first)."""
+        buckets = self.buckets[gpu_type]
+        for k in range(len(buckets) - 1, 0, -1):
+            for node in reversed(buckets[k]):
+                yield k, node
 
     # -- mutation (the writer only) ----------------------------------------------------------
     def allocate(self, alloc: Allocation) -> None:
@@ -141,11 +159,12 @@ class GpuInventory:
         old = free[node]
         new = free[node] = old + delta
         t = self.node_type[node]
-        index = self.index[t]
+        buckets = self.buckets[t]
         if old:
-            del index[bisect_left(index, (old, node))]
+            nodes = buckets[old]
+            del nodes[bisect_left(nodes, node)]
         if new:
-            insort(index, (new, node))
+            insort(buckets[new], node)
         self.free_by_type[t] += delta
         self.total_free += delta
 
@@ -190,10 +209,11 @@ class InventoryOverlay:
         if not taken:
             return self.base.best_fit_node(gpu_type, gpus)
         best: tuple[int, int] | None = None
-        index = self.base.index[gpu_type]
-        for pos in range(bisect_left(index, (gpus, -1)), len(index)):
-            if index[pos][1] not in taken:
-                best = index[pos]
+        buckets = self.base.buckets[gpu_type]
+        for k in range(gpus, len(buckets)):  # the best untouched node: as the base's, skipping touched ones
+            node = next((n for n in buckets[k] if n not in taken), None)
+            if node is not None:
+                best = (k, node)
                 break
         free, node_type = self.base.free, self.node_type
         for node, took in taken.items():
@@ -209,7 +229,7 @@ class InventoryOverlay:
         if not taken:
             return self.base.nodes_by_free_desc(gpu_type)
         free, node_type = self.base.free, self.node_type
-        untouched = (e for e in reversed(self.base.index[gpu_type]) if e[1] not in taken)
+        untouched = (e for e in self.base.nodes_by_free_desc(gpu_type) if e[1] not in taken)
         touched = sorted(
             ((free[n] - took, n) for n, took in taken.items() if node_type[n] == gpu_type and free[n] > took),
             reverse=True,

@@ -148,7 +148,7 @@ class OrderedCycle:
         plan = ctx.close()
         if not plan.starts and not plan.recaps and not plan.preemptions:
             depth_hit = not stopped and next(ordered, None) is not None
-            if head is None and depth_hit:  # jobs beyond the depth were never looked at: no memo
+            if head is None and (depth_hit or not len(snap.queue)):  # jobs never looked at, or none waits
                 self._memo = None
                 return plan
             budget = power.it_budget_w(now) if power else 0.0
