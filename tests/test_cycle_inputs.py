@@ -157,11 +157,4 @@ class IncrementalEqualsFullFifo(IncrementalEqualsFull):
     policy_name = "fifo"
 
 
-class IncrementalEqualsFullMultifactor(IncrementalEqualsFull):
-    """The same under multifactor (an arrival can rank ahead of the head)."""
-
-    policy_name = "multifactor"
-
-
 TestIncrementalEqualsFullFifo = IncrementalEqualsFullFifo.TestCase
-TestIncrementalEqualsFullMultifactor = IncrementalEqualsFullMultifactor.TestCase
