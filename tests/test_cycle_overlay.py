@@ -3,7 +3,6 @@ byte for byte as it was, and no cycle ever writes the inventory."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,23 +17,9 @@ from steppe.core.records import JobRecord
 from steppe.core.state import HubState
 from steppe.energy.fleet import FleetPower
 from steppe.scheduling.admission import DEFAULT_CHECKS
-from steppe.scheduling.power import PowerBudget
+from steppe.scheduling.power import ConstantLimits, PowerBudget
 
 POLICIES = ["fifo", "easy-backfill", "multifactor", "las", "srtf"]
-
-
-class FixedLimits:
-    def __init__(self, cap_w: float) -> None:
-        self.cap_w = cap_w
-
-    def cap_w_at(self, t_s: float) -> float:
-        return self.cap_w
-
-    def pue_at(self, t_s: float) -> float:
-        return 1.0
-
-    def next_change_s(self, t_s: float) -> float:
-        return math.inf
 
 
 def fingerprint(state: HubState, now: float) -> tuple[Any, ...]:
@@ -106,7 +91,7 @@ def test_a_failing_cycle_after_trial_preemptions_and_caps_changes_nothing() -> N
     cluster = Cluster("t", Cluster.uniform(2, 8, "H200").nodes, {}, {"normal": QosSpec("normal")})
     fleet = FleetPower(cluster)
     full = fleet.added_w(JobRecord(job(0, 1), 0), "H200", 1.0)
-    limits = FixedLimits(fleet.static_it_w() + 12 * full)  # room for 12 GPUs at full power
+    limits = ConstantLimits(fleet.static_it_w() + 12 * full)  # room for 12 GPUs at full power
     budget = PowerBudget(fleet, limits, fleet.static_it_w(), capping=True, floor=0.6)
     flaky = Flaky()
     hub = busy_hub("las", flaky, power=budget)

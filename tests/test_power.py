@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -20,29 +19,13 @@ from steppe.energy.fleet import FleetPower
 from steppe.executors.fake import FakeExecutor
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.deferral import DeferralCheck
-from steppe.scheduling.power import PowerBudget
+from steppe.scheduling.power import ConstantLimits, PowerBudget
 from steppe.twin.deferral import deferral_savings, mark_deferrable
 from steppe.twin.power import build_power
 from steppe.twin.readers import load_trace
 from steppe.twin.readers.synthetic import SyntheticSpec, generate_synthetic
 from steppe.twin.replay import replay
 from steppe.twin.trace import Trace
-
-
-class FixedLimits:
-    """A facility with a constant PUE and a cap that tests can change."""
-
-    def __init__(self, cap_w: float, pue: float = 1.0) -> None:
-        self.cap_w, self.pue = cap_w, pue
-
-    def cap_w_at(self, t_s: float) -> float:
-        return self.cap_w
-
-    def pue_at(self, t_s: float) -> float:
-        return self.pue
-
-    def next_change_s(self, t_s: float) -> float:
-        return math.inf
 
 
 def powered_hub(cap_w: float, capping: bool, policy: str = "easy-backfill", nodes: int = 2) -> tuple[Hub, PowerBudget]:
@@ -53,7 +36,7 @@ def powered_hub(cap_w: float, capping: bool, policy: str = "easy-backfill", node
         {"normal": QosSpec("normal"), "serve": QosSpec("serve", latency_critical=True)},
     )
     fleet = FleetPower(cluster)
-    budget = PowerBudget(fleet, FixedLimits(cap_w), fleet.static_it_w(), capping=capping, floor=0.6)
+    budget = PowerBudget(fleet, ConstantLimits(cap_w), fleet.static_it_w(), capping=capping, floor=0.6)
     return Hub(cluster, policy, power=budget), budget
 
 

@@ -3,7 +3,6 @@ the twin's replay (counted) and by the live API (a 422 naming the field, nothing
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from steppe.scheduling.gate import (
     SubmissionGate,
     default_gpu_type,
 )
-from steppe.scheduling.power import PowerBudget
+from steppe.scheduling.power import ConstantLimits, PowerBudget
 from steppe.twin.replay import replay
 from steppe.twin.trace import Trace
 
@@ -111,20 +110,9 @@ class LinearPower:
         return True
 
 
-class FixedLimits:
-    def cap_w_at(self, t_s: float) -> float:
-        return 1e6
-
-    def pue_at(self, t_s: float) -> float:
-        return 1.0
-
-    def next_change_s(self, t_s: float) -> float:
-        return math.inf
-
-
 @pytest.mark.parametrize(("gpus", "refused"), [(6, False), (7, True)])
 def test_power_ceiling(gpus: int, refused: bool) -> None:
-    budget = PowerBudget(LinearPower(), FixedLimits(), 0.0, capping=True, floor=0.6)  # lowest cap 0.6: 60 W a GPU
+    budget = PowerBudget(LinearPower(), ConstantLimits(1e6), 0.0, capping=True, floor=0.6)  # lowest cap 0.6: 60 W a GPU
     gate = SubmissionGate(CLUSTER, PowerCeiling(budget, ceiling_w=400.0))
     rules = [r.rule for r in gate.refusals_of(job(1, gpus, tenant="enu"))]
     assert rules == ([OVER_POWER] if refused else [])

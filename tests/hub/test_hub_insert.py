@@ -9,19 +9,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from steppe.store import Store, open_store, tenancy
 from steppe.store import jobs as job_repo
-from steppe.store import open_store, tenancy
 from steppe.store.db import sqlite_url
 
 pytestmark = pytest.mark.filterwarnings("error")
 
 
-def test_insert_job_writes_the_row_its_event_and_its_request(tmp_path: Path) -> None:
+def alice_store(tmp_path: Path) -> tuple[Store, int, int]:
+    """A new SQLite store with org kaznu, its project nlp and its member alice: (store, project, user)."""
     store = open_store(sqlite_url(tmp_path / "s.db"))
     with store.write() as conn:
         org = tenancy.create_org(conn, "kaznu", "KZ", 0.0)
         pid = tenancy.create_project(conn, org, "nlp", 0.0)
         uid = tenancy.create_user(conn, "alice", org, "member", 0.0)
+    return store, pid, uid
+
+
+def test_insert_job_writes_the_row_its_event_and_its_request(tmp_path: Path) -> None:
+    store, pid, uid = alice_store(tmp_path)
     values = {
         "project_id": pid, "user_id": uid, "name": "train", "argv": ["python", "-c", "print('ą')"], "script": None,
         "workdir": "/srv/%j", "env": {"A": "1", "Ω": "x"}, "gpus": 2, "gpu_type": "H100", "walltime_s": 60.0,
@@ -47,4 +53,27 @@ def test_insert_job_writes_the_row_its_event_and_its_request(tmp_path: Path) -> 
         job_repo.insert_job(conn, values, "alice")  # the same user and idempotency key again
     with store.read() as conn:
         assert job_repo.list_jobs(conn)[1] == 2  # the failed transaction left nothing behind
+    store.close()
+
+
+def test_inbox_statements_take_any_number_of_ids(tmp_path: Path) -> None:
+    store, pid, uid = alice_store(tmp_path)
+    with store.write() as conn:
+        values = {
+            "project_id": pid, "user_id": uid, "name": "j", "argv": ["true"], "script": None, "workdir": "/w",
+            "env": {}, "gpus": 1, "gpu_type": None, "walltime_s": 60.0, "qos": "normal", "submit_s": 0.0,
+            "stdout_path": "/o", "stderr_path": "/e",
+        }  # fmt: skip
+        ids = [job_repo.insert_job(conn, values, "alice") for _ in range(5)]
+    with store.read() as conn:
+        assert list(job_repo.jobs_by_id(conn, ids[:1])) == ids[:1]
+        assert sorted(job_repo.jobs_by_id(conn, ids)) == ids
+        assert job_repo.jobs_by_id(conn, []) == {}
+        requests = job_repo.pending_requests(conn)
+    assert [r.job_id for r in requests] == ids
+    with store.write() as conn:
+        job_repo.delete_requests(conn, [r.id for r in requests[:2]])
+        job_repo.delete_requests(conn, [])
+    with store.read() as conn:
+        assert [r.job_id for r in job_repo.pending_requests(conn)] == ids[2:]
     store.close()

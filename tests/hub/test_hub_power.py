@@ -11,7 +11,6 @@ never fatal), ``serve --power-cap``/``--cap-floor`` and the power gauges of ``/m
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 import warnings
@@ -33,7 +32,7 @@ from steppe.core.records import JobRecord
 from steppe.energy.fleet import FleetPower
 from steppe.energy.site import SITES_DIR
 from steppe.power import build_power, hour_start, live_power
-from steppe.scheduling.power import PowerBudget
+from steppe.scheduling.power import ConstantLimits, PowerBudget
 from steppe.twin.replay import replay
 from steppe.twin.trace import Trace
 
@@ -148,25 +147,11 @@ def test_a_job_that_fits_under_the_cap_starts_at_full_power(tmp_path: Path) -> N
     h.close()
 
 
-class FixedLimits:
-    def __init__(self, cap_w: float) -> None:
-        self.cap_w = cap_w
-
-    def cap_w_at(self, t_s: float) -> float:
-        return self.cap_w
-
-    def pue_at(self, t_s: float) -> float:
-        return 1.0
-
-    def next_change_s(self, t_s: float) -> float:
-        return math.inf
-
-
 def test_a_broken_facility_invariant_is_logged_and_the_loop_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fleet = FleetPower(Cluster.uniform(1, 8, GPU))
-    below_idle = PowerBudget(fleet, FixedLimits(fleet.static_it_w() / 2), fleet.static_it_w())  # nothing can fix it
+    below_idle = PowerBudget(fleet, ConstantLimits(fleet.static_it_w() / 2), fleet.static_it_w())  # nothing can fix it
     h = LoopHarness(tmp_path, gpus=8, gpu_type=GPU, power=below_idle)
     a = h.submit(gpus=1)
     with caplog.at_level(logging.ERROR, logger="steppe.hub"):

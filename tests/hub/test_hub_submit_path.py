@@ -269,32 +269,6 @@ def test_a_write_begins_immediate_and_a_busy_database_is_sqlalchemys_error(
         store.close()
 
 
-def test_inbox_statements_take_any_number_of_ids(tmp_path: Path) -> None:
-    store = open_store(sqlite_url(tmp_path / "s.db"))
-    with store.write() as conn:
-        org = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
-        pid = tenancy_repo.create_project(conn, org, "nlp", 0.0)
-        uid = tenancy_repo.create_user(conn, "alice", org, "member", 0.0)
-        values = {
-            "project_id": pid, "user_id": uid, "name": "j", "argv": ["true"], "script": None, "workdir": "/w",
-            "env": {}, "gpus": 1, "gpu_type": None, "walltime_s": 60.0, "qos": "normal", "submit_s": 0.0,
-            "stdout_path": "/o", "stderr_path": "/e",
-        }  # fmt: skip
-        ids = [job_repo.insert_job(conn, values, "alice") for _ in range(5)]
-    with store.read() as conn:
-        assert list(job_repo.jobs_by_id(conn, ids[:1])) == ids[:1]
-        assert sorted(job_repo.jobs_by_id(conn, ids)) == ids
-        assert job_repo.jobs_by_id(conn, []) == {}
-        requests = job_repo.pending_requests(conn)
-    assert [r.job_id for r in requests] == ids
-    with store.write() as conn:
-        job_repo.delete_requests(conn, [r.id for r in requests[:2]])
-        job_repo.delete_requests(conn, [])
-    with store.read() as conn:
-        assert [r.job_id for r in job_repo.pending_requests(conn)] == ids[2:]
-    store.close()
-
-
 @pytest.mark.parametrize(
     "arg",
     ["python", "/usr/bin/python3", "./train.py", "train.py/", "a/.", "a/./", "/", "", ".", "..", "a/..", "//x",

@@ -63,6 +63,27 @@ class FacilityLimits(Protocol):
     def next_change_s(self, t_s: float) -> float: ...
 
 
+class ConstantLimits:
+    """A facility whose cap and PUE never change on their own (``FacilityLimits``): a fixed
+    contract cap, or a test's facility. Its attributes may be set; the next cycle reads them.
+
+    >>> ConstantLimits(50_000.0).cap_w_at(0.0), ConstantLimits(50_000.0, pue=1.2).pue_at(9.0)
+    (50000.0, 1.2)
+    """
+
+    def __init__(self, cap_w: float, pue: float = 1.0) -> None:
+        self.cap_w, self.pue = cap_w, pue
+
+    def cap_w_at(self, t_s: float) -> float:
+        return self.cap_w
+
+    def pue_at(self, t_s: float) -> float:
+        return self.pue
+
+    def next_change_s(self, t_s: float) -> float:
+        return math.inf
+
+
 @dataclass
 class PowerBudget:
     """Power rules for a cycle; see the module docstring."""
