@@ -110,7 +110,7 @@ class HubState:
         self.generation = 0
         self.arrivals_since_change: list[JobRecord] = []
         self.power_draw_w = 0.0  # IT power running jobs add above idle (sum of their power_w)
-        self.full_power: dict[int, JobRecord] = {}  # running jobs with no GPU power cap, oldest first
+        self.full_power: dict[int, JobRecord] = {}  # running jobs drawing power with no GPU cap, oldest first
         self.capped: dict[int, JobRecord] = {}  # running jobs under a GPU power cap, oldest first
         self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
@@ -295,7 +295,8 @@ class HubState:
         rec.cap_fraction = start.cap_fraction
         if power_w:
             self.power_draw_w += power_w
-        self._index_cap(rec)
+        if power_w or start.cap_fraction < 1.0:  # a job that draws no power has none to give up
+            self._index_cap(rec)
         rec.reason = PendingReason.NONE
         rec.last_start_s = now
         rec.epoch += 1

@@ -103,8 +103,12 @@ class OrderedCycle:
         self.refresh_s = refresh_s
         self.power = power
         self._memo: _Memo | None = None
+        self._plain = power is None and not self._timed  # an empty queue then has nothing to decide
 
     def run(self, snap: Snapshot, now: float) -> Plan:
+        if self._plain and not len(snap.queue):  # nothing waits, no power to shed, no wake-up to ask for
+            self._memo = None
+            return Plan()
         try:
             memo = self._memo
             if memo is not None and self._memo_usable(memo, snap, now):
