@@ -4,7 +4,11 @@
 
 * ``A = min(age / max_age, 1)``: time waited (``PriorityMaxAge``, default 7 days);
 * ``F = 2 ** (-U / S)``: fair share (Slurm's classic formula), where ``U`` is the tenant's
-  share of all decayed usage (``steppe.core.usage``) and ``S`` its share of all weights;
+  share of all decayed usage (``steppe.core.usage``) and ``S`` its share of the weights of
+  every tenant that has waited or has usage. As Slurm's decay thread does every
+  ``PriorityCalcPeriod``, the factors are recalculated at most once per ``calc_period_s``
+  (5 minutes), and at once when a new tenant appears or the weights change: a job that
+  starts moves its tenant's fair share at the next period, not within the current one;
 * ``Z = gpus / fleet GPUs``: job size (Slurm favours large jobs by default);
 * ``Q = qos priority / highest qos priority``.
 
@@ -23,6 +27,7 @@ A job of b submitted now (priority 10000) outranks a job of a waiting 12 h (500 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
@@ -44,6 +49,7 @@ class MultifactorWeights:
     job_size: float = 1000.0
     qos: float = 10000.0
     max_age_s: float = 7 * 86400.0
+    calc_period_s: float = 300.0  # PriorityCalcPeriod: how often fair-share factors are recalculated
 
 
 def _merged(streams: list[tuple[SortedList, float]]) -> Iterator[JobRecord]:
@@ -104,13 +110,11 @@ class MultifactorQueue:
         self._tenants: dict[str, _TenantQueue] = {}
         self._entries: dict[int, tuple[tuple[float, int, JobRecord], ...]] = {}
         self._size = 0
-        self._version = 0  # changes whenever fair-share factors may: usage, tenants with jobs, weights
-        self._tenants_version = 0  # changes when tenants with waiting jobs come or go, or weights change
-        self._names_at: tuple[int, int] | None = None  # (tenants version, tenants with usage) of the three below
-        self._names: set[str] = set()
-        self._weights: dict[str, float] = {}
-        self._total_w = 1.0
-        self._factors_at: tuple[float, int] | None = None  # (now, version) of ``_factors``
+        self._seen: set[str] = set()  # every tenant that has had a waiting job
+        self._tenants_version = 0  # changes when a tenant is first seen, or the weights change
+        self._names_at: tuple[int, int] | None = None  # (tenants version, tenants with usage) of ``_names``
+        self._names: list[str] = []  # the tenants fair share counts: seen, or with usage
+        self._factors_s = -math.inf  # when ``_factors`` were calculated
         self._factors: dict[str, float] = {}
 
     # -- factors ---------------------------------------------------------------------------
@@ -119,38 +123,46 @@ class MultifactorQueue:
         return self.w.job_size * rec.gpus / self._total_gpus + self.w.qos * qos / self._top_qos
 
     def fairshare_factors(self, now: float) -> dict[str, float]:
-        """F per tenant with pending jobs: ``2 ** (-usage share / weight share)``.
+        """F per tenant: ``2 ** (-usage share / weight share)``, for every tenant seen.
 
-        Computed once per instant and version (a cycle, and the ``precedes`` calls of a
-        memoised one, share it); read it, never change it."""
-        at = (now, self._version)
-        if at == self._factors_at:
+        Recalculated when ``calc_period_s`` has passed since the last calculation, or the
+        tenants counted or their weights changed; read it, never change it.
+
+        >>> from steppe.core.cluster import Cluster
+        >>> usage = DecayedUsage()
+        >>> q = MultifactorQueue(Cluster.uniform(1, 8, "H100"), usage, MultifactorWeights())
+        >>> usage.change("a", 0.0, 8)
+        >>> q.fairshare_factors(0.0)["a"]  # no usage yet at t=0
+        1.0
+        >>> q.fairshare_factors(200.0)["a"]  # within the period: as calculated at t=0
+        1.0
+        >>> round(q.fairshare_factors(300.0)["a"], 3)  # a period later: a holds all usage
+        0.5
+        """
+        at = (self._tenants_version, self.usage.count())
+        if at == self._names_at and 0.0 <= now - self._factors_s < self.w.calc_period_s:
             return self._factors
+        if at != self._names_at:
+            self._names = sorted(self._seen.union(self.usage.tenants()))
+            self._names_at = at
         self._factors = self._compute_factors(now)
-        self._factors_at = at
+        self._factors_s = now
         return self._factors
 
     def on_tenants(self) -> None:
         """The tenants' weights changed (the state's ``set_tenants``)."""
-        self._version += 1
         self._tenants_version += 1
 
     def _compute_factors(self, now: float) -> dict[str, float]:
-        at = (self._tenants_version, self.usage.count())
-        if at != self._names_at:  # the tenants (with jobs waiting, or with usage) or their weights changed
-            names = set(self._tenants) | set(self.usage.tenants())
-            specs = self.cluster.tenants
-            weights = {t: spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names}
-            self._names, self._weights, self._total_w = names, weights, sum(weights.values()) or 1.0
-            self._names_at = at
-        weights, total_w = self._weights, self._total_w
-        used = self.usage.values(self._names, now)
+        names, specs = self._names, self.cluster.tenants
+        weights = [spec.weight if (spec := specs.get(t)) is not None else 1.0 for t in names]
+        total_w = sum(weights) or 1.0
+        used = self.usage.values(names, now)
         total_u = sum(used.values())
         out = {}
-        for t in self._tenants:
-            share = weights[t] / total_w
+        for t, w in zip(names, weights, strict=True):
             u = used[t] / total_u if total_u > 0 else 0.0
-            out[t] = 2.0 ** (-u / share)
+            out[t] = 2.0 ** (-u / (w / total_w))
         return out
 
     def priority(self, rec: JobRecord, now: float, fairshare: float | None = None) -> float:
@@ -165,8 +177,9 @@ class MultifactorQueue:
         tq = self._tenants.get(rec.spec.tenant)
         if tq is None:
             tq = self._tenants[rec.spec.tenant] = _TenantQueue()
-            self._version += 1
-            self._tenants_version += 1
+            if rec.spec.tenant not in self._seen:
+                self._seen.add(rec.spec.tenant)
+                self._tenants_version += 1
         static = self.static_part(rec)
         young = (-(static - self.w.age * rec.spec.submit_s / self.w.max_age_s), rec.seq, rec)
         by_submit = (rec.spec.submit_s, rec.seq, rec)
@@ -187,8 +200,6 @@ class MultifactorQueue:
         self._size -= 1
         if not (tq.young or tq.old):
             del self._tenants[rec.spec.tenant]
-            self._version += 1
-            self._tenants_version += 1
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
         fs = self.fairshare_factors(now)
@@ -213,11 +224,9 @@ class MultifactorQueue:
     def on_start(self, rec: JobRecord, now: float) -> None:
         """The tenant's decayed usage grows from now on (only fair share reads it)."""
         self.usage.change(rec.spec.tenant, now, rec.gpus)
-        self._version += 1
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         self.usage.change(rec.spec.tenant, now, -rec.gpus)
-        self._version += 1
 
     def __len__(self) -> int:
         return self._size

@@ -1,8 +1,9 @@
 """``multifactor``: Slurm's multifactor priority (age, fair share, job size, QOS) with backfill.
 
 Jobs are ordered by ``steppe.scheduling.priority`` and scheduled by the same EASY cycle as
-``easy-backfill``. As in Slurm (``PriorityCalcPeriod``), the order is refreshed in full at
-least every ``refresh_s`` (5 minutes) while nothing else changes.
+``easy-backfill``. As in Slurm (``PriorityCalcPeriod``), fair-share factors are recalculated
+every ``calc_period_s`` of the weights (5 minutes), and the order is refreshed in full at least
+as often (``refresh_s``, the same period unless given) while nothing else changes.
 
 Example: tenants ``a`` and ``b`` with equal weights; ``a`` has run 100 GPU-hours lately,
 ``b`` none. ``b``'s new job outranks ``a``'s older one because of the fair-share term.
@@ -33,11 +34,12 @@ class MultifactorPolicy:
         checks: Sequence[AdmissionCheck] = DEFAULT_CHECKS,
         weights: MultifactorWeights | None = None,
         depth: int = 500,
-        refresh_s: float = 300.0,
+        refresh_s: float | None = None,
         power: PowerBudget | None = None,
     ) -> None:
         self.weights = weights or MultifactorWeights()
-        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks, refresh_s=refresh_s, power=power)
+        refresh = refresh_s if refresh_s is not None else self.weights.calc_period_s
+        self._cycle = OrderedCycle(backfill=True, depth=depth, checks=checks, refresh_s=refresh, power=power)
 
     def new_queue(self, cluster: Cluster, usage: DecayedUsage) -> PendingQueue:
         return MultifactorQueue(cluster, usage, self.weights)
