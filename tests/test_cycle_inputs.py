@@ -53,6 +53,27 @@ def test_an_approval_releases_a_held_job_while_the_head_is_blocked(policy: str) 
     assert hub.started(hub.step(5.0)) == [3]  # backfilled at once, beside the blocked head
 
 
+def test_a_queue_held_past_the_depth_costs_no_cycle_per_arrival_and_a_cancel_moves_the_window() -> None:
+    gate = Gate()
+    hub = Hub(Cluster.uniform(1, 8, "H200"), "easy-backfill", checks=(*DEFAULT_CHECKS, gate), depth=2)
+    hub.submit(job(1, 1, tenant="b"), job(2, 1, tenant="b", submit=1.0), job(3, 1, tenant="a", submit=2.0), at=2.0)
+    assert hub.step(3.0).starts == []  # jobs 1 and 2 await review; job 3 is past the depth: not examined
+    hub.submit(job(4, 1, tenant="a", submit=4.0), at=4.0)
+    assert hub.step(4.0).starts == [] and hub.state.jobs[4].reason is not PendingReason.AWAITING_REVIEW
+    hub.state.cancel(1, 5.0)  # job 3 is now within the depth
+    assert hub.started(hub.step(5.0)) == [3]
+
+
+def test_arrivals_behind_a_blocked_head_count_toward_the_depth_as_in_a_full_cycle() -> None:
+    hub = Hub(Cluster.uniform(1, 8, "H200"), "easy-backfill", depth=2)
+    hub.submit(job(1, 1, runtime=30.0), at=0.0)
+    assert hub.started(hub.step(0.0)) == [1]
+    hub.submit(job(2, 8, runtime=30.0), at=0.0)
+    assert hub.step(0.0).starts == []  # the head waits for job 1's GPU (at t=30)
+    hub.submit(job(3, 1, runtime=30.0), job(4, 1, runtime=30.0), at=0.0)  # both would end by t=30
+    assert hub.started(hub.step(0.0)) == [3]  # a cycle examines 2 jobs: the head and job 3
+
+
 def test_a_deferred_job_starts_at_its_begin_time_while_the_head_is_blocked() -> None:
     class StepSignal:
         def mean_over(self, t0: float, t1: float) -> float:  # cleaner between 02:00 and 06:00
@@ -92,6 +113,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
     """Random submits, ends, cancels, approval flips, quota changes and time steps."""
 
     policy_name = "easy-backfill"
+    options: dict[str, object] = {}  # read only
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,7 +121,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         self.cluster = Cluster.uniform(2, 4, "H100").with_tenants(
             {"a": TenantSpec("a", gpu_quota=None), "b": TenantSpec("b", gpu_quota=6)}
         )
-        self.hub = Hub(self.cluster, self.policy_name, checks=(*DEFAULT_CHECKS, self.gate))
+        self.hub = Hub(self.cluster, self.policy_name, checks=(*DEFAULT_CHECKS, self.gate), **self.options)
         self.now = 0.0
         self.next_id = 1
 
@@ -131,7 +153,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
 
     @rule()
     def cycle(self) -> None:
-        fresh = make_policy(self.policy_name, checks=(*DEFAULT_CHECKS, self.gate))
+        fresh = make_policy(self.policy_name, checks=(*DEFAULT_CHECKS, self.gate), **self.options)
         full = fresh.schedule(self.hub.state, self.now)  # no memo: decides from scratch
         incremental = self.hub.cycle(self.now)
         assert sorted((s.job_id, s.allocation) for s in incremental.starts) == sorted(
@@ -158,3 +180,13 @@ class IncrementalEqualsFullFifo(IncrementalEqualsFull):
 
 
 TestIncrementalEqualsFullFifo = IncrementalEqualsFullFifo.TestCase
+
+
+class IncrementalEqualsFullShallow(IncrementalEqualsFull):
+    """The same with a cycle that examines at most 2 jobs: a queue held by review longer than that
+    is memoised, and arrivals behind the last job examined are left as a full cycle leaves them."""
+
+    options = {"depth": 2}  # read only
+
+
+TestIncrementalEqualsFullShallow = IncrementalEqualsFullShallow.TestCase

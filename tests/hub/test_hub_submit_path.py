@@ -296,3 +296,25 @@ def test_a_revoked_token_is_refused_at_once_though_it_was_cached(hub: tuple[Hub,
     refused = _post(app, token, body)
     assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
     assert _job_count(h) == before
+
+
+@pytest.mark.parametrize("failing", ["authentication", "fast route"])
+def test_a_failure_in_the_edges_own_work_is_a_logged_500_problem(
+    hub: tuple[Hub, Principal, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failing: str
+) -> None:
+    """The edge runs before FastAPI's error handling: its own failures still answer as the app's do."""
+    h, _, token = hub
+    app = create_app(h, manage=False)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("store unreachable")
+
+    if failing == "authentication":
+        monkeypatch.setattr(h.auth, "verify", broken)
+    else:
+        monkeypatch.setattr(jobs, "submit", broken)
+    r = _post(app, token, json.dumps({"project": PROJECT, "argv": ["true"]}))
+    assert (r.status_code, r.headers["content-type"]) == (500, "application/problem+json")
+    assert r.json()["detail"] == "the hub failed to handle this request; see its log"
+    assert "store unreachable" in caplog.text
+    assert _job_count(h) == 0

@@ -5,6 +5,10 @@ OpenAPI is at ``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``). E
 token unless the hub runs with ``--public-metrics``; ``/healthz`` is open. Tokens, failed-login
 limits, NUL bytes and body sizes are checked before routing (``steppe.api.edge``).
 
+Every request enters through the edge, before FastAPI's own middleware (``HubApi``): what the
+edge answers itself (a refusal, an ordinary submission) costs no more than it must; the rest goes
+on to FastAPI as before.
+
 The document declares the bearer scheme on every route that needs it and every status a route
 can answer: the edge's 401, 413, 422 and 429 too, and the 200 of an idempotent replay of
 ``POST /jobs``.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -22,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from steppe import __version__
 from steppe.api import problems, routes_governance, routes_jobs, routes_tenancy
 from steppe.api.deps import BEARER, HubDep, principal
-from steppe.api.edge import MAX_BODY, Edge, FailureLimiter
+from steppe.api.edge import MAX_BODY, Edge, FailureLimiter, Receive, Scope, Send
 from steppe.api.hub import Hub
 from steppe.api.metrics import hub_registry
 from steppe.client import models as m
@@ -45,9 +50,23 @@ REPLAY = {
 }
 
 
+class HubApi(FastAPI):
+    """The hub's FastAPI app with its edge outermost: ``edge`` sees every request first and hands
+    on to FastAPI (its middleware, routing and exception handlers) what it does not answer."""
+
+    edge: Edge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        if edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await edge(scope, receive, send)
+
+
 def create_app(
     hub: Hub, manage: bool = True, limiter: FailureLimiter | None = None, fast_routes: bool = True
-) -> FastAPI:
+) -> HubApi:
     """The app for ``hub``; with ``manage`` its lifespan starts and closes the hub. ``limiter``
     counts failed authentications (default: 10 per client address in 60 s). With ``fast_routes``
     the edge answers ordinary submissions itself (``routes_jobs.submit_fast``)."""
@@ -62,7 +81,7 @@ def create_app(
             if manage:
                 hub.close()
 
-    app = FastAPI(
+    app = HubApi(
         title="Steppe hub API",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
@@ -76,7 +95,8 @@ def create_app(
     app.include_router(routes_tenancy.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
     fast = {("POST", "/api/v1/jobs"): routes_jobs.submit_fast} if fast_routes else None
-    app.add_middleware(Edge, hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter, fast=fast)
+    app.edge = Edge(partial(FastAPI.__call__, app), hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter,
+                    fast=fast)  # fmt: skip
     registry = hub_registry(hub.loop, hub.reads)
 
     @app.get("/api/v1/version", response_model=m.Version, tags=["meta"], responses=OPEN_RESPONSES)

@@ -25,10 +25,15 @@ In this order, each answered as ``application/problem+json``:
    and the request goes on to the app, whose route answers it (every error included) as before.
    Example: a valid submission is answered by ``routes_jobs.submit_fast`` (201); one with
    ``"gpus": "2"`` gets None there and the route's 422 naming ``gpus``.
+
+The edge is the outermost layer (``steppe.api.app.HubApi``), before FastAPI's error handling: a
+failure in its own work (an unreadable token store, a fast route that raises) is logged and
+answered with the same 500 problem the app gives its own failures.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -52,6 +57,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FastRoute = Callable[["Hub", Scope, bytes], Awaitable[Response | None]]
+
+log = logging.getLogger("steppe.api")
 
 PRINCIPAL = "steppe.principal"  # the scope key of the authenticated caller
 MAX_BODY = 4 * 1024 * 1024
@@ -124,6 +131,11 @@ def problem(status: int, title: str, detail: str, kind: str, errors: list[dict[s
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def internal_error() -> JSONResponse:
+    """The 500 problem, as ``steppe.api.problems`` answers the app's own failures."""
+    return problem(500, "Internal error", "the hub failed to handle this request; see its log", "internal")
+
+
 class Edge:
     """The middleware; see the module docstring. ``paths`` gives the route templates
     (``/api/v1/orgs/{org}``) whose parameters NUL errors name; it is called once, on first need.
@@ -163,7 +175,11 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._authenticate(scope) or self._nul(scope) or self._declared_size(scope)
+        try:
+            refusal = self._authenticate(scope) or self._nul(scope) or self._declared_size(scope)
+        except Exception:
+            log.exception("%s %s: the edge failed", scope.get("method"), scope.get("path"))
+            refusal = internal_error()
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -180,7 +196,11 @@ class Edge:
                 break
         fast = self.fast.get((scope["method"], route_path(scope))) if self.fast else None
         if fast is not None:
-            answer = await fast(self.hub, scope, bytes(body))
+            try:
+                answer = await fast(self.hub, scope, bytes(body))
+            except Exception:
+                log.exception("%s %s: the fast route failed", scope["method"], scope["path"])
+                answer = internal_error()
             if answer is not None:
                 await answer(scope, receive, send)
                 return

@@ -67,7 +67,8 @@ def serve(
         else:
             say(f"Admin token: see {hub.admin_token_path} (written on first start; --reset-admin-token writes a new "
                 "one and revokes the old)")  # fmt: skip
-        config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False)
+        # no proxy headers: the failure limit keys on the address the hub sees (docs/security.md)
+        config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False, proxy_headers=False)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         lock.release()

@@ -63,7 +63,8 @@ class Hub:
         self.store = store
         self.fleet = fleet
         self.loop = loop
-        self.reads = ReadModelPublisher(loop)  # publishes the read model after each of the loop's steps
+        # publishes the read model after each of the loop's steps (under a burst, at least every 0.1 s)
+        self.reads = ReadModelPublisher(loop, max_lag_s=0.1)
         self.auth = Authenticator(store)
         self.admin_token_path = settings.data_dir / "admin-token"
         self.started_s = time.time()

@@ -166,6 +166,11 @@ class HubLoop:
     def wake(self) -> None:
         self.env.wake()
 
+    def step_follows(self) -> bool:
+        """True when the loop thread runs and another step is due at once (it was woken meanwhile)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self.env.woken()
+
     def wake_and_wait(self, timeout: float = 5.0) -> bool:
         """Wake the loop and wait until a step that began after this call has finished."""
         with self._cond:

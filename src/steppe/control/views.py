@@ -29,6 +29,8 @@ A is estimated at 100 (4 free then), B at max(100 + 3600, 300) = 3700.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,16 +219,27 @@ def estimate(model: ReadModel) -> list[QueueEntry]:
 
 
 class ReadModelPublisher:
-    """Builds a ``ReadModel`` after each of ``loop``'s steps and swaps it in (``model``)."""
+    """Builds a ``ReadModel`` after each of ``loop``'s steps and swaps it in (``model``).
 
-    def __init__(self, loop: HubLoop) -> None:
+    With ``max_lag_s``, a step followed at once by another (the loop was woken meanwhile: a burst
+    of submissions) leaves the publishing to that one, unless the model is ``max_lag_s`` old: under
+    a burst the model is at most that old, and the burst's last step publishes. Building the model
+    walks the whole queue, so a burst that grows it would otherwise pay for a walk every step.
+    """
+
+    def __init__(self, loop: HubLoop, max_lag_s: float = 0.0) -> None:
         self.loop = loop
+        self.max_lag_s = max_lag_s
+        self._published_at = -math.inf  # time.monotonic() of the last publish
         self.model = ReadModel()
         # job id -> (reason, executed_s, held by governance, admission epoch, its entry): last step's entries
         self._pending: dict[int, tuple[PendingReason, float, bool, tuple[Any, ...], PendingJob]] = {}
         loop.cycle_observers.append(self._after_step)
 
     def _after_step(self, _elapsed_s: float) -> None:
+        lag = self.max_lag_s
+        if lag > 0 and self.loop.step_follows() and time.monotonic() - self._published_at < lag:
+            return  # the next step, due at once, publishes
         try:
             self.publish()
         except Exception:  # a read model that cannot be built must not fail the step: readers keep the last one
@@ -285,4 +298,5 @@ class ReadModelPublisher:
             types=tuple(inv.types),
         )  # fmt: skip
         self.model = model  # the one swap: readers see the previous model or this one, whole
+        self._published_at = time.monotonic()
         return model

@@ -217,6 +217,7 @@ class HubState:
             self._transition(rec, JobState.CANCELLED)
             self.queue.remove(rec)
             self._forget_kind(rec)
+            self._changed()  # a job behind it may now be within a cycle's depth
             rec.end_s = now
             for listener in self.listeners:
                 listener.on_stop(rec, now)

@@ -41,6 +41,10 @@ class WallClock:
         """Ask for a step at once (thread-safe)."""
         self._wake.set()
 
+    def woken(self) -> bool:
+        """True when a step was asked for since the last ``clear`` (one is due at once)."""
+        return self._wake.is_set()
+
     def timeout_s(self) -> float | None:
         """Seconds until the next step is due (None: none is)."""
         return None if self.next_wake_s is None else max(self.next_wake_s - self.clock(), 0.0)

@@ -24,12 +24,15 @@ free and it ends at 50 < 100 -> starts. At t=100 A starts on time.
 ``generation`` is unchanged) and no input of an admission check changed (their
 ``admission_epoch``: approvals, allocations, the date) and no check's wake-up time (a deferral
 begin time) has passed, every job examined then would be refused again, so only jobs that
-arrived since are examined, against the same reservation. A job that arrived ahead of the head
+arrived since are examined, against the same reservation, and they count toward ``depth`` as in
+a full cycle (more than it has room for call for one). A job that arrived ahead of the head
 in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
 with time). A cycle that found no head because a check held every job it examined (a queue
-awaiting review) is memoised too, if it looked at the whole queue: then only arrivals are checked,
-and one that no check holds calls for a full cycle. The result equals a full cycle's (a property
-test checks it); only the cost differs.
+awaiting review) is memoised too: then only arrivals are checked, and one that no check holds
+calls for a full cycle. If that cycle stopped at ``depth`` jobs, an arrival behind the last job it
+examined is not examined at all (a full cycle would not reach it either), so a queue of thousands
+awaiting review costs nothing per submission; an arrival ahead of it calls for a full cycle. The
+result equals a full cycle's (a property test checks it); only the cost differs.
 
 A cycle never writes the state: its trial allocations live on the cycle context's overlay
 (``steppe.scheduling.context``), so one that fails part-way leaves the state as it found it;
@@ -78,6 +81,8 @@ class _Memo:
     epochs: tuple[object, ...]
     valid_until_s: float
     seen: int  # arrivals (``arrivals_since_change``) already looked at
+    last: JobRecord | None  # the last job examined, when the walk stopped at ``depth``
+    room: float  # how many arrivals a full cycle would still examine (inf: the walk ran out of GPUs or power)
 
 
 class OrderedCycle:
@@ -130,6 +135,7 @@ class OrderedCycle:
         power = self.power
         ordered = snap.queue.ordered(now)
         walk = islice(ordered, self.depth)
+        rec = None
         for rec in walk:  # phases 2-3: admit and start in order, up to the head
             reason = ctx.admit(rec)
             if reason is not None:
@@ -152,16 +158,19 @@ class OrderedCycle:
         plan = ctx.close()
         if not plan.starts and not plan.recaps and not plan.preemptions:
             depth_hit = not stopped and next(ordered, None) is not None
-            if head is None and (depth_hit or not len(snap.queue)):  # jobs never looked at, or none waits
-                self._memo = None
+            if head is None and (not len(snap.queue) or (depth_hit and not hasattr(snap.queue, "precedes"))):
+                self._memo = None  # none waits, or jobs never looked at may come before arrivals
                 return plan
             budget = power.it_budget_w(now) if power else 0.0
             epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
             max_seq = snap.last_seq  # every job that exists now has been seen (or cannot precede the head)
             seen = len(snap.arrivals_since_change)
+            last = rec if head is None and depth_hit else None
+            room = math.inf if stopped else 0 if depth_hit else self.depth - len(snap.queue)  # the walk saw them all
             self._memo = _Memo(
-                snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until, seen
+                snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until, seen, last,
+                room,
             )
         else:
             self._memo = None
@@ -271,6 +280,10 @@ class OrderedCycle:
         if arrivals:
             memo.max_seq = max(r.seq for r in arrivals)
         decides = bool(arrivals) and self.backfill and not (memo.depth_hit and not self.refresh_s)
+        if decides and not memo.depth_hit:  # a full cycle examines arrivals only up to the depth
+            if len(arrivals) > memo.room:
+                return self._full(snap, now)
+            memo.room -= len(arrivals)
         if not decides and self.power is None and not self._timed:
             return Plan()  # arrivals behind the head that cannot pass it, and no wake-up to ask for
         ctx = self._ctx
@@ -292,12 +305,21 @@ class OrderedCycle:
     def _held_arrivals(self, memo: _Memo, snap: Snapshot, now: float, arrivals: list[JobRecord]) -> Plan:
         """The memoised cycle found every job it examined held by a check (say, all awaiting
         review): they would all be held again, so only arrivals are looked at. An arrival no
-        check holds, or a queue now longer than the depth, calls for a full cycle."""
+        check holds calls for a full cycle; so does a queue now longer than the depth, unless
+        the memoised cycle already stopped at the depth and every arrival comes after the last
+        job it examined (then no cycle would examine them)."""
         if arrivals:
             memo.max_seq = max(r.seq for r in arrivals)
-            if len(snap.queue) > self.depth:
+            last = memo.last
+            if last is not None:
+                precedes = getattr(snap.queue, "precedes", None)
+                gone = last.state is not JobState.PENDING
+                if precedes is None or gone or any(precedes(r, last, now) for r in arrivals):
+                    return self._full(snap, now)
+                arrivals = []  # behind the depth: left as they are, as a full cycle leaves them
+            elif len(snap.queue) > self.depth:
                 return self._full(snap, now)
-        elif self.power is None and not self._timed:
+        if not arrivals and self.power is None and not self._timed:
             return Plan()
         ctx = self._ctx
         ctx.begin(snap, now)

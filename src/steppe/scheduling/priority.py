@@ -95,6 +95,7 @@ class _TenantQueue:
         self.young: SortedList = SortedList()  # (-(static - W*submit/M), seq, rec)
         self.old: SortedList = SortedList()  # (-static, seq, rec)
         self.by_submit: SortedList = SortedList()  # (submit, seq, rec) of young
+        self.first_submit = math.inf  # at most the earliest submit time in ``by_submit`` (none: inf)
 
 
 class MultifactorQueue:
@@ -109,6 +110,7 @@ class MultifactorQueue:
         self._top_qos = top_qos if top_qos > 0 else 1.0
         self._tenants: dict[str, _TenantQueue] = {}
         self._entries: dict[int, tuple[tuple[float, int, JobRecord], ...]] = {}
+        self._static: dict[int, float] = {}  # job id -> static_part, while it waits
         self._size = 0
         self._seen: set[str] = set()  # every tenant that has had a waiting job
         self._tenants_version = 0  # changes when a tenant is first seen, or the weights change
@@ -180,11 +182,14 @@ class MultifactorQueue:
             if rec.spec.tenant not in self._seen:
                 self._seen.add(rec.spec.tenant)
                 self._tenants_version += 1
-        static = self.static_part(rec)
-        young = (-(static - self.w.age * rec.spec.submit_s / self.w.max_age_s), rec.seq, rec)
-        by_submit = (rec.spec.submit_s, rec.seq, rec)
+        static = self._static[rec.job_id] = self.static_part(rec)
+        submit = rec.spec.submit_s
+        young = (-(static - self.w.age * submit / self.w.max_age_s), rec.seq, rec)
+        by_submit = (submit, rec.seq, rec)
         tq.young.add(young)
         tq.by_submit.add(by_submit)
+        if submit < tq.first_submit:
+            tq.first_submit = submit
         self._entries[rec.job_id] = (young, by_submit)
         self._size += 1
         self._age(tq, now)
@@ -192,6 +197,7 @@ class MultifactorQueue:
     def remove(self, rec: JobRecord) -> None:
         tq = self._tenants[rec.spec.tenant]
         entries = self._entries.pop(rec.job_id)
+        del self._static[rec.job_id]
         if len(entries) == 2:
             tq.young.remove(entries[0])
             tq.by_submit.remove(entries[1])
@@ -216,9 +222,14 @@ class MultifactorQueue:
         return _merged(streams)
 
     def precedes(self, a: JobRecord, b: JobRecord, now: float) -> bool:
-        fs = self.fairshare_factors(now)
-        pa = self.priority(a, now, fs.get(a.spec.tenant, 1.0))
-        pb = self.priority(b, now, fs.get(b.spec.tenant, 1.0))
+        """True when waiting job ``a`` is ahead of waiting job ``b`` (``priority``, from the static
+        parts kept since they entered)."""
+        fs, w, static = self.fairshare_factors(now), self.w, self._static
+        sa, sb = a.spec, b.spec
+        age_a = min(max(now - sa.submit_s, 0.0) / w.max_age_s, 1.0)
+        age_b = min(max(now - sb.submit_s, 0.0) / w.max_age_s, 1.0)
+        pa = static[a.job_id] + w.age * age_a + w.fairshare * fs.get(sa.tenant, 1.0)
+        pb = static[b.job_id] + w.age * age_b + w.fairshare * fs.get(sb.tenant, 1.0)
         return (-pa, a.seq) < (-pb, b.seq)
 
     def on_start(self, rec: JobRecord, now: float) -> None:
@@ -234,6 +245,8 @@ class MultifactorQueue:
     def _age(self, tq: _TenantQueue, now: float) -> None:
         """Move jobs older than ``max_age`` from the young list to the old list."""
         limit = now - self.w.max_age_s
+        if tq.first_submit > limit:  # no young job is old enough yet
+            return
         while tq.by_submit and tq.by_submit[0][0] <= limit:
             by_submit = tq.by_submit.pop(0)
             rec = by_submit[2]
@@ -242,3 +255,4 @@ class MultifactorQueue:
             old = (-self.static_part(rec), rec.seq, rec)
             tq.old.add(old)
             self._entries[rec.job_id] = (old,)
+        tq.first_submit = tq.by_submit[0][0] if tq.by_submit else math.inf
