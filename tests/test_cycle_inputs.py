@@ -74,6 +74,22 @@ def test_arrivals_behind_a_blocked_head_count_toward_the_depth_as_in_a_full_cycl
     assert hub.started(hub.step(0.0)) == [3]  # a cycle examines 2 jobs: the head and job 3
 
 
+def test_a_memoised_multifactor_cycle_ends_when_fair_share_is_recalculated() -> None:
+    hub = Hub(Cluster.uniform(2, 8, "H200"), "multifactor")
+    hub.run(job(1, 1, runtime=100.0, tenant="a", submit=-100.0), at=-100.0)
+    hub.state.finish(1, 0.0, JobState.COMPLETED)  # a has used 100 GPU-seconds
+    hub.run(job(2, 8, runtime=1e6, tenant="b"), at=0.0)  # b uses 8 GPUs from now on
+    hub.run(job(3, 1, runtime=200.0, tenant="c"), at=0.0)
+    hub.submit(job(4, 9, tenant="a"), job(5, 9, tenant="b"), at=0.0)
+    hub.step(0.0)  # fair share calculated at t=0: b has used nothing, its job 5 leads
+    assert hub.state.jobs[5].reason is PendingReason.RESOURCES
+    hub.state.finish(3, 200.0, JobState.COMPLETED)
+    hub.step(200.0)  # a job ended: a full cycle, with the factors of t=0 (a period is 300 s)
+    full = make_policy("multifactor").schedule(hub.state, 310.0)  # recalculated: b has used 2,480 GPU-s, a 100
+    assert full.reasons[4] is PendingReason.RESOURCES  # a's job 4 leads now
+    assert hub.cycle(310.0).reasons == full.reasons  # the memo of t=200 is not reused
+
+
 def test_a_deferred_job_starts_at_its_begin_time_while_the_head_is_blocked() -> None:
     class StepSignal:
         def mean_over(self, t0: float, t1: float) -> float:  # cleaner between 02:00 and 06:00
@@ -190,3 +206,12 @@ class IncrementalEqualsFullShallow(IncrementalEqualsFull):
 
 
 TestIncrementalEqualsFullShallow = IncrementalEqualsFullShallow.TestCase
+
+
+class IncrementalEqualsFullMultifactor(IncrementalEqualsFull):
+    """The same under multifactor: the memo holds only while the fair-share factors of its cycle do."""
+
+    policy_name = "multifactor"
+
+
+TestIncrementalEqualsFullMultifactor = IncrementalEqualsFullMultifactor.TestCase

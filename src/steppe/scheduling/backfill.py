@@ -26,13 +26,14 @@ free and it ends at 50 < 100 -> starts. At t=100 A starts on time.
 begin time) has passed, every job examined then would be refused again, so only jobs that
 arrived since are examined, against the same reservation, and they count toward ``depth`` as in
 a full cycle (more than it has room for call for one). A job that arrived ahead of the head
-in queue order triggers a full cycle, and so does ``refresh_s`` elapsing (for orders that drift
-with time). A cycle that found no head because a check held every job it examined (a queue
-awaiting review) is memoised too: then only arrivals are checked, and one that no check holds
-calls for a full cycle. If that cycle stopped at ``depth`` jobs, an arrival behind the last job it
-examined is not examined at all (a full cycle would not reach it either), so a queue of thousands
-awaiting review costs nothing per submission; an arrival ahead of it calls for a full cycle. The
-result equals a full cycle's (a property test checks it); only the cost differs.
+in queue order triggers a full cycle, and so does ``refresh_s`` elapsing or the order's inputs
+being recalculated (orders that drift with time: multifactor's fair share, ``order_epoch``).
+A cycle that found no head because a check held every job it examined (a queue awaiting review)
+is memoised too: then only arrivals are checked, and one that no check holds calls for a full
+cycle. If that cycle stopped at ``depth`` jobs, an arrival behind the last job it examined is
+not examined at all (a full cycle would not reach it either), so a queue of thousands awaiting
+review costs nothing per submission; an arrival ahead of it calls for a full cycle. The result
+equals a full cycle's (a property test checks it); only the cost differs.
 
 A cycle never writes the state: its trial allocations live on the cycle context's overlay
 (``steppe.scheduling.context``), so one that fails part-way leaves the state as it found it;
@@ -83,6 +84,7 @@ class _Memo:
     seen: int  # arrivals (``arrivals_since_change``) already looked at
     last: JobRecord | None  # the last job examined, when the walk stopped at ``depth``
     room: float  # how many arrivals a full cycle would still examine (inf: the walk ran out of GPUs or power)
+    order: float | None  # the queue's ``order_epoch`` (orders that drift with time), else None
 
 
 class OrderedCycle:
@@ -168,9 +170,10 @@ class OrderedCycle:
             seen = len(snap.arrivals_since_change)
             last = rec if head is None and depth_hit else None
             room = math.inf if stopped else 0 if depth_hit else self.depth - len(snap.queue)  # the walk saw them all
+            order = self._order_epoch(snap, now)
             self._memo = _Memo(
                 snap.generation, now, budget, max_seq, head, res, spare, depth_hit, epochs, valid_until, seen, last,
-                room,
+                room, order,
             )
         else:
             self._memo = None
@@ -263,7 +266,17 @@ class OrderedCycle:
             return False
         if self.power is not None and self.power.it_budget_w(now) != memo.power_budget_w:
             return False
-        return self.refresh_s is None or now - memo.computed_s < self.refresh_s
+        if self.refresh_s is None:
+            return True
+        return now - memo.computed_s < self.refresh_s and self._order_epoch(snap, now) == memo.order
+
+    def _order_epoch(self, snap: Snapshot, now: float) -> float | None:
+        """For an order that drifts with time (``refresh_s``): when the inputs it uses at ``now`` were
+        calculated (multifactor's fair-share factors, ``MultifactorQueue.order_epoch``); None otherwise."""
+        if self.refresh_s is None:
+            return None
+        order_epoch = getattr(snap.queue, "order_epoch", None)
+        return order_epoch(now) if order_epoch is not None else None
 
     def _incremental(self, memo: _Memo, snap: Snapshot, now: float) -> Plan:
         arrived = snap.arrivals_since_change  # only grows while the generation stands

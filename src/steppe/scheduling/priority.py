@@ -151,6 +151,14 @@ class MultifactorQueue:
         self._factors_s = now
         return self._factors
 
+    def order_epoch(self, now: float) -> float:
+        """When the fair-share factors the order uses at ``now`` were calculated (``now`` itself
+        when they are due again): a memoised cycle is reused only while it is unchanged."""
+        at = (self._tenants_version, self.usage.count())
+        if at == self._names_at and 0.0 <= now - self._factors_s < self.w.calc_period_s:
+            return self._factors_s
+        return now
+
     def on_tenants(self) -> None:
         """The tenants' weights changed (the state's ``set_tenants``)."""
         self._tenants_version += 1
