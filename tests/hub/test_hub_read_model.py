@@ -1,4 +1,5 @@
-"""The read model: published after every loop step, swapped whole, read without waiting for the loop.
+"""The read model: published after every loop step (under a burst, after its last step or when it is
+``max_lag_s`` old), swapped whole, read without waiting for the loop.
 
 In process, with the mock executor: a test blocks the loop's thread inside a step (the executor's
 ``start`` waits on an Event) and reads the queue, nodes, a job and ``/metrics`` meanwhile.
@@ -48,6 +49,30 @@ def test_a_step_publishes_one_frozen_model_and_earlier_models_stay_whole(tmp_pat
     assert [j.job_id for j in first.running] == [a]  # the earlier model is unchanged
     with pytest.raises(AttributeError):
         first.step = 99  # type: ignore[misc]
+    h.close()
+
+
+def test_under_a_burst_the_model_waits_for_the_bursts_last_step_or_its_lag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = LoopHarness(tmp_path, gpus=4)
+    reads = ReadModelPublisher(h.loop, max_lag_s=3600.0)
+    burst = [True]
+    monkeypatch.setattr(h.loop, "step_follows", lambda: burst[0])  # the loop was woken during each step
+    h.submit(gpus=1)
+    h.step()
+    first = reads.model
+    assert first.step == h.loop.cycles  # no model yet: published at once
+    second_job = h.submit(gpus=1)
+    h.step(1.0)
+    assert reads.model is first  # another step follows at once and the model is fresh: left to it
+    burst[0] = False
+    h.step(2.0)  # the burst's last step
+    assert reads.model.step == h.loop.cycles and second_job in [j.job_id for j in reads.model.running]
+    burst[0] = True
+    reads.max_lag_s = 0.0  # without a lag, every step publishes
+    h.step(3.0)
+    assert reads.model.step == h.loop.cycles
     h.close()
 
 
