@@ -141,9 +141,9 @@ class MultifactorQueue:
         >>> round(q.fairshare_factors(300.0)["a"], 3)  # a period later: a holds all usage
         0.5
         """
-        at = (self._tenants_version, self.usage.count())
-        if at == self._names_at and 0.0 <= now - self._factors_s < self.w.calc_period_s:
+        if self._factors_hold(now):
             return self._factors
+        at = (self._tenants_version, self.usage.count())
         if at != self._names_at:
             self._names = sorted(self._seen.union(self.usage.tenants()))
             self._names_at = at
@@ -154,10 +154,12 @@ class MultifactorQueue:
     def order_epoch(self, now: float) -> float:
         """When the fair-share factors the order uses at ``now`` were calculated (``now`` itself
         when they are due again): a memoised cycle is reused only while it is unchanged."""
+        return self._factors_s if self._factors_hold(now) else now
+
+    def _factors_hold(self, now: float) -> bool:
+        """The factors last calculated still apply at ``now``: the same tenants and weights, within a period."""
         at = (self._tenants_version, self.usage.count())
-        if at == self._names_at and 0.0 <= now - self._factors_s < self.w.calc_period_s:
-            return self._factors_s
-        return now
+        return at == self._names_at and 0.0 <= now - self._factors_s < self.w.calc_period_s
 
     def on_tenants(self) -> None:
         """The tenants' weights changed (the state's ``set_tenants``)."""
