@@ -110,7 +110,7 @@ class OrderedCycle:
         self.refresh_s = refresh_s
         self.power = power
         self._memo: _Memo | None = None
-        self._plain = power is None and not self._timed  # an empty queue then has nothing to decide
+        self._plain = power is None and not self._timed  # no power to shed, no wake-up: no jobs, no decision
 
     def run(self, snap: Snapshot, now: float) -> Plan:
         if self._plain and not len(snap.queue):  # nothing waits, no power to shed, no wake-up to ask for
@@ -297,7 +297,7 @@ class OrderedCycle:
             if len(arrivals) > memo.room:
                 return self._full(snap, now)
             memo.room -= len(arrivals)
-        if not decides and self.power is None and not self._timed:
+        if not decides and self._plain:
             return Plan()  # arrivals behind the head that cannot pass it, and no wake-up to ask for
         ctx = self._ctx
         ctx.begin(snap, now)
@@ -330,9 +330,11 @@ class OrderedCycle:
                 if precedes is None or gone or any(precedes(r, last, now) for r in arrivals):
                     return self._full(snap, now)
                 arrivals = []  # behind the depth: left as they are, as a full cycle leaves them
-            elif len(snap.queue) > self.depth:
+            elif len(arrivals) > memo.room:  # the queue grew past the depth
                 return self._full(snap, now)
-        if not arrivals and self.power is None and not self._timed:
+            else:
+                memo.room -= len(arrivals)
+        if not arrivals and self._plain:
             return Plan()
         ctx = self._ctx
         ctx.begin(snap, now)

@@ -105,14 +105,7 @@ class SubmissionGate:
         return self._refusals(gpus, gpu_type, tenant, allowed_types, max_gpus, project or tenant, qos, workload, None)
 
     def refusals_of(self, spec: JobSpec) -> list[Refusal]:
-        """``refusals`` for a job spec (the twin's submissions). Without a power ceiling, a job
-        that fits its pool and its tenant's quota is let in at once (most of a trace)."""
-        gpus, gpu_type = spec.gpus, spec.gpu_type
-        if self.power is None and gpus <= (self.largest if gpu_type is None else self.pools.get(gpu_type, -1)):
-            limits = self.cluster.tenants.get(spec.tenant)
-            quota = limits.gpu_quota if limits is not None else None
-            if quota is None or gpus <= quota:
-                return []
+        """``refusals`` for a job spec (the twin's submissions)."""
         return self._refusals(spec.gpus, spec.gpu_type, spec.tenant, None, None, spec.project, spec.qos,
                               spec.workload, spec)  # fmt: skip
 
