@@ -79,6 +79,7 @@ class HubSettings:
     uid_base: int = UID_BASE
     accounts_file: Path | None = None
     executor: str = "local"
+    executor_options: tuple[tuple[str, str], ...] = ()  # how to reach the engine (--executor-opt KEY=VALUE)
     power_cap_w: float | None = None  # schedule under this facility base cap (the site's windows keep their ratio)
     cap_floor: float = 0.6  # lowest per-job GPU cap under the facility cap, fraction of TDP
 
@@ -122,7 +123,9 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
     store = open_store(settings.db_url or sqlite_url(settings.data_dir / "steppe.db"))
     secure(settings.data_dir, shared_spool=root)  # the database file the store may just have created
     fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
-    setup = ExecutorSetup(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts)
+    setup = ExecutorSetup(
+        settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts, dict(settings.executor_options)
+    )
     executor = make_executor(settings.executor, setup)
     ledger = Ledger(settings.require_allocation)
     shift = settings.clock_offset_days * 86400.0

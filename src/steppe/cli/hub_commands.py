@@ -92,6 +92,9 @@ def serve(
     executor: Annotated[str, typer.Option(help="what runs the jobs: local (processes here) or mock (tests)")] = (
         "local"
     ),
+    executor_opt: Annotated[
+        list[str] | None, typer.Option(help="how to reach the engine, KEY=VALUE (repeatable): conf=/etc/slurm.conf")
+    ] = None,
     power_cap: Annotated[
         str | None, typer.Option(help="facility cap to schedule under, e.g. 500kW (--site's windows keep their ratio)")
     ] = None,
@@ -111,11 +114,19 @@ def serve(
             raise typer.BadParameter(f"must be positive, got {power_cap}", param_hint="--power-cap")
     if not 0.4 <= cap_floor <= 1.0:
         raise typer.BadParameter(f"must be within 0.4-1.0 of TDP, got {cap_floor:g}", param_hint="--cap-floor")
+    options: dict[str, str] = {}
+    for item in executor_opt or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}; e.g. conf=/etc/slurm/slurm.conf",
+                                     param_hint="--executor-opt")
+        options[key.strip()] = value
     settings = HubSettings(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
         grace_s=grace, charge_interval_s=charge_interval, require_allocation=require_allocation,
         public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
         single_user=single_user, uid_base=uid_base, accounts_file=accounts, executor=executor,
+        executor_options=tuple(sorted(options.items())),
         power_cap_w=power_cap_w, cap_floor=cap_floor,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)

@@ -64,6 +64,7 @@ class PendingReason(StrEnum):
     AWAITING_REVIEW = "AwaitingReview"  # the project's AI-use review is not approved
     DATA_RESIDENCY = "DataResidency"  # its data may not go where GPUs are free
     BEGIN_TIME = "BeginTime"  # deferred to a later (cheaper or cleaner) window
+    ENGINE_DOWN = "EngineDown"  # the engine that runs the hub's jobs (Slurm, Ray) does not answer
 
 
 class WorkloadClass(StrEnum):

@@ -12,8 +12,8 @@ steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from steppe.core.errors import UnknownNameError
@@ -30,6 +30,8 @@ class ExecutorSetup:
     node_names: list[str]
     grace_s: float = 10.0
     accounts: AccountMap | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+    """How to reach the engine (``steppe serve --executor-opt KEY=VALUE``), e.g. ``conf=/etc/slurm/slurm.conf``."""
 
 
 def _local(setup: ExecutorSetup) -> Executor:

@@ -150,6 +150,13 @@ class Executor(Protocol):
         """The nodes and GPUs this engine sees."""
         ...
 
+    def reachable(self) -> bool:
+        """Whether the engine answered its last contact; never blocks (a remote engine's poller keeps it).
+
+        While it is False the pipeline starts nothing (pending jobs wait with ``EngineDown``) and
+        running jobs are left as they are."""
+        ...
+
     def close(self) -> None:
         """Stop watching; running jobs go on and are adopted by the next start of the hub."""
         ...

@@ -147,6 +147,10 @@ class FakeExecutor:
         nodes = self._cluster.nodes if self._cluster is not None else ()
         return Inventory({n.name: tuple(range(n.gpus)) for n in nodes})
 
+    def reachable(self) -> bool:
+        """Always: the simulated fleet never goes away."""
+        return True
+
     def close(self) -> None:
         """Nothing to close."""
 

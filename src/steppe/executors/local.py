@@ -177,6 +177,10 @@ class LocalExecutor:
         """The GPUs of the fleet file (or the visible devices) this executor hands out, by node name."""
         return Inventory(dict(self._devices))
 
+    def reachable(self) -> bool:
+        """Always: the engine is this machine."""
+        return True
+
     def job_dir(self, job_id: int) -> Path:
         """The hub's private records of a job (launch intent, handle, outputs, exit)."""
         return self.jobs_dir / str(job_id)

@@ -37,6 +37,7 @@ class MockExecutor:
         self.exits: dict[int, ExitInfo] = {}
         self.launched: dict[int, Handle] = {}
         self.fail_starts: set[int] = set()
+        self.down = False
         self.caps: dict[int, float] = {}
         self._epochs: dict[int, int] = {}
         self._new: dict[int, Handle] = {}
@@ -100,6 +101,10 @@ class MockExecutor:
 
     def inventory(self) -> Inventory:
         return Inventory(dict(self.gpus))
+
+    def reachable(self) -> bool:
+        """False while a test sets ``down`` (an engine that does not answer)."""
+        return not self.down
 
     def close(self) -> None:
         self.calls.append(("close", 0))
