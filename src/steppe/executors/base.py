@@ -26,7 +26,7 @@ the valid ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from steppe.core.records import JobRecord
@@ -90,13 +90,16 @@ class Exited(NamedTuple):
 
 @dataclass(frozen=True)
 class Inventory:
-    """The nodes and GPUs an engine sees: node name -> the device indices it may hand out.
+    """The nodes and GPUs an engine sees: node name -> the device indices it may hand out, and
+    ``busy``: node name -> GPUs held there by work the hub did not start (jobs others submitted
+    to the engine directly), which the hub must not give out.
 
-    >>> Inventory({"node001": (0, 1)}).total_gpus
+    >>> Inventory({"node001": (0, 1)}, busy={"node001": 1}).total_gpus
     2
     """
 
     gpus: dict[str, tuple[int, ...]]
+    busy: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_gpus(self) -> int:
