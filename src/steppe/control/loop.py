@@ -64,13 +64,15 @@ from steppe.metering import MeterSetup
 from steppe.pipeline.endings import Ending, exit_ending, intent_ending
 from steppe.pipeline.environment import WallClock
 from steppe.pipeline.step import PipelineStep
-from steppe.scheduling.admission import DEFAULT_CHECKS
+from steppe.scheduling.admission import DEFAULT_CHECKS, EngineAvailable
 from steppe.scheduling.policies import make_policy
 from steppe.scheduling.power import PowerBudget
 from steppe.store import Store, tenancy
 from steppe.store import jobs as job_repo
 
 log = logging.getLogger("steppe.hub")
+FOREIGN_EVERY_S = 1.0
+"""How often the loop reads which GPUs the engine's other jobs hold (``HubLoop._hold_foreign``)."""
 T = TypeVar("T")
 
 
@@ -103,7 +105,11 @@ class HubLoop:
         self.governance = governance or GovernanceView(self.ledger, review_gate=False)
         self.usage = StoreSink(self.ledger)  # the meter's records: to the ledger, then the store
         self.meter = (metering or MeterSetup(charge_interval_s=10.0)).build(self.usage)
-        checks = (*DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger), *self.governance.checks())
+        self.engine = EngineAvailable(executor.reachable)  # nothing starts while the engine does not answer
+        checks = (
+            self.engine, *DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger),
+            *self.governance.checks(),
+        )  # fmt: skip
         self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules
         self.policy = make_policy(policy, checks=checks, **({"power": power} if power is not None else {}))
         usage = DecayedUsage()
@@ -128,6 +134,7 @@ class HubLoop:
         self._file_tenants = dict(fleet.cluster.tenants)  # what the cluster file declares; the store overrides
         self._cond = threading.Condition()
         self._begun = self._done = 0
+        self._foreign_due_s = -math.inf
         self._thread: threading.Thread | None = None
         executor.bind(self._on_exit, self.launches.__getitem__)
 
@@ -302,6 +309,22 @@ class HubLoop:
         self._request_ids = self._take_requests(requests, rows, now)
         self.ledger.now = now
         self.meter.charge(now)  # usage records of running jobs, up to now
+        if now >= self._foreign_due_s:
+            self._foreign_due_s = now + FOREIGN_EVERY_S
+            self._hold_foreign()
+
+    def _hold_foreign(self) -> None:
+        """Hold the GPUs the engine says others' jobs occupy (``Inventory.busy``; the executor's
+        cached view, so this never waits on the engine), so the hub never books them twice."""
+        busy = self.executor.inventory().busy
+        if not busy and not self.state.foreign:
+            return
+        index = {name: i for i, name in enumerate(self.fleet.node_names)}
+        wanted = {index[name]: gpus for name, gpus in busy.items() if name in index}
+        before = dict(self.state.foreign)
+        held = self.state.set_foreign(wanted)
+        if held != before:
+            log.info("GPUs the engine's other jobs hold, by node: %s (asked %s)", held, wanted)
 
     def ended(self, rec: JobRecord, intent: Ending | None, info: ExitInfo) -> None:
         self.journal.endings[rec.job_id] = intent.with_exit(info) if intent is not None else exit_ending(info)

@@ -116,6 +116,7 @@ class HubState:
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
         self.last_seq = 0  # the latest submission's sequence number
+        self.foreign: dict[int, int] = {}  # node index -> GPUs held by work the hub did not start (set_foreign)
         # a queue that ignores starts and stops (FIFO's) is not told of them
         self._queue_tracks_running = getattr(queue, "tracks_running", True)
 
@@ -238,6 +239,34 @@ class HubState:
         on_tenants = getattr(self.queue, "on_tenants", None)  # a queue ordered by weights (fair share)
         if on_tenants is not None:
             on_tenants()
+
+    def set_foreign(self, busy: Mapping[int, int]) -> dict[int, int]:
+        """Hold GPUs that work the hub did not start occupies (jobs others gave its engine
+        directly): node index -> GPUs, replacing the last call's. A node is never held past its
+        free GPUs plus what it already held (the hub's own jobs there keep theirs; the rest waits
+        for the next call). Returns what is held now; a change is a new generation.
+
+        Example: node 0 has 8 GPUs and a hub job on 6; ``set_foreign({0: 4})`` holds 2, and once
+        the hub job ends the next ``set_foreign({0: 4})`` holds all 4.
+        """
+        held = self.foreign
+        changed = False
+        for node in set(held) | set(busy):
+            now_held = held.get(node, 0)
+            want = min(max(busy.get(node, 0), 0), now_held + self.inventory.free[node])
+            if want != now_held:
+                changed = True
+                if want > now_held:
+                    self.inventory.allocate(((node, want - now_held),))
+                else:
+                    self.inventory.release(((node, now_held - want),))
+                if want:
+                    held[node] = want
+                else:
+                    del held[node]
+        if changed:
+            self._changed()
+        return dict(held)
 
     def forget(self, job_id: int) -> None:
         """Drop an ended job from memory (a store or the metrics keep what is needed of it).

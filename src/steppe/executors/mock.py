@@ -5,7 +5,8 @@ records the launch and a handle; a test ends a job with ``end(job_id, exit_code)
 through ``on_exit`` like a real process exit), makes a launch fail with ``fail_starts``, and
 reads ``calls`` to see the order the loop called it in. Handles survive a simulated restart
 when the same instance is bound to a new loop, as processes outlive a real hub. Its
-``inventory`` is what it was given (``MockExecutor({"node001": (0, 1)})``), empty by default.
+``inventory`` is what it was given (``MockExecutor({"node001": (0, 1)})``), empty by default, with
+``busy`` (GPUs others' jobs hold); a test sets ``down`` to play an engine that does not answer.
 
 >>> from steppe.executors.base import ExitInfo
 >>> ex = MockExecutor()
@@ -38,6 +39,7 @@ class MockExecutor:
         self.launched: dict[int, Handle] = {}
         self.fail_starts: set[int] = set()
         self.down = False
+        self.busy: dict[str, int] = {}  # node -> GPUs held by work the hub did not start
         self.caps: dict[int, float] = {}
         self._epochs: dict[int, int] = {}
         self._new: dict[int, Handle] = {}
@@ -100,7 +102,7 @@ class MockExecutor:
         return out
 
     def inventory(self) -> Inventory:
-        return Inventory(dict(self.gpus))
+        return Inventory(dict(self.gpus), dict(self.busy))
 
     def reachable(self) -> bool:
         """False while a test sets ``down`` (an engine that does not answer)."""

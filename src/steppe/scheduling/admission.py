@@ -14,7 +14,7 @@ review, residency) slot in without touching the policies.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from steppe.core.cluster import Cluster
@@ -62,6 +62,44 @@ class TenantQuota:
         tenant = rec.spec.tenant
         held = snap.tenant_gpus.get(tenant, 0) + tenant_extra.get(tenant, 0)
         return PendingReason.QOS_GRP_GRES if held + rec.gpus > quota else None
+
+
+class EngineAvailable:
+    """While the engine that runs the hub's jobs (Slurm, Ray) does not answer, nothing starts:
+    every job examined waits with ``EngineDown``; running jobs are left alone.
+
+    ``reachable`` is the executor's own (a cached flag its poller keeps; it never blocks). The
+    cycle reads it once, at its start, so one cycle sees one answer; ``epoch`` is the same
+    reading, so a memoised cycle made while the engine answered is not reused once it stops
+    answering, and the other way round. While it is down the cycle asks to run again every
+    ``retry_s``, so jobs start within about that long of the engine's return.
+
+    >>> up = [False]
+    >>> check = EngineAvailable(lambda: up[0])
+    >>> check.begin_cycle(0.0); check.check(None, None, None), check.next_wakeup(0.0)  # type: ignore[arg-type]
+    (<PendingReason.ENGINE_DOWN: 'EngineDown'>, 1.0)
+    >>> up[0] = True; check.epoch(1.0), check.next_wakeup(1.0)  # the cycle's reading stands until the next
+    (True, 2.0)
+    >>> check.begin_cycle(1.0); check.check(None, None, None), check.next_wakeup(1.0)  # type: ignore[arg-type]
+    (None, None)
+    """
+
+    def __init__(self, reachable: Callable[[], bool], retry_s: float = 1.0) -> None:
+        self.reachable = reachable
+        self.retry_s = retry_s
+        self.up = True
+
+    def begin_cycle(self, now: float) -> None:
+        self.up = self.reachable()
+
+    def epoch(self, now: float) -> bool:
+        return self.reachable()
+
+    def next_wakeup(self, now: float) -> float | None:
+        return None if self.up else now + self.retry_s
+
+    def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
+        return None if self.up else PendingReason.ENGINE_DOWN
 
 
 DEFAULT_CHECKS: tuple[AdmissionCheck, ...] = (FitsFleet(), TenantQuota())

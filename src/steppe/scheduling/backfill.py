@@ -128,6 +128,9 @@ class OrderedCycle:
     # -- phases 1-5 --------------------------------------------------------------------------
     def _full(self, snap: Snapshot, now: float) -> Plan:
         ctx = self._ctx
+        # the external inputs, read before the cycle reads them: one that changes meanwhile
+        # (an engine coming back) then differs from the memo's, and the next cycle is full
+        epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
         ctx.begin(snap, now)
         ctx.open()
         head: JobRecord | None = None
@@ -164,7 +167,6 @@ class OrderedCycle:
                 self._memo = None  # none waits, or jobs never looked at may come before arrivals
                 return plan
             budget = power.it_budget_w(now) if power else 0.0
-            epochs = admission_epoch(self._epoch_checks, now) if self._epoch_checks else ()
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
             max_seq = snap.last_seq  # every job that exists now has been seen (or cannot precede the head)
             seen = len(snap.arrivals_since_change)
