@@ -19,9 +19,9 @@ One start of a Steppe job becomes one ``sbatch --parsable`` with:
   (``job_env``): nothing of the hub's environment reaches the job, and no ``SBATCH_*`` or
   ``SLURM_*`` variable of the job's own can change how ``sbatch`` submits it;
 * the batch script on standard input (``batch_script``): ``cd`` to the working directory or
-  fail like a launch that cannot enter it, then ``exec`` the command with umask 077; a job's own script is
-  written by the batch script (as the job's account, mode 0700) to ``script`` in the job's
-  spool directory and run from there, so no ``#SBATCH`` line of it is read as an option.
+  fail like a launch that cannot enter it, then ``exec`` the command with umask 077; a job's own
+  script is written by the batch script (as the job's account, mode 0700) to ``script`` in the
+  job's spool directory and run from there, so no ``#SBATCH`` line of it is read as an option.
 
 >>> marker(12, 1700000000.5), parse_marker("steppe:job=12:start=1700000000.5:cap=0.7")
 ('steppe:job=12:start=1700000000.5', (12, 1700000000.5))
@@ -31,7 +31,7 @@ One start of a Steppe job becomes one ``sbatch --parsable`` with:
 #!/bin/sh
 # Steppe job 12, start 1700000000.5
 umask 077
-cd '/w' || { echo "steppe: cannot enter working directory /w" >&2; exit 127; }
+cd /w || { echo "steppe: cannot enter working directory /w" >&2; exit 127; }
 exec python3 -c 'print('"'"'hi'"'"')'
 <BLANKLINE>
 """
