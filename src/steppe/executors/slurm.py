@@ -22,7 +22,8 @@ How it works, in the protocol's order (``steppe.executors.base``):
   launch intent (``<data-dir>/slurm/<job id>.json``) before ``sbatch --parsable`` and the Slurm
   job id after it; ``take_launched`` returns the handle ``{"slurm_job_id", "job_id", "start_s",
   "marker", "uid", "devices"}`` (devices once Slurm has placed it).
-* A poller thread reads ``squeue --json -t all`` and ``sinfo --json`` every ``poll_s``: it
+* A poller thread reads ``squeue --json`` and ``sinfo --json`` every ``poll_s`` (and, for a
+  followed job that left the active list, ``squeue --json -t all -j IDS``): it
   reports each end through ``on_exit`` with Slurm's ``exit:signal`` (a job Slurm ended ``0:0``
   in a state that is not ``COMPLETED``, e.g. cancelled before it ran, reports SIGTERM or, for a
   failed node, SIGKILL: ``slurm_cli.SIGNAL_OF_STATE``), records it in the job's record file, and
@@ -109,6 +110,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("steppe.executor.slurm")
 SIGNAL_TIMEOUT_S = 5.0
+COMMAND_THREADS = 4
+"""Threads running Slurm commands (each job's in order): sbatch is a round trip to slurmctld."""
 OPTIONS = ("conf", "partition", "poll_s", "timeout_s", "gpu_type", "bin_dir")
 
 
@@ -216,7 +219,7 @@ class SlurmExecutor:
         self._jobs: dict[int, _Job] = {}
         self._ours: set[int] = set()
         self._launched: dict[int, Handle] = {}
-        self._actions: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._queues: list[queue.Queue[Callable[[], None] | None]] = [queue.Queue() for _ in range(COMMAND_THREADS)]
         self._reachable = False
         self._inventory = Inventory({})
         self._snapshot: tuple[float, dict[int, SlurmJob]] | None = None
@@ -226,8 +229,9 @@ class SlurmExecutor:
         self._poll_once()
         self._threads = [
             threading.Thread(target=self._poll_loop, name="slurm-poller", daemon=True),
-            threading.Thread(target=self._command_loop, name="slurm-commands", daemon=True),
-        ]
+            *(threading.Thread(target=self._command_loop, args=(q,), name=f"slurm-commands-{i}", daemon=True)
+              for i, q in enumerate(self._queues)),
+        ]  # fmt: skip
         for thread in self._threads:
             thread.start()
 
@@ -266,7 +270,7 @@ class SlurmExecutor:
         job.uid, job.submitting = submission.record["uid"], True
         with self._lock:
             self._jobs[rec.job_id] = job
-        self._actions.put(lambda: self._submit(job, submission))
+        self._queue(job).put(lambda: self._submit(job, submission))
 
     def stop(self, rec: JobRecord, now: float) -> None:
         """SIGTERM the job's processes now, SIGKILL them after the grace period (a queued job is cancelled)."""
@@ -275,8 +279,8 @@ class SlurmExecutor:
             if job is None or job.stopping:
                 return
             job.stopping = True
-        self._actions.put(lambda: self._signal(job, "TERM"))
-        job.timer = threading.Timer(self.grace_s, self._actions.put, args=(lambda: self._signal(job, "KILL"),))
+        self._queue(job).put(lambda: self._signal(job, "TERM"))
+        job.timer = threading.Timer(self.grace_s, self._queue(job).put, args=(lambda: self._signal(job, "KILL"),))
         job.timer.daemon = True
         job.timer.start()
 
@@ -285,7 +289,7 @@ class SlurmExecutor:
         with self._lock:
             job = self._jobs.get(rec.job_id)
         if job is not None:
-            self._actions.put(lambda: self._set_cap(job, rec.cap_fraction))
+            self._queue(job).put(lambda: self._set_cap(job, rec.cap_fraction))
 
     def outputs(self, job_id: int) -> dict[str, tuple[int, int]]:
         """The identity (device, inode) of each output file Slurm opened for the job as its account."""
@@ -303,12 +307,13 @@ class SlurmExecutor:
         slurm_id = handle.get("slurm_job_id")
         job = _Job(int(handle.get("job_id", 0)), 0, float(handle.get("start_s", 0.0)), str(handle.get("marker", "")),
                    handle.get("uid"), None if slurm_id is None else int(slurm_id))  # fmt: skip
-        self._actions.put(lambda: self._signal(job, "KILL", tracked=False))
+        self._queue(job).put(lambda: self._signal(job, "KILL", tracked=False))
 
     def close(self) -> None:
         """Stop the threads; Slurm jobs go on and are adopted by the next start of the hub."""
         self._closed.set()
-        self._actions.put(None)
+        for commands in self._queues:
+            commands.put(None)
         with self._lock:
             for job in self._jobs.values():
                 if job.timer is not None:
@@ -334,7 +339,7 @@ class SlurmExecutor:
         while True:
             submitters = sbatch_pids(str(record["marker"]))
             try:
-                found = self._find_marker(str(record["marker"]), record.get("uid"), self.cli.jobs())
+                found = self._find_marker(str(record["marker"]), record.get("uid"), self.cli.jobs(all_states=True))
             except (SlurmUnreachable, SlurmCommandError):
                 found, answered = None, False
             else:
@@ -362,7 +367,7 @@ class SlurmExecutor:
                    None if slurm_id is None else int(slurm_id))  # fmt: skip
         if job.slurm_id is not None:
             snapshot = self._fresh_snapshot()
-            if snapshot is not None:
+            if snapshot is not None:  # not among the active jobs: it has ended (outcome() says how)
                 seen = snapshot.get(job.slurm_id)
                 if seen is None or seen.ended:
                     return False
@@ -387,10 +392,11 @@ class SlurmExecutor:
         if record.get("slurm_id") is None:
             return None
         slurm_id = int(record["slurm_id"])
-        snapshot = self._fresh_snapshot()
-        seen = snapshot.get(slurm_id) if snapshot is not None else None
-        if seen is None and snapshot is not None:
-            seen = self.cli.ended(slurm_id)
+        try:
+            held = self.cli.jobs(ids=[slurm_id])
+        except (SlurmUnreachable, SlurmCommandError):
+            return None
+        seen = held[0] if held else self.cli.ended(slurm_id)
         if seen is None or not seen.ended:
             return None
         info = exit_info(seen)
@@ -399,10 +405,14 @@ class SlurmExecutor:
         return info
 
     # -- the command thread --------------------------------------------------------------------------
-    def _command_loop(self) -> None:
+    def _queue(self, job: _Job) -> queue.Queue[Callable[[], None] | None]:
+        """The command queue of a job: one job's commands run in order, different jobs' side by side."""
+        return self._queues[job.job_id % len(self._queues)]
+
+    def _command_loop(self, commands: queue.Queue[Callable[[], None] | None]) -> None:
         """Run queued commands in order; while slurmctld is away, wait and run the same command again."""
         while True:
-            action = self._actions.get()
+            action = commands.get()
             if action is None:
                 return
             while not self._closed.is_set():
@@ -422,7 +432,7 @@ class SlurmExecutor:
         path = self.record_path(job.job_id)
         record = self._read_record(job.job_id)
         if record is not None and record.get("marker") == job.marker and record.get("slurm_id") is None:
-            found = self._find_marker(job.marker, job.uid, self.cli.jobs())  # an earlier try may have reached Slurm
+            found = self._find_marker(job.marker, job.uid, self.cli.jobs(all_states=True))  # did a try reach Slurm?
             if found is not None:
                 self._register(job, found)
                 return
@@ -459,7 +469,7 @@ class SlurmExecutor:
         if tracked and self._jobs.get(job.job_id) is not job:
             return  # it has ended
         if job.slurm_id is None:
-            found = self._find_marker(job.marker, job.uid, self.cli.jobs()) if job.marker else None
+            found = self._find_marker(job.marker, job.uid, self.cli.jobs(all_states=True)) if job.marker else None
             if found is None:
                 return
             job.slurm_id = found
@@ -498,9 +508,15 @@ class SlurmExecutor:
 
     def _poll_once(self) -> None:
         taken = time.monotonic()
+        with self._lock:
+            followed = list(self._jobs.values())
         try:
             jobs = self.cli.jobs()
             nodes = self.cli.nodes()
+            ended = [j.slurm_id for j in followed if j.slurm_id is not None and j.registered_at <= taken]
+            ended = [sid for sid in ended if sid not in {x.slurm_id for x in jobs}]
+            if ended:  # followed jobs that have left the active list: their ends
+                jobs += self.cli.jobs(ids=ended)
         except (SlurmUnreachable, SlurmCommandError) as exc:
             if self._reachable:
                 log.warning("slurm: slurmctld does not answer: %s", exc)
@@ -511,9 +527,8 @@ class SlurmExecutor:
         with self._lock:
             self._ours = {sid for sid in self._ours if sid in by_id} | {
                 j.slurm_id for j in self._jobs.values() if j.slurm_id is not None
-            }
+            }  # ours that are still active (an ended one holds no GPU)
             ours = set(self._ours)
-            followed = list(self._jobs.values())
         self._inventory = self._take_inventory(nodes, jobs, ours)
         self._reachable = True
         for job in followed:
@@ -522,7 +537,10 @@ class SlurmExecutor:
     def _follow(self, job: _Job, by_id: dict[int, SlurmJob], taken: float) -> None:
         if job.slurm_id is None:
             if not job.submitting:  # adopted without a Slurm id: find it by its marker
-                found = self._find_marker(job.marker, job.uid, list(by_id.values()))
+                try:
+                    found = self._find_marker(job.marker, job.uid, self.cli.jobs(all_states=True))
+                except (SlurmUnreachable, SlurmCommandError):
+                    return
                 if found is not None:
                     self._register(job, found)
                 else:
@@ -628,7 +646,7 @@ class SlurmExecutor:
         return max(hits) if hits and want is not None else None
 
     def _fresh_snapshot(self) -> dict[int, SlurmJob] | None:
-        """The jobs slurmctld holds, at most ``poll_s`` old; None when it does not answer."""
+        """The active jobs slurmctld holds, at most ``poll_s`` old; None when it does not answer."""
         snap = self._snapshot
         if snap is not None and time.monotonic() - snap[0] <= self.opts.poll_s:
             return snap[1]

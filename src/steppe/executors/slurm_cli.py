@@ -3,8 +3,9 @@
 ``SlurmCli`` runs Slurm's commands (``squeue``, ``sinfo``, ``sbatch``, ``scancel``, ``scontrol``,
 ``sacct``) with ``SLURM_CONF`` set and a timeout, and turns what they print into plain values:
 
-* ``jobs()``: every job slurmctld holds (``squeue --json -t all``, pending to ended ones kept for
-  ``MinJobAge``) as ``SlurmJob``: state, exit code and signal, comment, user, GPUs per node;
+* ``jobs()``: the jobs that have not ended (``squeue --json``; with ``ids`` or ``all_states``,
+  also ended ones slurmctld keeps for ``MinJobAge``) as ``SlurmJob``: state, exit code and
+  signal, comment, user, GPUs per node;
 * ``nodes()``: every node (``sinfo --json``) as ``SlurmNode``: its GPUs and whether it is usable;
 * ``ended(slurm_id)``: a job's end from the accounting database (``sacct --parsable2``), for a job
   slurmctld has forgotten; None where accounting is off (no ``slurmdbd``).
@@ -29,7 +30,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -260,9 +261,18 @@ class SlurmCli:
             raise SlurmUnreachable(f"{command}: {text}")
         return dict(data)
 
-    def jobs(self) -> list[SlurmJob]:
-        """Every job slurmctld holds (``squeue --json -t all``)."""
-        return [parse_job(j) for j in self._json("squeue", "-t", "all").get("jobs", [])]
+    def jobs(self, ids: Sequence[int] = (), all_states: bool = False) -> list[SlurmJob]:
+        """Jobs that have not ended (``squeue --json``); with ``ids``, those jobs in any state; with
+        ``all_states``, every job slurmctld still holds (``-t all``: ended ones for ``MinJobAge``)."""
+        args = ["-t", "all"] if ids or all_states else []
+        if ids:
+            try:
+                found = self._json("squeue", *args, "-j", ",".join(str(i) for i in ids)).get("jobs", [])
+            except SlurmCommandError:  # "Invalid job id": one of them is forgotten; take them all
+                found = self._json("squeue", *args).get("jobs", [])
+            wanted = set(ids)
+            return [job for job in map(parse_job, found) if job.slurm_id in wanted]
+        return [parse_job(j) for j in self._json("squeue", *args).get("jobs", [])]
 
     def nodes(self) -> list[SlurmNode]:
         """Every node (``sinfo --json``)."""
