@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 services: $(STAMP)
 	$(BIN)/python scripts/pg_throwaway.py --install
+	$(BIN)/python scripts/slurm_throwaway.py --install
 
 test: lint services
 	MPLBACKEND=Agg $(BIN)/pytest

@@ -89,18 +89,26 @@ def serve(
         200000
     ),
     accounts: Annotated[Path | None, typer.Option(help='TOML: [accounts] hub user = "unix account"')] = None,
-    executor: Annotated[str, typer.Option(help="what runs the jobs: local (processes here) or mock (tests)")] = (
-        "local"
-    ),
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="what runs the jobs: local (processes here), slurm (a Slurm cluster, see docs/executors.md) "
+            "or mock (tests)"
+        ),
+    ] = "local",
     executor_opt: Annotated[
-        list[str] | None, typer.Option(help="how to reach the engine, KEY=VALUE (repeatable): conf=/etc/slurm.conf")
+        list[str] | None,
+        typer.Option(
+            help="how to reach the engine, KEY=VALUE (repeatable); slurm: conf=/etc/slurm/slurm.conf, "
+            "partition=gpu, poll_s=1, timeout_s=30, gpu_type=lower|same|none, bin_dir=/usr/bin"
+        ),
     ] = None,
     power_cap: Annotated[
         str | None, typer.Option(help="facility cap to schedule under, e.g. 500kW (--site's windows keep their ratio)")
     ] = None,
     cap_floor: Annotated[float, typer.Option(help="lowest per-job GPU cap under --power-cap, fraction of TDP")] = 0.6,
 ) -> None:
-    """Run the hub: API, scheduler loop and local executor."""
+    """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster)."""
     from steppe.api.hub import HubSettings
     from steppe.api.server import serve as run
 

@@ -3,11 +3,11 @@
 The live hub's executors are a registry keyed by name, as policies and trace readers are:
 
 >>> sorted(EXECUTORS)
-['local', 'mock']
+['local', 'mock', 'slurm']
 >>> make_executor("slurmish", ExecutorSetup(Path("."), {}, []))
 Traceback (most recent call last):
 ...
-steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock
+steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock, slurm
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ def _mock(setup: ExecutorSetup) -> Executor:
     return MockExecutor()
 
 
-EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock}
+def _slurm(setup: ExecutorSetup) -> Executor:
+    from steppe.executors.slurm import SlurmExecutor
+
+    return SlurmExecutor(setup.data_dir, setup.node_names, setup.grace_s, setup.accounts, setup.options)
+
+
+EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock, "slurm": _slurm}
 
 
 def make_executor(name: str, setup: ExecutorSetup) -> Executor:

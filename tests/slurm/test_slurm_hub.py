@@ -1,0 +1,68 @@
+"""A real ``steppe serve --executor slurm`` on the throwaway cluster, driven through the SDK.
+
+The hub runs as root and maps its tenant's users to the session's job account (Slurm runs jobs
+only as accounts with a passwd entry). Its jobs are submitted together, so the test takes about
+as long as its slowest job (the walltime one).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hubtest import JOB_PY, HubProcess, make_tenant, wait_for
+from slurm_throwaway import ThrowawaySlurm
+
+from steppe.client import models as m
+
+
+@pytest.fixture
+def slurm_hub(slurm: ThrowawaySlurm, job_account: str, tmp_path: Path) -> Iterator[HubProcess]:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f'[accounts]\n"kaznu-user" = "{job_account}"\n"kaznu-admin" = "{job_account}"\n')
+    hub = HubProcess(
+        tmp_path / "data", "--executor", "slurm", "--executor-opt", f"conf={slurm.conf}", "--executor-opt",
+        "poll_s=0.25", "--gpus", "8", "--gpu-type", "H200", "--grace", "1", "--charge-interval", "0.2",
+        "--no-review-gate", "--accounts", str(accounts),
+    )  # fmt: skip
+    try:
+        yield hub.start()
+    finally:
+        hub.stop()
+        ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env(), capture_output=True, text=True).stdout
+        if ids.split():
+            subprocess.run(["scancel", *ids.split()], env=slurm.env(), check=False)
+
+
+def py(project: str, code: str, **kw: object) -> m.JobSubmit:
+    return m.JobSubmit(project=project, argv=[JOB_PY, "-c", code], **kw)  # type: ignore[arg-type]
+
+
+def test_hub_runs_logs_cancels_and_times_out_jobs_through_slurm(slurm_hub: HubProcess, slurm: ThrowawaySlurm) -> None:
+    t = make_tenant(slurm_hub, "kaznu")
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
+    ok = t.member.submit(py(t.project, "import os; print(os.environ['STEPPE_JOB_ID'], os.environ['STEPPE_GPUS'])",
+                            gpus=2, name="train"))  # fmt: skip
+    failing = t.member.submit(py(t.project, "import sys; sys.exit(3)"))
+    cancelled = t.member.submit(py(t.project, stubborn, gpus=4))
+    timed_out = t.member.submit(py(t.project, "import time; time.sleep(60)", walltime_s=2.0))
+    wait_for(lambda: t.member.logs(cancelled.id).data.startswith("up"), timeout_s=30, what="the job's output")
+    t.member.cancel(cancelled.id)  # it ignores SIGTERM: SIGKILL after the 1 s grace period
+    done = {j.id: t.member.wait(j.id, timeout_s=30) for j in (ok, failing, cancelled, timed_out)}
+    assert (done[ok.id].state, done[ok.id].exit_code) == ("COMPLETED", "0:0")
+    assert t.member.logs(ok.id).data == f"{ok.id} 2\n"
+    assert (done[failing.id].state, done[failing.id].reason, done[failing.id].exit_code) == (
+        "FAILED", "NonZeroExitCode", "3:0",
+    )  # fmt: skip
+    assert (done[cancelled.id].state, done[cancelled.id].exit_code) == ("CANCELLED", "0:9")
+    assert (done[timed_out.id].state, done[timed_out.id].reason) == ("TIMEOUT", "TimeLimit")
+    comments = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%k"], env=slurm.env(), capture_output=True,
+                              text=True, check=True).stdout.split()  # fmt: skip
+    for job in (ok, failing, cancelled, timed_out):  # each ran in Slurm exactly once
+        mark = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())["marker"]
+        assert comments.count(mark) == 1
