@@ -49,6 +49,11 @@ class PreemptiveQueue(PendingQueue, Protocol):
 
     def victims(self, rec: JobRecord, now: float) -> Iterator[JobRecord]: ...
 
+    def may_preempt(self, rec: JobRecord, now: float) -> bool:
+        """False when no running job ranks strictly below ``rec`` (``victims`` would yield nothing);
+        one comparison, so the cycle skips the walk for most jobs."""
+        ...
+
     def next_wakeup(self, now: float) -> float | None: ...
 
 
@@ -78,12 +83,16 @@ def preemptive_cycle(ctx: CycleContext, snap: Snapshot, now: float, queue: Preem
                 blocked = ctx.blocked
             else:
                 blocked = PendingReason.RESOURCES  # as a try would say: no placement (and no side effect)
-            if _preempt_for(ctx, queue, rec, taken):
+            # without victims, and without power (where another GPU type may draw less), a
+            # preemption walk could only repeat the failed try
+            if (short is None or queue.may_preempt(rec, now)) and _preempt_for(ctx, queue, rec, taken):
                 continue
             ctx.hold(rec, blocked)
             if short is not None and rec.gpus < short.get(gpu_type, _NEVER):
                 short[gpu_type] = rec.gpus
-        if inv.total_free == 0 and next(_eligible(queue.victims(rec, now), taken), None) is None:
+        if inv.total_free == 0 and (
+            not queue.may_preempt(rec, now) or next(_eligible(queue.victims(rec, now), taken), None) is None
+        ):
             break
     wake = queue.next_wakeup(now)
     if wake is not None:

@@ -118,6 +118,10 @@ class LasQueue:
                 return
             yield victim
 
+    def may_preempt(self, rec: JobRecord, now: float) -> bool:
+        running = self._running
+        return bool(running) and running[-1][0] > self.level[rec.job_id]  # the last entry has the highest level
+
     # -- timers ------------------------------------------------------------------------------
     def refresh(self, now: float) -> None:
         if now < self._due_s:

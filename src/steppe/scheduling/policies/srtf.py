@@ -64,6 +64,10 @@ class SrtfQueue:
                 return
             yield victim
 
+    def may_preempt(self, rec: JobRecord, now: float) -> bool:
+        running = self._running
+        return bool(running) and self._end_keys[running[-1].job_id][0] - now > _remaining(rec)
+
     def refresh(self, now: float) -> None:
         """Remaining times of running jobs fall at the same rate: their order never changes."""
 
