@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from hubtest import searchable_root
 from slurm_throwaway import ThrowawaySlurm
-from slurmtest import JOB_PY, Harness, wait_for
 
+from engines.slurmtest import JOB_PY, Harness, wait_for
 from steppe.executors.base import Handle
 from steppe.executors.slurm_submit import marker
 
