@@ -64,5 +64,6 @@ def test_hub_runs_logs_cancels_and_times_out_jobs_through_slurm(slurm_hub: HubPr
     comments = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%k"], env=slurm.env(), capture_output=True,
                               text=True, check=True).stdout.split()  # fmt: skip
     for job in (ok, failing, cancelled, timed_out):  # each ran in Slurm exactly once
-        mark = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())["marker"]
-        assert comments.count(mark) == 1
+        record = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())
+        assert comments.count(record["marker"]) == 1
+        assert t.member.get_job(job.id).engine_job_id == str(record["slurm_id"])  # what `steppe show` prints

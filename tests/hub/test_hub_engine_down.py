@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from steppe.control.harness import LoopHarness
+from steppe.control.views import nodes_view
 from steppe.executors.mock import MockExecutor
 
 
@@ -64,6 +65,7 @@ def test_gpus_the_engines_other_jobs_hold_are_never_booked_twice(tmp_path: Path)
         later = h.submit(gpus=2)
         assert h.step(1.0)
         assert h.loop.state.foreign == {0: 2}  # capped by what is free; the rest once the hub's job ends
+        assert nodes_view(h.loop.state)[0].others == 2  # what `steppe nodes` shows as OTHERS
         assert h.job(later)["state"] == "PENDING" and h.job(later)["reason"] == "Resources"
         ex.end(mine, 0, now=h.clock())
         assert h.step(1.0)

@@ -69,7 +69,8 @@ def job_view(
         reason=row.reason, exit_code=exit_code, gpus=row.gpus, gpu_type=row.gpu_type,
         workload=getattr(row, "workload", None) or "training", alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
         nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
-        devices=[d for _, ids in handle.get("devices", []) for d in ids], walltime_s=row.walltime_s,
+        devices=[d for _, ids in handle.get("devices", []) for d in ids], engine_job_id=handle.get("engine_id"),
+        walltime_s=row.walltime_s,
         submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=None if summary else row.argv,
         command=m.command_preview(row.argv, getattr(row, "script", None)),
         workdir=resolve(row.workdir, row.id), stdout_path=resolve(row.stdout_path, row.id),
@@ -249,7 +250,7 @@ def nodes(hub: HubDep, who: Who) -> list[m.Node]:
     model = hub.reads.model
     tenant = {j.job_id: j.tenant for j in model.running}
     return [
-        m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free,
+        m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free, others=v.others,
                jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org])
         for v in model.nodes
     ]  # fmt: skip

@@ -126,8 +126,9 @@ def serve(
     for item in executor_opt or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}; e.g. conf=/etc/slurm/slurm.conf",
-                                     param_hint="--executor-opt")
+            raise typer.BadParameter(
+                f"expected KEY=VALUE, got {item!r}; e.g. conf=/etc/slurm/slurm.conf", param_hint="--executor-opt"
+            )
         options[key.strip()] = value
     settings = HubSettings(
         data_dir=data_dir.resolve(), db_url=db, policy=policy, cluster=cluster, gpus=gpus, gpu_type=gpu_type,
@@ -322,8 +323,8 @@ def show(job_id: int, as_json: JsonOpt = False) -> None:
 def nodes(as_json: JsonOpt = False) -> None:
     """Nodes and their free GPUs (like sinfo)."""
     items = _client().nodes()
-    rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), ",".join(map(str, n.jobs))] for n in items]
-    _emit(list(items), as_json, ["NODE", "GPU_TYPE", "GPUS", "FREE", "JOBS"], rows)
+    rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))] for n in items]
+    _emit(list(items), as_json, ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"], rows)
 
 
 # -- admin ------------------------------------------------------------------------------------------------

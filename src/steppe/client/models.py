@@ -496,6 +496,7 @@ class Job(BaseModel):
     alloc_gpu_type: str | None = None
     nodes: list[str] = []
     devices: list[int] = []
+    engine_job_id: str | None = None  # the engine's own id of the job (Slurm job id, Ray submission id)
     walltime_s: float
     submit_s: float
     start_s: float | None = None
@@ -535,11 +536,14 @@ class LogChunk(BaseModel):
 
 
 class Node(BaseModel):
+    """A node; ``others``: GPUs held there by jobs the hub did not start (given to its engine directly)."""
+
     name: str
     gpu_type: str
     gpus: int
     free: int
     jobs: list[int]
+    others: int = 0
 
 
 class Gpu(BaseModel):

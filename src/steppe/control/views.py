@@ -90,6 +90,7 @@ class NodeView:
     gpus: int
     free: int
     jobs: list[int]
+    others: int = 0  # GPUs held by jobs the hub did not start
 
 
 def nodes_view(state: HubState) -> list[NodeView]:
@@ -97,9 +98,9 @@ def nodes_view(state: HubState) -> list[NodeView]:
     for rec in state.running.values():
         for node, _ in rec.allocation:
             on_node[node].append(rec.job_id)
-    inv = state.inventory
+    free, others = state.inventory.free, state.foreign
     return [
-        NodeView(n.index, n.name, n.gpu_type.name, n.gpus, inv.free[n.index], sorted(on_node[n.index]))
+        NodeView(n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0))
         for n in state.cluster.nodes
     ]
 

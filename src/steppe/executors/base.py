@@ -32,7 +32,9 @@ from typing import Any, NamedTuple, Protocol
 from steppe.core.records import JobRecord
 
 Handle = dict[str, Any]
-"""An executor's record of a launched job, as JSON (stored with the job)."""
+"""An executor's record of a launched job, as JSON (stored with the job); a remote engine's handle
+carries ``engine_id``, the engine's own job id as text (Slurm's job id, Ray's submission id), which
+``steppe show`` prints."""
 
 
 @dataclass(frozen=True)

@@ -630,12 +630,15 @@ class SlurmExecutor:
         return _Submission(args, script, env, record)
 
     def _handle(self, job: _Job) -> Handle:
-        return {"slurm_job_id": job.slurm_id, "job_id": job.job_id, "start_s": job.start_s, "marker": job.marker,
+        return {"slurm_job_id": job.slurm_id, "engine_id": None if job.slurm_id is None else str(job.slurm_id),
+                "job_id": job.job_id, "start_s": job.start_s, "marker": job.marker,
                 "uid": job.uid, "devices": job.devices}  # fmt: skip
 
     @staticmethod
     def _handle_of(record: dict[str, Any]) -> Handle:
-        return {"slurm_job_id": record.get("slurm_id"), "job_id": record["job_id"], "start_s": record["start_s"],
+        slurm_id = record.get("slurm_id")
+        return {"slurm_job_id": slurm_id, "engine_id": None if slurm_id is None else str(slurm_id),
+                "job_id": record["job_id"], "start_s": record["start_s"],
                 "marker": record["marker"], "uid": record.get("uid"), "devices": []}  # fmt: skip
 
     @staticmethod
