@@ -100,7 +100,9 @@ def nodes_view(state: HubState) -> list[NodeView]:
             on_node[node].append(rec.job_id)
     free, others = state.inventory.free, state.foreign
     return [
-        NodeView(n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0))
+        NodeView(
+            n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0)
+        )
         for n in state.cluster.nodes
     ]
 
