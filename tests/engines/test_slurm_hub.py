@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hubtest import JOB_PY, HubProcess, make_tenant, wait_for
+from hubtest import JOB_PY, HubProcess, make_tenant, searchable_root, wait_for
 from slurm_throwaway import ThrowawaySlurm
 
 from steppe.client import models as m
@@ -67,3 +67,31 @@ def test_hub_runs_logs_cancels_and_times_out_jobs_through_slurm(slurm_hub: HubPr
         record = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())
         assert comments.count(record["marker"]) == 1
         assert t.member.get_job(job.id).engine_job_id == str(record["slurm_id"])  # what `steppe show` prints
+
+
+def test_a_hub_killed_while_slurm_runs_its_jobs_adopts_them_after_a_restart(
+    slurm_hub: HubProcess, slurm: ThrowawaySlurm, tmp_path: Path
+) -> None:
+    """``kill -9`` of the hub with a job running in Slurm and one that ends while the hub is down:
+    the restarted hub follows the first to its end and records the second's exit code; each ran once."""
+    t = make_tenant(slurm_hub, "kaznu")
+    go = searchable_root() / f"go-{tmp_path.name}"  # the job's account can look here (pytest's dirs are 0700)
+    long = t.member.submit(py(t.project, f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.1)"))
+    short = t.member.submit(py(t.project, f"import os, sys, time\nwhile not os.path.exists({str(go)!r}): "
+                                          "time.sleep(0.1)\nsys.exit(4)"))  # fmt: skip
+    wait_for(lambda: all(t.member.get_job(j.id).engine_job_id for j in (long, short)), timeout_s=30,
+             what="both jobs in Slurm")  # fmt: skip
+    engine_ids = {j.id: t.member.get_job(j.id).engine_job_id for j in (long, short)}
+    slurm_hub.kill()
+    go.touch()  # both end while no hub watches
+    slurm_hub.start()
+    done = {j.id: t.member.wait(j.id, timeout_s=60) for j in (long, short)}
+    go.unlink()
+    assert (done[long.id].state, done[long.id].exit_code) == ("COMPLETED", "0:0")
+    assert (done[short.id].state, done[short.id].exit_code) == ("FAILED", "4:0")
+    assert {j: done[j].engine_job_id for j in done} == engine_ids  # adopted, not submitted again
+    comments = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%k"], env=slurm.env(), capture_output=True,
+                              text=True, check=True).stdout.split()  # fmt: skip
+    for job in (long, short):
+        record = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())
+        assert comments.count(record["marker"]) == 1
