@@ -95,3 +95,24 @@ def test_a_hub_killed_while_slurm_runs_its_jobs_adopts_them_after_a_restart(
     for job in (long, short):
         record = json.loads((slurm_hub.data_dir / "slurm" / f"{job.id}.json").read_text())
         assert comments.count(record["marker"]) == 1
+
+
+def test_while_slurmctld_is_down_jobs_wait_with_engine_down_and_start_once_it_is_back(
+    slurm_hub: HubProcess, slurm: ThrowawaySlurm
+) -> None:
+    """The hub learns of the outage from its executor's poller (``hub_engine_up`` 0); from then on a
+    new job waits with ``EngineDown``, and it runs once slurmctld answers again."""
+    t = make_tenant(slurm_hub, "kaznu")
+    metrics = slurm_hub.client()
+    slurm.stop_controller()
+    try:
+        wait_for(lambda: "hub_engine_up 0.0" in metrics.metrics(), timeout_s=60, what="hub_engine_up 0")
+        job = t.member.submit(py(t.project, "print('ran')"))
+        wait_for(lambda: t.member.get_job(job.id).reason == "EngineDown", timeout_s=30, what="reason EngineDown")
+        assert t.member.get_job(job.id).state == "PENDING"
+    finally:
+        slurm.start_controller()
+    done = t.member.wait(job.id, timeout_s=60)
+    assert (done.state, done.exit_code) == ("COMPLETED", "0:0")
+    assert t.member.logs(job.id).data == "ran\n"
+    assert "hub_engine_up 1.0" in metrics.metrics()

@@ -14,7 +14,10 @@
 * with a facility power cap (``steppe serve --power-cap``), ``hub_facility_power_watts`` (PUE x
   (idle fleet + running jobs' added power), as the scheduler counts it), ``hub_facility_power_cap_watts``
   and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap;
-* ``hub_site_info{name,time_zone,jurisdiction}``: the hub's site (``steppe.power.hub_site_facts``).
+* ``hub_site_info{name,time_zone,jurisdiction}``: the hub's site (``steppe.power.hub_site_facts``);
+* ``hub_engine_up``: 1 while the engine that runs the jobs (local, Slurm, Ray) answers, else 0 (jobs
+  then wait with ``EngineDown``); ``hub_gpus_held_by_others``: GPUs on the hub's nodes that jobs it
+  did not start hold (given to its engine directly).
 
 Labels never carry job or user ids. Values come from the read model the loop published after its
 last step (``steppe.control.views``), so a scrape never waits for a scheduling step; the power
@@ -110,6 +113,10 @@ class HubCollector:
             remaining.add_metric([project], s)
         yield remaining
         yield CounterMetricFamily("hub_scheduler_errors", "Scheduler steps that raised", value=snap["errors"])
+        up = 1 if self.loop.executor.reachable() else 0  # the executor's cached answer: it never waits
+        yield GaugeMetricFamily("hub_engine_up", "1 while the engine that runs the jobs answers", value=up)
+        others = sum(v.others for v in self.reads.model.nodes)
+        yield GaugeMetricFamily("hub_gpus_held_by_others", "GPUs held by jobs the hub did not start", value=others)
         if snap["power"] is not None:
             draw_w, cap_w, pue = snap["power"]
             yield GaugeMetricFamily("hub_facility_power_watts", "Facility power drawn (PUE x IT)", value=draw_w)
