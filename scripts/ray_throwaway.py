@@ -149,7 +149,8 @@ class RayHead:
         if self.proc is not None and self.proc.poll() is None:
             raise RayUnavailable("this throwaway Ray head is already running")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env.update(RAY_USAGE_STATS_ENABLED="0", RAY_JOB_STOP_WAIT_TIME_S="3")
+        # no token auth, whatever ~/.ray/auth_token holds (Ray turns it on when that file exists)
+        env.update(RAY_USAGE_STATS_ENABLED="0", RAY_JOB_STOP_WAIT_TIME_S="3", RAY_AUTH_MODE="disabled")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True
@@ -167,9 +168,9 @@ class RayHead:
     def answers(self) -> bool:
         """True when the Job API answers and the head's node has registered its GPUs."""
         with contextlib.suppress(httpx.HTTPError, ValueError):
-            if httpx.get(self.job_api + "/api/version", timeout=2).status_code != 200:
+            if httpx.get(self.job_api + "/api/version", timeout=5).status_code != 200:
                 return False
-            nodes = httpx.get(self.job_api + "/nodes?view=summary", timeout=2).json()
+            nodes = httpx.get(self.job_api + "/nodes?view=summary", timeout=5).json()
             return bool(nodes.get("data", {}).get("summary"))
         return False
 

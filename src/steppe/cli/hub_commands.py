@@ -89,9 +89,11 @@ def serve(
         200000
     ),
     accounts: Annotated[Path | None, typer.Option(help='TOML: [accounts] hub user = "unix account"')] = None,
-    executor: Annotated[str, typer.Option(help="what runs the jobs: local (processes here) or mock (tests)")] = (
-        "local"
-    ),
+    executor: Annotated[
+        str,
+        typer.Option(help="what runs the jobs: local (processes here), ray (a Ray cluster: --executor-opt "
+                     "address=http://HEAD:8265) or mock (tests)"),
+    ] = "local",
     executor_opt: Annotated[
         list[str] | None, typer.Option(help="how to reach the engine, KEY=VALUE (repeatable): conf=/etc/slurm.conf")
     ] = None,

@@ -3,11 +3,11 @@
 The live hub's executors are a registry keyed by name, as policies and trace readers are:
 
 >>> sorted(EXECUTORS)
-['local', 'mock']
+['local', 'mock', 'ray']
 >>> make_executor("slurmish", ExecutorSetup(Path("."), {}, []))
 Traceback (most recent call last):
 ...
-steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock
+steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock, ray
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ def _mock(setup: ExecutorSetup) -> Executor:
     return MockExecutor()
 
 
-EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock}
+def _ray(setup: ExecutorSetup) -> Executor:
+    from steppe.executors.ray import RayExecutor
+
+    return RayExecutor(setup.data_dir, setup.node_names, setup.options, setup.grace_s)
+
+
+EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock, "ray": _ray}
 
 
 def make_executor(name: str, setup: ExecutorSetup) -> Executor:
