@@ -15,10 +15,10 @@ whoever reaches it runs code on the cluster as its workers' account.
 
 >>> check_address("http://10.1.2.3:8265", allow_public=False)
 'http://10.1.2.3:8265'
->>> check_address("http://203.0.113.9:8265", allow_public=False)  # doctest: +ELLIPSIS
+>>> check_address("http://8.8.8.8:8265", allow_public=False)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-steppe.executors.rayapi.RayAddressRefused: Ray address http://203.0.113.9:8265 is public (203.0.113.9); ...
+steppe.executors.rayapi.RayAddressRefused: Ray address http://8.8.8.8:8265 is public (8.8.8.8); ...
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def check_address(address: str, allow_public: bool) -> str:
         raise RayAddressRefused(f"Ray address {address}: cannot resolve {parts.hostname} ({exc})") from None
     for info in infos:
         ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not (ip.is_loopback or ip.is_private) or ip.is_unspecified:
+        if ip.is_global or ip.is_unspecified:  # loopback, private, link-local, documentation: not public
             raise RayAddressRefused(
                 f"Ray address {address} is public ({ip}); Ray's Job API has no authentication, so anyone who "
                 "reaches it runs code on the cluster: use a loopback or private address, or pass "
