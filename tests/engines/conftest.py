@@ -1,8 +1,11 @@
-"""Fixtures for the Slurm executor's tests: a throwaway Slurm cluster (``scripts/slurm_throwaway.py``:
-munged, slurmctld and slurmd of one node with 8 fake H200 GPUs) and an ordinary Unix account for jobs.
+"""Fixtures for the engines' tests: a throwaway Slurm cluster (``scripts/slurm_throwaway.py``:
+munged, slurmctld and slurmd of one node with 8 fake H200 GPUs), an ordinary Unix account for jobs,
+and a throwaway Ray head (``scripts/ray_throwaway.py``: 8 declared H200 GPUs and a custom resource
+``gpu_type:H200`` per GPU; Ray hands out declared GPUs, none are needed).
 
-Both are made once per session and removed whatever happens; a machine without Slurm fails the
-tests (never skips them): ``make services`` installs it.
+Each is made once per session, when a test first needs it, and removed whatever happens (the Ray
+head with every process it started); a machine without Slurm or Ray fails the tests (never skips
+them): ``make`` installs Ray, ``make services`` Slurm.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "hub"))  # hubtest: the hub process helpers
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from ray_throwaway import RayHead, RayUnavailable  # noqa: E402
 from slurm_throwaway import SlurmUnavailable, ThrowawaySlurm, throwaway_slurm  # noqa: E402
+
+HEAD_GPUS = 8
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +49,26 @@ def job_account() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """A running throwaway Ray head (8 declared H200 GPUs) shared by the session."""
+    head = RayHead(HEAD_GPUS, "H200")
+    try:
+        try:
+            head.start()
+        except RayUnavailable as exc:
+            pytest.fail(f"the Ray tests need a Ray head: {exc}", pytrace=False)
+        yield head
+    finally:
+        head.close()
+
+
+@pytest.fixture
+def live_head(ray_head: RayHead) -> RayHead:
+    """The session's head, started again if a test before left it stopped."""
+    if ray_head.proc is None or not ray_head.answers():
+        ray_head.stop()
+        ray_head.start()
+    return ray_head

@@ -6,7 +6,7 @@
 2. load the account map, make the data directory private (``control/datadir.py``), open (and
    migrate) the store named by ``--db`` or ``<data-dir>/steppe.db``;
 3. read the GPU inventory (a cluster file, ``--gpus`` or NVML) and build the executor named by
-   ``--executor`` (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``mock``);
+    ``--executor`` (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``ray``, ``mock``);
 4. the allocation ledger, the governance view (review gate, site, the hub's calendar in its
    site's time zone: ``steppe.power.hub_clock``), with ``--power-cap`` the facility power budget
    and the submission gate's power ceiling, and the meter (``live_meter``: the site's timeline,

@@ -92,8 +92,9 @@ def serve(
     executor: Annotated[
         str,
         typer.Option(
-            help="what runs the jobs: local (processes here), slurm (a Slurm cluster, see docs/executors.md) "
-            "or mock (tests)"
+            help="what runs the jobs: local (processes here), slurm (a Slurm cluster: --executor-opt "
+            "conf=/etc/slurm/slurm.conf), ray (a Ray cluster: --executor-opt address=http://HEAD:8265) or mock "
+            "(tests); see docs/executors.md"
         ),
     ] = "local",
     executor_opt: Annotated[

@@ -3,11 +3,11 @@
 The live hub's executors are a registry keyed by name, as policies and trace readers are:
 
 >>> sorted(EXECUTORS)
-['local', 'mock', 'slurm']
+['local', 'mock', 'ray', 'slurm']
 >>> make_executor("slurmish", ExecutorSetup(Path("."), {}, []))
 Traceback (most recent call last):
 ...
-steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock, slurm
+steppe.core.errors.UnknownNameError: unknown executor 'slurmish'; valid: local, mock, ray, slurm
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ def _slurm(setup: ExecutorSetup) -> Executor:
     return SlurmExecutor(setup.data_dir, setup.node_names, setup.grace_s, setup.accounts, setup.options)
 
 
-EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {"local": _local, "mock": _mock, "slurm": _slurm}
+def _ray(setup: ExecutorSetup) -> Executor:
+    from steppe.executors.ray import RayExecutor
+
+    return RayExecutor(setup.data_dir, setup.node_names, setup.options, setup.grace_s)
+
+
+EXECUTORS: dict[str, Callable[[ExecutorSetup], Executor]] = {
+    "local": _local, "mock": _mock, "ray": _ray, "slurm": _slurm,
+}  # fmt: skip
 
 
 def make_executor(name: str, setup: ExecutorSetup) -> Executor:
