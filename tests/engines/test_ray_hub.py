@@ -41,6 +41,7 @@ def test_hub_runs_cancels_and_fails_jobs_through_ray(ray_hub: HubProcess, live_h
     done = t.member.wait(ok.id, timeout_s=DEADLINE_S)
     assert (done.state, done.exit_code) == ("COMPLETED", "0:0")
     assert t.member.logs(ok.id).data == "hello 2\n"
+    assert done.engine_job_id is not None and done.engine_job_id.startswith("steppe-")  # Ray's submission id
     bad = t.member.wait(failing.id, timeout_s=DEADLINE_S)
     assert (bad.state, bad.reason, bad.exit_code) == ("FAILED", "NonZeroExitCode", "7:0")
     assert t.member.logs(failing.id).data == "bye\n"

@@ -25,7 +25,7 @@ A start is the Ray job ``steppe-<hub id>-<job id>-<start µs>`` (``steppe.execut
 with ``entrypoint_num_gpus`` its GPUs on the node it was given (pinned there with Ray's
 ``node:<ip>`` resource when the hub's node name is a Ray node's host name), the GPU-type
 resource, and a ``runtime_env`` holding only the job's variables and Steppe's ``STEPPE_*``/
-``SLURM_*`` names. The handle (stored with the job) is ``{"submission_id", "job_id", "start_s",
+``SLURM_*`` names. The handle (stored with the job) is ``{"submission_id", "engine_id" (the same), "job_id", "start_s",
 "hub_id"}``; after a crash ``find_launch`` asks Ray for that id, and claims an unknown one with
 a no-op job so that a submission still in flight can never run a requeued job twice.
 
@@ -337,7 +337,7 @@ class RayExecutor:
 
     # -- submissions ---------------------------------------------------------------------------------
     def _handle(self, job_id: int, start_s: float, sid: str) -> Handle:
-        return {"submission_id": sid, "job_id": job_id, "start_s": start_s, "hub_id": self.hub_id}
+        return {"submission_id": sid, "engine_id": sid, "job_id": job_id, "start_s": start_s, "hub_id": self.hub_id}
 
     def _submission(self, rec: JobRecord, launch: Launch) -> tuple[dict[str, Any], _Tracked]:
         """The Ray submission of a start and what the executor tracks of it."""
