@@ -22,7 +22,7 @@ from steppe.twin.deferral import deferral_savings, mark_deferrable
 from steppe.twin.power import DEFAULT_START, PowerSetup, build_power
 from steppe.twin.readers import load_trace
 from steppe.twin.replay import ReplayResult, replay
-from steppe.twin.report import ENERGY_KEYS, SCRIPT_KEYS, full_summary, trace_provenance, write_results
+from steppe.twin.report import full_summary, script_view, trace_provenance, write_results
 from steppe.twin.trace import Trace
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -111,27 +111,6 @@ def _run(
         return replay(tr, cluster, policy, check_invariants=check, progress=progress, power=power, checks=checks)
 
 
-def _script_view(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        *SCRIPT_KEYS,
-        *ENERGY_KEYS,
-        "deferral",
-        "median_jct_s",
-        "p95_jct_s",
-        "mean_bounded_slowdown",
-        "preemptions",
-        "rejected",
-        "unfinished",
-        "policy",
-        "oracle",
-        "cluster",
-        "gpus",
-        "trace",
-        "event_digest",
-    )
-    return {k: summary[k] for k in keys if k in summary}
-
-
 def simulate(
     trace: TraceOpt,
     cluster: ClusterOpt = "hub-sample",
@@ -192,7 +171,7 @@ def simulate(
             result.energy.write_csvs(out, result.policy)
             plot_power(result, out / f"{result.policy}-power.png")
     if as_json:
-        view = _script_view(summary)
+        view = script_view(summary)
         view["trace_provenance"] = trace_provenance(tr)
         typer.echo(json.dumps(view, indent=2, sort_keys=True))
         return
@@ -252,7 +231,7 @@ def compare(
             write_results(res, tr, out)
         plot_path = plot_comparison(results, out / "compare.png")
     if as_json:
-        typer.echo(json.dumps({r.policy: _script_view(r.summary) for r in results}, indent=2, sort_keys=True))
+        typer.echo(json.dumps({r.policy: script_view(r.summary) for r in results}, indent=2, sort_keys=True))
         return
     console.print(summary_table([r.summary for r in results], f"{tr.source} on {results[0].summary['cluster']}"))
     if results[0].energy is not None:
