@@ -13,7 +13,10 @@ the same parsed trace, and prints the wall time of each run:
    start is timed apart): its overhead per replay against (2).
 
 Each run's rows are checked to equal the first's (all but ``wall_s``). A shared machine is
-noisy: the figures of one run are comparable with each other, less with another day's.
+noisy: the figures of one run are comparable with each other, less with another day's. The CPU
+seconds of runs (1) and (2) (this process and its worker processes) tell the work the pool adds
+from what other users' load takes: if they match, the workers did no more work than one
+process, and a speed-up short of the worker count is time the machine gave to others.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -62,11 +66,12 @@ def main() -> None:
     print(f"   {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start (a shared machine is noisy)")
 
     def timed(label: str, backend: Backend) -> tuple[float, list[dict[str, Any]]]:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_s()
         rows = run_sweep(sweep, trace, backend)
-        wall = time.perf_counter() - t
+        wall, used = time.perf_counter() - t, cpu_s() - cpu
         busy = sum(row["wall_s"] for row in rows)
-        print(f"{label:>24}: {wall:7.1f} s wall, replays' own time {busy:7.1f} s, {wall / n:5.2f} s per replay")
+        cpu_text = f"CPU {used:7.1f} s" if not isinstance(backend, RayBackend) else "CPU in Ray's workers"
+        print(f"{label:>24}: {wall:7.1f} s wall, {cpu_text}, replays' own wall time {busy:7.1f} s")
         return wall, rows
 
     one_s, baseline = timed("1 worker (this process)", InProcessBackend())
@@ -88,6 +93,13 @@ def main() -> None:
         ray.shutdown()
     print(f"   Ray's overhead against {args.workers} worker processes: {(ray_s - many_s) / n:+.2f} s per replay "
           f"({ray_s / many_s:.2f}x the wall time); speed-up over 1 worker {one_s / ray_s:.2f}x")  # fmt: skip
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and its ended children (the pool's workers, once it closed)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def same(baseline: list[dict[str, Any]], rows: list[dict[str, Any]], label: str) -> None:

@@ -63,9 +63,11 @@ class ProcessBackend:
     workers: int
 
     def run(self, trace: Trace, points: list[SweepPoint], options: ReplayOptions, on_done: OnDone) -> list[Row]:
+        workers = min(self.workers, len(points))
+        if workers <= 1:  # one point (or one worker): a pool would only add its start
+            return InProcessBackend().run(trace, points, options, on_done)
         # spawn, not fork: a fork of a process with threads (a progress bar's, Ray's) may hang
         context = multiprocessing.get_context("spawn")
-        workers = min(self.workers, len(points))
         rows: list[Row | None] = [None] * len(points)
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_keep_trace, initargs=(trace,)) as pool:
             futures: dict[Future[Row], int] = {
