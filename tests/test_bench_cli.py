@@ -11,7 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", ["replay_bench.py", "hub_bench.py"])
+@pytest.mark.parametrize("script", ["replay_bench.py", "hub_bench.py", "sweep_bench.py"])
 def test_help_prints_usage(script: str) -> None:
     out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command("simulate")(twin_commands.simulate)
 app.command("compare")(twin_commands.compare)
+app.command("sweep")(twin_commands.sweep)
 hub_commands.register(app)
 
 

@@ -150,3 +150,37 @@ def tenant_energy_table(tenants: Sequence[dict[str, Any]], hub: dict[str, Any]) 
         )
     table.add_row("(idle)", f"{hub.get('idle_it_energy_kwh', 0) / 1e3:,.2f}", "", "", "", "")
     return table
+
+
+_SWEEP_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("jobs", "jobs", "int"),
+    ("mean JCT", "mean_jct_s", "dur"),
+    ("p99 JCT", "p99_jct_s", "dur"),
+    ("mean wait", "mean_wait_s", "dur"),
+    ("p99 wait", "p99_wait_s", "dur"),
+    ("util.", "utilization", "pct"),
+    ("facility MWh", "facility_energy_kwh", "mwh"),
+    ("cap viol.", "power_cap_violations", "int"),
+    ("replay", "wall_s", "secs"),
+)
+
+
+def sweep_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
+    """One row per replay of a sweep, in the sweep's order; energy columns only when a replay metered power."""
+    table = Table(title=title)
+    for col in ("cluster", "GPUs", "policy", "power cap", "site"):
+        table.add_column(col, justify="right" if col == "GPUs" else "left")
+    columns = [c for c in _SWEEP_COLUMNS if any(row.get(c[1]) is not None for row in rows)]
+    for label, _, _ in columns:
+        table.add_column(label, justify="right")
+    for row in rows:
+        policy = f"{row['policy']} (oracle)" if row.get("oracle") else str(row["policy"])
+        point = (
+            str(row["cluster"]),
+            _fmt(row.get("gpus"), "int"),
+            policy,
+            row["power_cap"] or "none",
+            row["site"] or "none",
+        )
+        table.add_row(*point, *(_efmt(row.get(key), kind) for _, key, kind in columns))
+    return table

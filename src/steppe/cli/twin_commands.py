@@ -1,4 +1,4 @@
-"""``steppe simulate`` and ``steppe compare``: replay a trace through the twin."""
+"""``steppe simulate``, ``steppe compare`` and ``steppe sweep``: replay a trace through the twin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from steppe.cli.render import energy_table, print_notes, summary_table, tenant_energy_table, tenant_table
+from steppe.cli.render import (
+    energy_table,
+    print_notes,
+    summary_table,
+    sweep_table,
+    tenant_energy_table,
+    tenant_table,
+)
 from steppe.core.cluster_config import load_cluster
 from steppe.core.units import parse_duration, parse_power
 from steppe.energy.signals import TimelineSignal
@@ -22,7 +29,10 @@ from steppe.twin.deferral import deferral_savings, mark_deferrable
 from steppe.twin.power import DEFAULT_START, PowerSetup, build_power
 from steppe.twin.readers import load_trace
 from steppe.twin.replay import ReplayResult, replay
-from steppe.twin.report import ENERGY_KEYS, SCRIPT_KEYS, full_summary, trace_provenance, write_results
+from steppe.twin.report import full_summary, script_view, trace_provenance, write_results
+from steppe.twin.sweep_config import SweepInputError, load_checked_trace, sweep_from_inputs
+from steppe.twin.sweep_output import sweep_json, write_sweep_outputs
+from steppe.twin.sweep_run import choose_backend, run_sweep
 from steppe.twin.trace import Trace
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -111,27 +121,6 @@ def _run(
         return replay(tr, cluster, policy, check_invariants=check, progress=progress, power=power, checks=checks)
 
 
-def _script_view(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        *SCRIPT_KEYS,
-        *ENERGY_KEYS,
-        "deferral",
-        "median_jct_s",
-        "p95_jct_s",
-        "mean_bounded_slowdown",
-        "preemptions",
-        "rejected",
-        "unfinished",
-        "policy",
-        "oracle",
-        "cluster",
-        "gpus",
-        "trace",
-        "event_digest",
-    )
-    return {k: summary[k] for k in keys if k in summary}
-
-
 def simulate(
     trace: TraceOpt,
     cluster: ClusterOpt = "hub-sample",
@@ -192,7 +181,7 @@ def simulate(
             result.energy.write_csvs(out, result.policy)
             plot_power(result, out / f"{result.policy}-power.png")
     if as_json:
-        view = _script_view(summary)
+        view = script_view(summary)
         view["trace_provenance"] = trace_provenance(tr)
         typer.echo(json.dumps(view, indent=2, sort_keys=True))
         return
@@ -252,7 +241,7 @@ def compare(
             write_results(res, tr, out)
         plot_path = plot_comparison(results, out / "compare.png")
     if as_json:
-        typer.echo(json.dumps({r.policy: _script_view(r.summary) for r in results}, indent=2, sort_keys=True))
+        typer.echo(json.dumps({r.policy: script_view(r.summary) for r in results}, indent=2, sort_keys=True))
         return
     console.print(summary_table([r.summary for r in results], f"{tr.source} on {results[0].summary['cluster']}"))
     if results[0].energy is not None:
@@ -260,3 +249,107 @@ def compare(
     print_notes(console, trace_provenance(tr))
     if out is not None:
         console.print(f"results and plot written to {plot_path}")
+
+
+def sweep(
+    trace: Annotated[
+        str | None, typer.Option("--trace", help="FORMAT:PATH (philly, swf, alibaba, csv, synthetic) or philly-sample")
+    ] = None,
+    clusters: Annotated[
+        str | None,
+        typer.Option("--clusters", help="comma-separated clusters: TOML files, bundled names, NODESxGPUS:TYPE"),
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option("--policies", help="comma-separated policies (default fifo,easy-backfill,multifactor,las)"),
+    ] = None,
+    power_caps: Annotated[
+        str | None, typer.Option("--power-caps", help="comma-separated facility caps, 'none' for no cap: none,500kW")
+    ] = None,
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="comma-separated sites, 'none' for no site (a capped point: astana)")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with any of these options (the command line wins)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: the CPU count)")] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray", help="run on Ray: auto, local, HOST:PORT or ray://HOST:PORT (default: $RAY_ADDRESS if set)"
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory for sweep.csv, sweep.json and sweep.png")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a list, one object per replay (for scripts)")] = False,
+    limit: LimitOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="seed for synthetic traces and weather noise")] = None,
+    walltime_factor: Annotated[
+        float | None, typer.Option("--walltime-factor", help="walltime = runtime x factor")
+    ] = None,
+    walltime_round: Annotated[
+        float | None, typer.Option("--walltime-round", help="derived walltime rounded up to (seconds)")
+    ] = None,
+    power_policy: Annotated[
+        str | None, typer.Option("--power-policy", help="under a cap: 'cap' (lower GPU caps first) or 'hold'")
+    ] = None,
+    cap_floor: Annotated[
+        float | None, typer.Option("--cap-floor", help="lowest per-job GPU cap, fraction of TDP")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="calendar time of t=0 at the site, whole hour")] = None,
+    check_invariants: Annotated[
+        bool | None, typer.Option("--check-invariants/--no-check-invariants", help="check invariants (default on)")
+    ] = None,
+) -> None:
+    """Replay one trace at every point of clusters x policies x power caps x sites, in parallel worker
+    processes or on Ray; a table, and with --out a CSV, a JSON list and a PNG of JCT and wait against GPUs."""
+    if workers is not None and workers < 1:
+        raise SweepInputError(f"--workers: expected at least 1, got {workers} (e.g. --workers 4)")
+    if ray_address is not None and not ray_address.strip():
+        raise SweepInputError("--ray: an empty address (e.g. --ray auto, --ray local or --ray 10.0.0.5:6379)")
+    plan = sweep_from_inputs(
+        {
+            "trace": trace,
+            "clusters": clusters,
+            "policies": policies,
+            "power_caps": power_caps,
+            "sites": sites,
+            "limit": limit,
+            "seed": seed,
+            "walltime_factor": walltime_factor,
+            "walltime_round": walltime_round,
+            "power_policy": power_policy,
+            "cap_floor": cap_floor,
+            "start": start,
+            "check_invariants": check_invariants,
+        },
+        config,
+    )
+    backend = choose_backend(workers, ray_address)
+    tr = load_checked_trace(plan)
+    total = len(plan.points())
+    if as_json:
+        rows = run_sweep(plan, tr, backend)
+    else:
+        with Progress(
+            TextColumn("[bold]sweep[/bold]"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} replays"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("sweep", total=total)
+
+            def progress(done: int, _total: int) -> None:
+                bar.update(task, completed=done)
+
+            rows = run_sweep(plan, tr, backend, progress)
+    if out is not None:
+        write_sweep_outputs(rows, out)
+    if as_json:
+        typer.echo(sweep_json(rows))
+        return
+    console.print(sweep_table(rows, f"{tr.source}: {total} replays"))
+    print_notes(console, trace_provenance(tr))
+    if out is not None:
+        console.print(f"sweep.csv, sweep.json and sweep.png written to {out}/")

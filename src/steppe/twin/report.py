@@ -29,6 +29,29 @@ ENERGY_KEYS = (
     "power_scheduling",
 )
 SCRIPT_KEYS = ("jobs", "mean_jct_s", "p99_jct_s", "mean_wait_s", "utilization", "makespan_s", "jain_index", "wall_s")
+SCRIPT_VIEW_KEYS = (
+    *SCRIPT_KEYS,
+    *ENERGY_KEYS,
+    "deferral",
+    "median_jct_s",
+    "p95_jct_s",
+    "mean_bounded_slowdown",
+    "preemptions",
+    "rejected",
+    "unfinished",
+    "policy",
+    "oracle",
+    "cluster",
+    "gpus",
+    "trace",
+    "event_digest",
+)
+"""What ``steppe simulate --json`` prints of a summary (with ``trace_provenance`` beside it)."""
+
+
+def script_view(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's keys scripts rely on (``SCRIPT_VIEW_KEYS``), those it has."""
+    return {k: summary[k] for k in SCRIPT_VIEW_KEYS if k in summary}
 
 
 def trace_provenance(trace: Trace) -> dict[str, Any]:
