@@ -31,7 +31,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from ray_throwaway import free_port, throwaway_ray  # noqa: E402
+from free_ports import free_ports  # noqa: E402
+from ray_throwaway import throwaway_ray  # noqa: E402
 
 from steppe.client import HubClient  # noqa: E402
 from steppe.client import models as m  # noqa: E402
@@ -51,7 +52,7 @@ def ray_states(api: str) -> dict[str, str]:
 
 
 def start_hub(api: str, gpus: int, data: Path) -> tuple[subprocess.Popen[bytes], HubClient, str]:
-    port = free_port()
+    (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-c", ENTRY, "serve", "--port", str(port), "--data-dir", str(data), "--gpus", str(gpus),
            "--gpu-type", "H200", "--no-review-gate", "--single-user", "--executor", "ray",

@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from free_ports import free_ports
 
 START_TIMEOUT_S = 120.0
 """A head starts in 5-15 s on an idle machine; a loaded 2-core one may take several times that."""
@@ -55,12 +55,6 @@ def ray_binary() -> Path:
     if not found.exists():
         raise RayUnavailable(f"no 'ray' command next to {sys.executable}: install the engines extra (make)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -116,11 +110,13 @@ class RayHead:
     def __init__(self, gpus: int, gpu_type: str, cpus: int = 1, object_store_mb: int = 80) -> None:
         self.gpus, self.gpu_type, self.cpus, self.object_store_mb = gpus, gpu_type, cpus, object_store_mb
         self.base = Path(tempfile.mkdtemp(prefix="sr-", dir="/tmp"))
-        self.gcs_port, self.dashboard_port = free_port(), free_port()
-        self.other_ports = {name: free_port() for name in (
+        names = (
             "--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
             "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
-            "--ray-client-server-port")}  # fmt: skip
+            "--ray-client-server-port",
+        )  # fmt: skip
+        self.gcs_port, self.dashboard_port, *others = free_ports(2 + len(names))
+        self.other_ports = dict(zip(names, others, strict=True))
         self.job_api = f"http://127.0.0.1:{self.dashboard_port}"
         self.gcs_address = f"127.0.0.1:{self.gcs_port}"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from free_ports import free_ports
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
 PACKAGES = ("slurm-wlm", "munge")
@@ -75,17 +77,6 @@ def ensure_installed() -> dict[str, str]:
         if _missing():
             raise SlurmUnavailable(f"apt-get installed {' '.join(PACKAGES)} but {', '.join(_missing())} is missing")
     return {name: str(_sbin(name)) for name in (*DAEMONS, *COMMANDS)}
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def slurm_conf(base: Path, node: str, gpus: int, gpu_type: str, ports: list[int], cpus: int) -> str:
@@ -305,7 +296,7 @@ def throwaway_slurm(
             (base / sub).mkdir(mode=0o755)
         for i in range(gpus):
             (base / "dev" / f"nvidia{i}").touch()
-        ports = _free_ports(2)
+        ports = free_ports(2)
         cluster.conf.write_text(slurm_conf(base, cluster.node, gpus, gpu_type, ports, cpus))
         last = f"[0-{gpus - 1}]" if gpus > 1 else "0"
         (base / "gres.conf").write_text(

@@ -53,13 +53,19 @@ def job_account() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
-    """A running throwaway Ray head (8 declared H200 GPUs) shared by the session."""
+    """A running throwaway Ray head (8 declared H200 GPUs) shared by the session. A start that fails
+    is tried once more on new ports (another process may take a chosen port before Ray binds it)."""
     head = RayHead(HEAD_GPUS, "H200")
     try:
         try:
             head.start()
-        except RayUnavailable as exc:
-            pytest.fail(f"the Ray tests need a Ray head: {exc}", pytrace=False)
+        except RayUnavailable:
+            head.close()
+            head = RayHead(HEAD_GPUS, "H200")
+            try:
+                head.start()
+            except RayUnavailable as exc:
+                pytest.fail(f"the Ray tests need a Ray head: {exc}", pytrace=False)
         yield head
     finally:
         head.close()
