@@ -90,6 +90,24 @@ def test_a_memoised_multifactor_cycle_ends_when_fair_share_is_recalculated() -> 
     assert hub.cycle(310.0).reasons == full.reasons  # the memo of t=200 is not reused
 
 
+def test_a_memoised_multifactor_cycle_walks_arrivals_in_priority_order_not_arrival_order() -> None:
+    """On 8 GPUs, a 6-GPU job runs and a 3-GPU head waits (2 free). Tenant a's 1-GPU job arrives,
+    then tenant b's 2-GPU job, which b's unused fair share puts ahead of it. A full cycle looks at
+    b's job first (2 fit; held by review) and starts a's; walked in arrival order, a's would start
+    first and b's, no longer fitting, would keep no reason."""
+    gate = Gate()
+    hub = Hub(Cluster.uniform(1, 8, "H100"), "multifactor", checks=(*DEFAULT_CHECKS, gate))
+    hub.run(job(1, 6, runtime=3600.0, tenant="a"))
+    hub.submit(job(2, 3, runtime=60.0, tenant="a"), at=0.0)
+    hub.step(0.0)
+    assert hub.state.jobs[2].reason is PendingReason.RESOURCES  # the head; the cycle is memoised
+    hub.submit(job(3, 1, runtime=60.0, tenant="a"), job(4, 2, runtime=60.0, tenant="b"), at=0.0)
+    full = make_policy("multifactor", checks=(*DEFAULT_CHECKS, gate)).schedule(hub.state, 0.0)
+    assert full.reasons == {4: PendingReason.AWAITING_REVIEW} and hub.started(full) == [3]
+    incremental = hub.cycle(0.0)
+    assert incremental.reasons == full.reasons and hub.started(incremental) == [3]
+
+
 def test_a_deferred_job_starts_at_its_begin_time_while_the_head_is_blocked() -> None:
     class StepSignal:
         def mean_over(self, t0: float, t1: float) -> float:  # cleaner between 02:00 and 06:00

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cmp_to_key
 from itertools import islice
 
 from steppe.core.job import JobState, PendingReason
@@ -294,6 +295,8 @@ class OrderedCycle:
             return self._full(snap, now)
         if arrivals:
             memo.max_seq = max(r.seq for r in arrivals)
+            if precedes is not None and len(arrivals) > 1:  # walk them in the queue's order, as a full cycle
+                arrivals.sort(key=cmp_to_key(lambda a, b: -1 if precedes(a, b, now) else 1))
         decides = bool(arrivals) and self.backfill and not (memo.depth_hit and not self.refresh_s)
         if decides and not memo.depth_hit:  # a full cycle examines arrivals only up to the depth
             if len(arrivals) > memo.room:
