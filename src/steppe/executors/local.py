@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from steppe.core.text import text_problem
 from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
 from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
+from steppe.executors.proclist import command_lines
 from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
 
 if TYPE_CHECKING:
@@ -436,14 +437,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def wrapper_pids(job_dir: Path) -> list[int]:
     """Live wrapper processes launched for ``job_dir`` (found by their command line)."""
     needle = b"--job-dir\x00" + str(job_dir).encode() + b"\x00"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in cmdline and b"steppe.executors.wrapper" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, line in command_lines() if needle in line and b"steppe.executors.wrapper" in line]

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 from steppe.core.errors import SteppeError
 from steppe.executors.accounts import AccountMap, running_as_root
 from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
+from steppe.executors.proclist import command_lines
 from steppe.executors.safefile import open_no_symlinks
 from steppe.executors.slurm_cli import (
     SIGNAL_OF_STATE,
@@ -742,14 +743,4 @@ def _owned_file(path: str, uid: int | None) -> tuple[int, int] | None:
 def sbatch_pids(mark: str) -> list[int]:
     """Live ``sbatch`` processes submitting the start ``mark`` names (found by their command line)."""
     needle = f"--comment={mark}\x00".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in cmdline and b"sbatch" in cmdline.split(b"\x00", 1)[0]:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, line in command_lines() if needle in line and b"sbatch" in line.split(b"\x00", 1)[0]]
