@@ -96,14 +96,8 @@ class RayJobApi:
 
     def job(self, submission_id: str) -> dict[str, Any] | None:
         """One job's details, or None if Ray does not know it."""
-        try:
-            resp = self._http.get(f"/api/jobs/{submission_id}")
-        except httpx.HTTPError as exc:
-            raise RayUnreachable(f"Ray head {self.address} did not answer: {exc}") from None
-        if resp.status_code == 404:
-            return None
-        self._check(resp, "job details")
-        return dict(resp.json())
+        resp = self._known("GET", f"/api/jobs/{submission_id}", "job details")
+        return None if resp is None else dict(resp.json())
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job the head's job table holds (all submitters, all states)."""
@@ -111,14 +105,8 @@ class RayJobApi:
 
     def stop(self, submission_id: str) -> bool:
         """Ask Ray to stop a job (SIGTERM, SIGKILL after its ``RAY_JOB_STOP_WAIT_TIME_S``); False if it had ended."""
-        try:
-            resp = self._http.post(f"/api/jobs/{submission_id}/stop")
-        except httpx.HTTPError as exc:
-            raise RayUnreachable(f"Ray head {self.address} did not answer: {exc}") from None
-        if resp.status_code == 404:
-            return False
-        self._check(resp, "stop")
-        return bool(resp.json().get("stopped", False))
+        resp = self._known("POST", f"/api/jobs/{submission_id}/stop", "stop")
+        return resp is not None and bool(resp.json().get("stopped", False))
 
     def logs(self, submission_id: str) -> str:
         """The driver's log so far (stdout and stderr together, as Ray records them)."""
@@ -150,6 +138,17 @@ class RayJobApi:
             return resp.json()
         except ValueError:
             raise RayRefused(f"Ray head {self.address}{path}: not JSON: {resp.text[:200]!r}") from None
+
+    def _known(self, method: str, path: str, what: str) -> httpx.Response | None:
+        """The answer about one job; None when Ray does not know the job (HTTP 404)."""
+        try:
+            resp = self._http.request(method, path)
+        except httpx.HTTPError as exc:
+            raise RayUnreachable(f"Ray head {self.address} did not answer: {exc}") from None
+        if resp.status_code == 404:
+            return None
+        self._check(resp, what)
+        return resp
 
     def _check(self, resp: httpx.Response, what: str) -> None:
         if resp.status_code in (502, 503, 504):
