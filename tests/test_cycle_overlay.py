@@ -27,7 +27,7 @@ def fingerprint(state: HubState, now: float) -> tuple[Any, ...]:
     inv = state.inventory
     return (
         list(inv.free),
-        dict(inv.free_by_type),
+        dict(inv.free_by_pool),
         inv.total_free,
         {t: list(index) for t, index in inv.index.items()},
         {j: (r.state, r.reason, r.allocation, r.cap_fraction, r.power_w, r.epoch) for j, r in state.jobs.items()},
@@ -185,7 +185,7 @@ def test_the_overlay_answers_as_the_inventory_would(ops: list[tuple[int, int]]) 
             view.release(((node, -g),))
             expect.release(((node, -g),))
     assert (list(base.free), {t: list(i) for t, i in base.index.items()}) == frozen  # never written
-    assert view.total_free == expect.total_free and view.free_by_type == expect.free_by_type
+    assert view.total_free == expect.total_free and view.free_by_pool == expect.free_by_pool
     assert [view.free_on(n) for n in range(6)] == expect.free
     for g in range(1, 10):
         assert view.best_fit_node("H100", g) == expect.best_fit_node("H100", g)

@@ -39,7 +39,7 @@ def test_a_step_publishes_one_frozen_model_and_earlier_models_stay_whole(tmp_pat
     assert [j.job_id for j in first.running] == [a] and [j.job_id for j in first.pending] == [b]
     assert first.pending[0].reason is PendingReason.RESOURCES
     assert [(n.free, n.jobs) for n in first.nodes] == [(1, [a])]
-    assert first.counters.running == 1 and first.counters.gpus == {"H100": (3, 1)}
+    assert first.counters.running == 1 and first.counters.gpus == {("", "H100"): (3, 1)}
     assert first.pending_by_reason == {"Resources": 1}
     h.executor.end(a, 0)
     h.step(5.0)
@@ -84,7 +84,8 @@ def test_estimated_starts_come_from_the_model_alone() -> None:
         PendingJob(4, "t", "t/p", PendingReason.PRIORITY, 8, "H100", 60.0, None),
         PendingJob(5, "t", "t/p", PendingReason.AWAITING_REVIEW, 1, None, 60.0, "no review"),
     )
-    model = ReadModel(step=1, time_s=0.0, running=running, pending=pending, free_by_type={"H100": 0}, types=("H100",))
+    pools = {None: ("H100",), "H100": ("H100",)}
+    model = ReadModel(step=1, time_s=0.0, running=running, pending=pending, free_by_pool={"H100": 0}, pools_of=pools)
     assert estimate(model) == [
         QueueEntry(3, 1, "Resources", 100.0), QueueEntry(4, 2, "Priority", 3700.0),
         QueueEntry(5, 3, "AwaitingReview", None),
@@ -164,11 +165,11 @@ def test_reads_answer_while_the_loop_is_blocked_inside_a_step(
     assert [j["id"] for j in queue["items"]] == [a] and queue["items"][0]["state"] == "RUNNING"
     assert [(n["free"], n["jobs"]) for n in nodes] == [(1, [a])]
     assert detail["state"] == "RUNNING"
-    assert 'hub_gpus{gpu_type="H100",state="free"} 1.0' in metrics and "hub_running_jobs 1.0" in metrics
+    assert 'hub_gpus{gpu_type="H100",site="astana",state="free"} 1.0' in metrics and "hub_running_jobs 1.0" in metrics
     executor.release.set()
     _wait(lambda: hub.reads.model.step > before.step, "the blocked step to publish")
     after = hub.reads.model
-    assert sorted(j.job_id for j in after.running) == [a, b] and after.counters.gpus == {"H100": (4, 0)}
+    assert sorted(j.job_id for j in after.running) == [a, b] and after.counters.gpus == {("", "H100"): (4, 0)}
     assert [(n.free, n.jobs) for n in after.nodes] == [(0, [a, b])]
 
 

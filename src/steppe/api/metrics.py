@@ -3,7 +3,8 @@
 * ``hub_queue_pending_jobs{reason}``: pending jobs by pending reason (gauge);
 * ``hub_running_jobs``: running jobs (gauge);
 * ``hub_jobs_total{state}``: transitions into each state over the hub's life (counter);
-* ``hub_gpus{gpu_type,state}``: GPUs ``allocated`` and ``free`` (gauge);
+* ``hub_gpus{site,gpu_type,state}``: GPUs ``allocated`` and ``free`` per site and GPU type (gauge);
+  a one-site hub's site is its ``--site``;
 * ``hub_gpu_allocated_seconds_total{project,gpu_type}``: GPU-seconds metered (counter);
 * ``hub_it_energy_kwh_total{project}``, ``hub_facility_energy_kwh_total{project}``,
   ``hub_carbon_kg_total{project}``, ``hub_energy_cost_kzt_total{project}``: the meter's energy,
@@ -90,10 +91,13 @@ class HubCollector:
         for st, n in sorted(snap["entered"].items()):
             entered.add_metric([st], n)
         yield entered
-        gpus = GaugeMetricFamily("hub_gpus", "GPUs by type, allocated or free", labels=["gpu_type", "state"])
-        for t, (used, free) in sorted(snap["gpus"].items()):
-            gpus.add_metric([t, "allocated"], used)
-            gpus.add_metric([t, "free"], free)
+        gpus = GaugeMetricFamily(
+            "hub_gpus", "GPUs by site and type, allocated or free", labels=["site", "gpu_type", "state"]
+        )
+        hub_site = self.loop.governance.site
+        for (site, t), (used, free) in sorted(snap["gpus"].items()):
+            gpus.add_metric([site or hub_site, t, "allocated"], used)
+            gpus.add_metric([site or hub_site, t, "free"], free)
         yield gpus
         charged = CounterMetricFamily(
             "hub_gpu_allocated_seconds", "GPU-seconds charged to projects", labels=["project", "gpu_type"]

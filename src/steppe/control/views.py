@@ -15,10 +15,10 @@ Example: step 41 starts job 7 and queues job 9; after it, ``publisher.model.step
 that read the model before the swap sees step 40's view in full.
 
 **Estimated start.** Walk the pending queue in the policy's order and place each job, on paper,
-at the earliest time enough GPUs of its type are free, assuming every running job runs to its
-walltime limit and the jobs ahead start in order (the backfill reservation's shadow-time walk,
-continued down the queue). For a FIFO-ordered policy this is an upper bound: backfill can only
-start a job earlier. Jobs held by a limit (``QOSGrpGRES``, ``AssocGrpGRESMinutes``,
+at the earliest time enough GPUs of its type are free in one pool (one site's GPUs of that type),
+assuming every running job runs to its walltime limit and the jobs ahead start in order (the
+backfill reservation's shadow-time walk, continued down the queue). For a FIFO-ordered policy
+this is an upper bound: backfill can only start a job earlier. Jobs held by a limit (``QOSGrpGRES``, ``AssocGrpGRESMinutes``,
 ``ReqNodeNotAvail``, ...) have no estimate (null), and neither do jobs past the first
 ``estimate_depth`` in the queue.
 
@@ -91,6 +91,7 @@ class NodeView:
     free: int
     jobs: list[int]
     others: int = 0  # GPUs held by jobs the hub did not start
+    site: str = ""  # "" in a hub that names no site
 
 
 def nodes_view(state: HubState) -> list[NodeView]:
@@ -101,7 +102,8 @@ def nodes_view(state: HubState) -> list[NodeView]:
     free, others = state.inventory.free, state.foreign
     return [
         NodeView(
-            n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0)
+            n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0),
+            n.site,
         )
         for n in state.cluster.nodes
     ]
@@ -126,6 +128,8 @@ class RunningJob:
     end_s: float  # its walltime limit
     gpus: int
     gpu_type: str
+    pool: str = ""  # its site's GPUs of its type ("H100", "astana/H100")
+    site: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,7 @@ class Counters:
 
     running: int = 0
     entered: Mapping[str, int] = field(default_factory=_empty)  # transitions into each state over the hub's life
-    gpus: Mapping[str, tuple[int, int]] = field(default_factory=_empty)  # type -> (allocated, free)
+    gpus: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=_empty)  # (site, type) -> (allocated, free)
     charged: Mapping[tuple[str, str], float] = field(default_factory=_empty)  # (project, type) -> GPU-seconds
     remaining: Mapping[str, float] = field(
         default_factory=_empty
@@ -166,8 +170,8 @@ class ReadModel:
     pending: tuple[PendingJob, ...] = ()  # in the policy's order
     nodes: tuple[NodeView, ...] = ()
     counters: Counters = field(default_factory=Counters)
-    free_by_type: Mapping[str, int] = field(default_factory=_empty)
-    types: tuple[str, ...] = ()
+    free_by_pool: Mapping[str, int] = field(default_factory=_empty)
+    pools_of: Mapping[str | None, tuple[str, ...]] = field(default_factory=_empty)  # GPU type (None: any) -> pools
     estimate_depth: int = 200
 
     @cached_property
@@ -194,24 +198,24 @@ class ReadModel:
 
 def estimate(model: ReadModel) -> list[QueueEntry]:
     """Pending jobs in priority order with estimated starts (see **Estimated start**), from a read model."""
-    events: dict[str, SortedList] = {t: SortedList() for t in model.types}  # (time, +gpus freed)
+    pools = model.pools_of.get(None, ())
+    events: dict[str, SortedList] = {p: SortedList() for p in pools}  # (time, +gpus freed)
     for r in model.running:
-        events[r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
-    free = dict(model.free_by_type)
+        events[r.pool or r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
+    free = dict(model.free_by_pool)
     t0 = model.time_s
     out: list[QueueEntry] = []
     for pos, job in enumerate(model.pending, start=1):
         est: float | None = None
         if pos <= model.estimate_depth and job.reason not in _NO_ESTIMATE:
             best: tuple[float, str] | None = None
-            types = model.types if job.gpu_type is None else (job.gpu_type,) if job.gpu_type in free else ()
-            for t in types:
+            for t in model.pools_of.get(job.gpu_type, ()):
                 at = _earliest(events[t], free[t], t0, job.gpus)
                 if at is not None and (best is None or at < best[0]):
                     best = (at, t)
             if best is not None:
                 est, t = best
-                for tt in model.types:  # advance every type's clock to est: the jobs ahead start in order
+                for tt in pools:  # advance every pool's clock to est: the jobs ahead start in order
                     span = events[tt].irange((t0, _INF), (est, _INF), inclusive=(False, True))
                     free[tt] += sum(g for _, g in span)
                 t0 = est
@@ -263,10 +267,12 @@ class ReadModelPublisher:
         """Build the model of the loop's state now (on the loop's thread) and swap it in."""
         loop, state = self.loop, self.loop.state
         now = loop.clock()
+        inv = state.inventory
         running = sorted(state.running.values(), key=lambda r: r.last_start_s)
         end_of = {job_id: end for end, job_id in state.running_by_end}
         run_view = tuple(
-            RunningJob(r.job_id, r.spec.tenant, r.spec.project, end_of.get(r.job_id, now), r.gpus, r.gpu_type or "")
+            RunningJob(r.job_id, r.spec.tenant, r.spec.project, end_of.get(r.job_id, now), r.gpus, r.gpu_type or "",
+                       r.pool, inv.pool_site.get(r.pool, ""))
             for r in running
         )
         epoch = admission_epoch(loop.governance.checks(), now)
@@ -279,7 +285,6 @@ class ReadModelPublisher:
             kept[rec.job_id] = hit
             pending.append(hit[4])
         self._pending = kept
-        inv = state.inventory
         ledger = loop.ledger
         remaining = {}
         for project in ledger.grants:
@@ -289,16 +294,16 @@ class ReadModelPublisher:
         counters = Counters(
             running=len(run_view),
             entered=MappingProxyType(dict(loop.journal.entered)),
-            gpus=MappingProxyType({t: (inv.total_by_type[t] - inv.free_by_type[t], inv.free_by_type[t])
-                                   for t in inv.types}),
+            gpus=MappingProxyType({(inv.pool_site[p], inv.pool_type[p]): (inv.total_by_pool[p] - inv.free_by_pool[p],
+                                   inv.free_by_pool[p]) for p in inv.pools}),
             charged=MappingProxyType(dict(ledger.by_type_s)), remaining=MappingProxyType(remaining),
             energy=MappingProxyType({project: tuple(v) for project, v in ledger.energy.items()}),
             errors=loop.errors, power_draw_w=state.power_draw_w,
         )  # fmt: skip
         model = ReadModel(
             step=loop.cycles, time_s=now, running=run_view, pending=tuple(pending), nodes=tuple(nodes_view(state)),
-            counters=counters, free_by_type=MappingProxyType({t: inv.free_by_type[t] for t in inv.types}),
-            types=tuple(inv.types),
+            counters=counters, free_by_pool=MappingProxyType(dict(inv.free_by_pool)),
+            pools_of=MappingProxyType(dict(inv.pools_of)),
         )  # fmt: skip
         self.model = model  # the one swap: readers see the previous model or this one, whole
         self._published_at = time.monotonic()

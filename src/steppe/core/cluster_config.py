@@ -19,6 +19,21 @@ TOML layout (every key is validated; an error names the file, the key and the pr
     priority = 1000
     latency_critical = true
 
+A hub at several sites declares each site and says where each group of nodes is::
+
+    [sites.astana]
+    site_file = "astana"      # energy and network facts: a bundled site or a TOML path (default: the name)
+    executor = "slurm"        # the engine that runs the site's jobs (default local)
+    power_cap_kw = 40000      # optional: replaces the site file's base facility cap
+    [sites.astana.executor_options]
+    partition = "gpu"         # as --executor-opt partition=gpu
+
+    [[nodes]]
+    site = "astana"           # required once sites are declared; every declared site has nodes
+    ...
+
+Pools are then per site and GPU type (``astana/H200``); a job runs on one site.
+
 >>> load_cluster("80x8:H100").total_gpus
 640
 >>> load_cluster("1x640:H100").nodes[0].gpus
@@ -32,7 +47,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from steppe.core.cluster import DEFAULT_QOS, Cluster, Node, QosSpec, TenantSpec
+from steppe.core.cluster import DEFAULT_QOS, Cluster, Node, QosSpec, SiteSpec, TenantSpec
 from steppe.core.errors import ConfigError, SteppeError
 from steppe.core.gpu import gpu_type
 
@@ -67,20 +82,28 @@ def load_cluster(spec: str | Path) -> Cluster:
 
 def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
     """Validate a parsed TOML document and build the cluster."""
-    _only_keys(data, {"name", "nodes", "tenants", "qos"}, source, "")
+    _only_keys(data, {"name", "nodes", "tenants", "qos", "sites"}, source, "")
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str):
         raise ConfigError(source, "name", "must be a string")
     groups = data.get("nodes")
     if not isinstance(groups, list) or not groups:
         raise ConfigError(source, "nodes", "at least one [[nodes]] block is required")
+    sites = _sites(data.get("sites", {}), source)
     nodes: list[Node] = []
     seen: set[str] = set()
     for gi, group in enumerate(groups):
         key = f"nodes[{gi}]"
         if not isinstance(group, dict):
             raise ConfigError(source, key, "must be a table")
-        _only_keys(group, {"prefix", "count", "gpus", "gpu_type", "host_power_w"}, source, key)
+        _only_keys(group, {"prefix", "count", "gpus", "gpu_type", "host_power_w", "site"}, source, key)
+        site = group.get("site", "")
+        if sites and not site:
+            raise ConfigError(source, f"{key}.site", f"required once sites are declared; one of {', '.join(sites)}")
+        if site and site not in sites:
+            declared = ", ".join(sites) or "none"
+            raise ConfigError(source, f"{key}.site", f"{site!r} is not a declared site (declared: {declared}); "
+                              f"add a [sites.{site}] table")
         count = _positive_int(group, "count", source, key, default=1)
         gpus = _positive_int(group, "gpus", source, key)
         type_name = group.get("gpu_type")
@@ -101,10 +124,45 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
             if node_name in seen:
                 raise ConfigError(source, f"{key}.prefix", f"node name {node_name!r} repeats an earlier group")
             seen.add(node_name)
-            nodes.append(Node(len(nodes), node_name, gtype, gpus, float(host_power)))
+            nodes.append(Node(len(nodes), node_name, gtype, gpus, float(host_power), site))
+    empty = [s for s in sites if not any(n.site == s for n in nodes)]
+    if empty:
+        raise ConfigError(source, f"sites.{empty[0]}", "has no nodes: give a [[nodes]] block site = " + repr(empty[0]))
     tenants = _tenants(data.get("tenants", {}), source)
     qos = _qos(data.get("qos", {}), source)
-    return Cluster(name, tuple(nodes), tenants, qos)
+    return Cluster(name, tuple(nodes), tenants, qos, sites)
+
+
+_SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def _sites(raw: Any, source: str) -> dict[str, SiteSpec]:
+    """The ``[sites.NAME]`` tables (see the module docstring)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "sites", "must be a table of tables, e.g. [sites.astana]")
+    out: dict[str, SiteSpec] = {}
+    for sname, body in raw.items():
+        key = f"sites.{sname}"
+        if not _SITE_NAME.match(sname):
+            raise ConfigError(source, key, "a site name is lower-case letters, digits and '-', e.g. astana")
+        if not isinstance(body, dict):
+            raise ConfigError(source, key, "must be a table")
+        _only_keys(body, {"site_file", "executor", "executor_options", "power_cap_kw"}, source, key)
+        site_file = body.get("site_file", sname)
+        if not isinstance(site_file, str) or not site_file:
+            raise ConfigError(source, f"{key}.site_file", "must be a bundled site name or a path, e.g. astana")
+        executor = body.get("executor", "local")
+        if not isinstance(executor, str) or not executor:
+            raise ConfigError(source, f"{key}.executor", "must be an engine name, e.g. slurm")
+        options = body.get("executor_options", {})
+        if not isinstance(options, dict) or not all(isinstance(v, str | int) for v in options.values()):
+            raise ConfigError(source, f"{key}.executor_options", 'must be a table of strings, e.g. partition = "gpu"')
+        cap = body.get("power_cap_kw")
+        if cap is not None and (not isinstance(cap, int | float) or isinstance(cap, bool) or cap <= 0):
+            raise ConfigError(source, f"{key}.power_cap_kw", f"must be a positive number of kW, got {cap!r}")
+        pairs = tuple((str(k), str(v)) for k, v in options.items())
+        out[sname] = SiteSpec(sname, site_file, executor, pairs, None if cap is None else float(cap) * 1000.0)
+    return out
 
 
 def _tenants(raw: Any, source: str) -> dict[str, TenantSpec]:

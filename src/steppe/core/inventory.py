@@ -1,7 +1,8 @@
 """Free GPUs per node, indexed for fast placement; and a cycle's scratch overlay over them.
 
-``GpuInventory`` is the hub's real inventory: each GPU type keeps its nodes with free GPUs in
-buckets by free count, each bucket a plain sorted list of node indices. The best-fit node for a
+``GpuInventory`` is the hub's real inventory: each pool (a site's GPUs of one type; in a one-site
+hub, simply a GPU type: ``core/cluster.py``) keeps its nodes with free GPUs in buckets by free
+count, each bucket a plain sorted list of node indices. The best-fit node for a
 job of ``g`` GPUs is the first node of the first non-empty bucket from ``g`` up (a node has at
 most a handful of GPUs, so that is a few list lookups), and a change moves one node between two
 buckets (a bisection each, in C, over one bucket rather than the whole fleet: 8,192 nodes stay
@@ -21,6 +22,8 @@ One overlay serves every cycle of a policy (``reset`` empties its deltas).
 >>> trial = InventoryOverlay(inv)
 >>> trial.allocate(((0, 6),)); trial.best_fit_node("H100", 2), trial.free_gpus("H100")
 (0, 10)
+>>> inv.pools_of["H100"], inv.pools_of[None]   # the pools a job of a type (or of any type) may use
+(('H100',), ('H100',))
 >>> inv.free_gpus("H100")          # the base is untouched
 16
 >>> trial.reset(); trial.free_gpus("H100")
@@ -50,13 +53,28 @@ class InventoryView(Protocol):
     def node_type(self) -> Sequence[str]: ...
 
     @property
-    def types(self) -> tuple[str, ...]: ...
+    def node_pool(self) -> Sequence[str]: ...
 
     @property
-    def total_by_type(self) -> dict[str, int]: ...
+    def pools(self) -> tuple[str, ...]: ...
 
     @property
-    def free_by_type(self) -> dict[str, int]: ...
+    def gpu_types(self) -> tuple[str, ...]: ...
+
+    @property
+    def pools_of(self) -> dict[str | None, tuple[str, ...]]: ...
+
+    @property
+    def pool_site(self) -> dict[str, str]: ...
+
+    @property
+    def pool_type(self) -> dict[str, str]: ...
+
+    @property
+    def total_by_pool(self) -> dict[str, int]: ...
+
+    @property
+    def free_by_pool(self) -> dict[str, int]: ...
 
     @property
     def total_free(self) -> int: ...
@@ -64,66 +82,81 @@ class InventoryView(Protocol):
     @property
     def largest_pool(self) -> int: ...
 
-    def free_gpus(self, gpu_type: str | None = None) -> int: ...
+    @property
+    def largest_of(self) -> dict[str | None, int]: ...
+
+    def free_gpus(self, pool: str | None = None) -> int: ...
 
     def free_on(self, node: int) -> int: ...
 
-    def best_fit_node(self, gpu_type: str, gpus: int) -> int | None: ...
+    def best_fit_node(self, pool: str, gpus: int) -> int | None: ...
 
-    def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]: ...
+    def nodes_by_free_desc(self, pool: str) -> Iterator[tuple[int, int]]: ...
 
 
 class GpuInventory:
-    """Free GPU counts per node and per GPU type (the hub's real inventory; its writer changes it)."""
+    """Free GPU counts per node and per pool (the hub's real inventory; its writer changes it)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.nodes: tuple[Node, ...] = cluster.nodes
         self.free: list[int] = [n.gpus for n in cluster.nodes]
         self.node_type: list[str] = [n.gpu_type.name for n in cluster.nodes]
-        self.types: tuple[str, ...] = tuple(dict.fromkeys(self.node_type))
-        self.total_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
-        self.free_by_type: dict[str, int] = dict.fromkeys(self.types, 0)
-        # per type, per free count k: the nodes with k free GPUs, in index order (k = 0: never listed)
-        largest = {t: 0 for t in self.types}
-        for n in cluster.nodes:
-            largest[n.gpu_type.name] = max(largest[n.gpu_type.name], n.gpus)
-        self.buckets: dict[str, list[list[int]]] = {t: [[] for _ in range(largest[t] + 1)] for t in self.types}
-        for n in cluster.nodes:
-            self.total_by_type[n.gpu_type.name] += n.gpus
-            self.free_by_type[n.gpu_type.name] += n.gpus
+        self.node_pool: list[str] = [n.pool for n in cluster.nodes]
+        self.pools: tuple[str, ...] = tuple(dict.fromkeys(self.node_pool))
+        self.gpu_types: tuple[str, ...] = tuple(dict.fromkeys(self.node_type))
+        self.pool_site: dict[str, str] = {n.pool: n.site for n in cluster.nodes}
+        self.pool_type: dict[str, str] = {n.pool: n.gpu_type.name for n in cluster.nodes}
+        self.pools_of: dict[str | None, tuple[str, ...]] = {None: self.pools}
+        for p in self.pools:
+            self.pools_of[self.pool_type[p]] = (*self.pools_of.get(self.pool_type[p], ()), p)
+        self.total_by_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
+        self.free_by_pool: dict[str, int] = dict.fromkeys(self.pools, 0)
+        # per pool, per free count k: the nodes with k free GPUs, in index order (k = 0: never listed)
+        largest = {p: 0 for p in self.pools}
+        for n, p in zip(cluster.nodes, self.node_pool, strict=True):
+            largest[p] = max(largest[p], n.gpus)
+        self.buckets: dict[str, list[list[int]]] = {p: [[] for _ in range(largest[p] + 1)] for p in self.pools}
+        for n, p in zip(cluster.nodes, self.node_pool, strict=True):
+            self.total_by_pool[p] += n.gpus
+            self.free_by_pool[p] += n.gpus
             if n.gpus:
-                insort(self.buckets[n.gpu_type.name][n.gpus], n.index)
+                insort(self.buckets[p][n.gpus], n.index)
         self.total_free = sum(self.free)
-        self.largest_pool = max(self.total_by_type.values(), default=0)
+        self.largest_pool = max(self.total_by_pool.values(), default=0)
+        # the largest pool a job of each type (None: of any type) may use: the most GPUs its gang can have
+        self.largest_of: dict[str | None, int] = {None: self.largest_pool}
+        for p, gpus in self.total_by_pool.items():
+            t = self.pool_type[p]
+            self.largest_of[t] = max(self.largest_of.get(t, 0), gpus)
 
     # -- queries ---------------------------------------------------------------------------
-    def free_gpus(self, gpu_type: str | None = None) -> int:
-        """Free GPUs of one type, or of all types when ``gpu_type`` is None."""
-        if gpu_type is None:
+    def free_gpus(self, pool: str | None = None) -> int:
+        """Free GPUs of one pool, or of all pools when ``pool`` is None."""
+        if pool is None:
             return self.total_free
-        return self.free_by_type.get(gpu_type, 0)
+        return self.free_by_pool.get(pool, 0)
 
     def free_on(self, node: int) -> int:
         return self.free[node]
 
     @property
     def index(self) -> dict[str, list[tuple[int, int]]]:
-        """``(free, node_index)`` of every node with free GPUs, sorted, per type (a copy, for reading)."""
-        return {t: [(k, n) for k, nodes in enumerate(b) for n in nodes] for t, b in self.buckets.items()}
+        """``(free, node_index)`` of every node with free GPUs, sorted, per pool (a copy, for reading)."""
+        return {p: [(k, n) for k, nodes in enumerate(b) for n in nodes] for p, b in self.buckets.items()}
 
-    def best_fit_node(self, gpu_type: str, gpus: int) -> int | None:
-        """The node of ``gpu_type`` with the fewest free GPUs that still holds ``gpus`` (lowest index on ties)."""
-        buckets = self.buckets[gpu_type]
+    def best_fit_node(self, pool: str, gpus: int) -> int | None:
+        """The node of ``pool`` with the fewest free GPUs that still holds ``gpus`` (lowest index on ties)."""
+        buckets = self.buckets[pool]
         for k in range(gpus, len(buckets)):
             nodes = buckets[k]
             if nodes:
                 return nodes[0]
         return None
 
-    def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
+    def nodes_by_free_desc(self, pool: str) -> Iterator[tuple[int, int]]:
         """``(free, node_index)`` from the emptiest node down (most free GPUs first; on ties the
         highest index first)."""
-        buckets = self.buckets[gpu_type]
+        buckets = self.buckets[pool]
         for k in range(len(buckets) - 1, 0, -1):
             for node in reversed(buckets[k]):
                 yield k, node
@@ -158,14 +191,14 @@ class GpuInventory:
         free = self.free
         old = free[node]
         new = free[node] = old + delta
-        t = self.node_type[node]
-        buckets = self.buckets[t]
+        p = self.node_pool[node]
+        buckets = self.buckets[p]
         if old:
             nodes = buckets[old]
             del nodes[bisect_left(nodes, node)]
         if new:
             insort(buckets[new], node)
-        self.free_by_type[t] += delta
+        self.free_by_pool[p] += delta
         self.total_free += delta
 
 
@@ -173,65 +206,71 @@ class InventoryOverlay:
     """A cycle's trial allocations over a base inventory it never writes: GPUs taken per node.
 
     ``taken[node]`` is what the cycle took on ``node`` (negative when a trial preemption freed
-    GPUs there); ``free_by_type`` and ``total_free`` are the base's less what was taken.
+    GPUs there); ``free_by_pool`` and ``total_free`` are the base's less what was taken.
     """
 
     def __init__(self, base: GpuInventory) -> None:
         self.base = base
         self.nodes = base.nodes
         self.node_type = base.node_type
-        self.types = base.types
-        self.total_by_type = base.total_by_type
+        self.node_pool = base.node_pool
+        self.pools = base.pools
+        self.gpu_types = base.gpu_types
+        self.pools_of = base.pools_of
+        self.pool_site = base.pool_site
+        self.pool_type = base.pool_type
+        self.total_by_pool = base.total_by_pool
         self.largest_pool = base.largest_pool
+        self.largest_of = base.largest_of
         self.taken: dict[int, int] = {}
-        self.free_by_type: dict[str, int] = dict(base.free_by_type)
+        self.free_by_pool: dict[str, int] = dict(base.free_by_pool)
         self.total_free = base.total_free
 
     def reset(self) -> None:
         """Forget every trial (the start of a cycle): the view equals the base again."""
         if self.taken:
             self.taken.clear()
-        self.free_by_type.update(self.base.free_by_type)
+        self.free_by_pool.update(self.base.free_by_pool)
         self.total_free = self.base.total_free
 
     # -- queries ---------------------------------------------------------------------------
-    def free_gpus(self, gpu_type: str | None = None) -> int:
-        if gpu_type is None:
+    def free_gpus(self, pool: str | None = None) -> int:
+        if pool is None:
             return self.total_free
-        return self.free_by_type.get(gpu_type, 0)
+        return self.free_by_pool.get(pool, 0)
 
     def free_on(self, node: int) -> int:
         return self.base.free[node] - self.taken.get(node, 0)
 
-    def best_fit_node(self, gpu_type: str, gpus: int) -> int | None:
+    def best_fit_node(self, pool: str, gpus: int) -> int | None:
         """As ``GpuInventory.best_fit_node``, over the base with this cycle's trials applied."""
         taken = self.taken
         if not taken:
-            return self.base.best_fit_node(gpu_type, gpus)
+            return self.base.best_fit_node(pool, gpus)
         best: tuple[int, int] | None = None
-        buckets = self.base.buckets[gpu_type]
+        buckets = self.base.buckets[pool]
         for k in range(gpus, len(buckets)):  # the best untouched node: as the base's, skipping touched ones
             node = next((n for n in buckets[k] if n not in taken), None)
             if node is not None:
                 best = (k, node)
                 break
-        free, node_type = self.base.free, self.node_type
+        free, node_pool = self.base.free, self.node_pool
         for node, took in taken.items():
-            if node_type[node] == gpu_type:
+            if node_pool[node] == pool:
                 entry = (free[node] - took, node)
                 if entry[0] >= gpus and (best is None or entry < best):
                     best = entry
         return None if best is None else best[1]
 
-    def nodes_by_free_desc(self, gpu_type: str) -> Iterator[tuple[int, int]]:
+    def nodes_by_free_desc(self, pool: str) -> Iterator[tuple[int, int]]:
         """``(free, node_index)`` from the emptiest node down, with this cycle's trials applied."""
         taken = self.taken
         if not taken:
-            return self.base.nodes_by_free_desc(gpu_type)
-        free, node_type = self.base.free, self.node_type
-        untouched = (e for e in self.base.nodes_by_free_desc(gpu_type) if e[1] not in taken)
+            return self.base.nodes_by_free_desc(pool)
+        free, node_pool = self.base.free, self.node_pool
+        untouched = (e for e in self.base.nodes_by_free_desc(pool) if e[1] not in taken)
         touched = sorted(
-            ((free[n] - took, n) for n, took in taken.items() if node_type[n] == gpu_type and free[n] > took),
+            ((free[n] - took, n) for n, took in taken.items() if node_pool[n] == pool and free[n] > took),
             reverse=True,
         )
         return heapq.merge(untouched, touched, reverse=True)
@@ -246,7 +285,7 @@ class InventoryOverlay:
             if gpus < 1 or free[node] - took < gpus:
                 raise ValueError(f"node {self.nodes[node].name}: {gpus} GPUs asked, {free[node] - took} free")
             taken[node] = took + gpus
-            self.free_by_type[self.node_type[node]] -= gpus
+            self.free_by_pool[self.node_pool[node]] -= gpus
             self.total_free -= gpus
             return
         for node, gpus in alloc:
@@ -270,5 +309,5 @@ class InventoryOverlay:
             taken[node] = now_taken
         else:
             del taken[node]
-        self.free_by_type[self.node_type[node]] -= took
+        self.free_by_pool[self.node_pool[node]] -= took
         self.total_free -= took

@@ -42,7 +42,7 @@ class Reservation:
 
     job_id: int
     start_s: float
-    gpu_type: str
+    pool: str  # the pool (site x GPU type) whose GPUs are promised
     extra_gpus: int
     extra_power_w: float = float("inf")
 

@@ -29,6 +29,9 @@ def pending_kind(spec: JobSpec) -> PendingKind:
 class JobRecord:
     """Everything the hub tracks about one job.
 
+    While it runs, ``gpu_type`` and ``pool`` say where (``"H100"``, ``"astana/H100"``: the pool is
+    the site's GPUs of that type, ``core/cluster.py``).
+
     ``executed_s`` is the run time accumulated in earlier runs (before the last preemption);
     while running, the current run adds ``now - last_start_s``. Made from a spec and its
     submission sequence number (one flat ``__init__``: a replay makes one per job).
@@ -40,6 +43,7 @@ class JobRecord:
     reason: PendingReason
     allocation: Allocation
     gpu_type: str
+    pool: str
     first_start_s: float | None
     last_start_s: float
     end_s: float | None
@@ -62,6 +66,7 @@ class JobRecord:
         self.reason = PendingReason.PRIORITY
         self.allocation = ()
         self.gpu_type = ""
+        self.pool = ""
         self.first_start_s = None
         self.last_start_s = 0.0
         self.end_s = None

@@ -293,18 +293,19 @@ class HubState:
                 return f"tenant {tenant} would exceed its quota of {quota} GPUs"
         alloc = start.allocation
         inventory = self.inventory
-        node_type = inventory.node_type
-        if len(alloc) == 1:  # the common case: one node, one type
+        node_pool = inventory.node_pool
+        if len(alloc) == 1:  # the common case: one node, one pool
             if alloc[0][1] != gpus:
                 return "allocation size differs from the job's GPU count"
-            gpu_type = node_type[alloc[0][0]]
+            pool = node_pool[alloc[0][0]]
         else:
             if sum(g for _, g in alloc) != gpus:
                 return "allocation size differs from the job's GPU count"
-            types = {node_type[n] for n, _ in alloc}
-            if len(types) != 1:
-                return "allocation is not on one allowed GPU type"
-            gpu_type = types.pop()
+            pools = {node_pool[n] for n, _ in alloc}
+            if len(pools) != 1:
+                return "allocation is not on one allowed GPU type at one site"
+            pool = pools.pop()
+        gpu_type = inventory.pool_type[pool]
         if spec.gpu_type and spec.gpu_type != gpu_type:
             return "allocation is not on one allowed GPU type"
         problem = inventory.take(alloc)
@@ -320,6 +321,7 @@ class HubState:
         rec.state = JobState.RUNNING  # PENDING -> RUNNING, allowed by TRANSITIONS
         rec.allocation = alloc
         rec.gpu_type = gpu_type
+        rec.pool = pool
         power_w = rec.power_w = start.power_w
         rec.floor_power_w = start.floor_power_w
         rec.cap_fraction = start.cap_fraction

@@ -40,12 +40,12 @@ class AdmissionCheck(Protocol):
 
 
 class FitsFleet:
-    """A job larger than every GPU pool of its type can never start: ``ReqNodeNotAvail``."""
+    """A job larger than every GPU pool of its type (one site's GPUs of that type) can never start:
+    ``ReqNodeNotAvail``."""
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         inv, gpu_type = snap.inventory, rec.spec.gpu_type
-        pool = inv.largest_pool if gpu_type is None else inv.total_by_type.get(gpu_type, 0)  # as ``fits_ever``
-        return None if rec.gpus <= pool else PendingReason.REQ_NODE_NOT_AVAIL
+        return None if rec.gpus <= inv.largest_of.get(gpu_type, 0) else PendingReason.REQ_NODE_NOT_AVAIL  # fits_ever
 
 
 class TenantQuota:

@@ -54,7 +54,7 @@ from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck, admission_epoch, epoch_checks
 from steppe.scheduling.context import CycleContext, timed_checks
-from steppe.scheduling.placement import candidate_types
+from steppe.scheduling.placement import candidate_pools
 from steppe.scheduling.power import PowerBudget
 from steppe.scheduling.reservation import reserve
 
@@ -187,11 +187,11 @@ class OrderedCycle:
     ) -> bool:
         """Phase 5 over the rest of the walk; True when it stopped early (no GPU or power left)."""
         inv, now, power = ctx.inv, ctx.now, self.power
-        single_type = len(inv.types) == 1
+        single_pool = len(inv.pools) == 1
         res_start = res.start_s if res is not None else math.inf
         last_decided, potential_w = -1, math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
-        min_job_w = power.least_need_w(ctx.snap.pending_kinds, inv.types) if power is not None else -math.inf
+        min_job_w = power.least_need_w(ctx.snap.pending_kinds, inv.gpu_types) if power is not None else -math.inf
         for rec in walk:
             free = inv.total_free
             if free == 0:
@@ -205,9 +205,9 @@ class OrderedCycle:
             if rec.gpus > free:
                 continue  # cannot fit anywhere now; keeps its reason
             if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
-                if spare.power_w < min_job_w or (single_type and rec.gpus > spare.gpus):
+                if spare.power_w < min_job_w or (single_pool and rec.gpus > spare.gpus):
                     continue  # would delay the reservation's GPUs or power
-                if power is not None and power.floor_w(rec, res.gpu_type) > spare.power_w:
+                if power is not None and power.floor_w(rec, inv.pool_type[res.pool]) > spare.power_w:
                     continue  # would delay the reservation's power
             reason = ctx.admit(rec)
             if reason is not None:
@@ -226,36 +226,36 @@ class OrderedCycle:
     def _backfill_one(self, ctx: CycleContext, rec: JobRecord, res: Reservation | None, spare: _Spare) -> None:
         """Start ``rec`` if it cannot delay the reservation, updating what is spare."""
         inv = ctx.inv
-        types = candidate_types(inv, rec.spec.gpu_type)
-        if len(types) == 1:
-            if inv.free_by_type[types[0]] < rec.gpus:
+        pools = candidate_pools(inv, rec.spec.gpu_type, ctx.sites_of(rec) if ctx.site_rules_on else None)
+        if len(pools) == 1:
+            if inv.free_by_pool[pools[0]] < rec.gpus:
                 return
-        elif not any(inv.free_by_type[t] >= rec.gpus for t in types):
+        elif not any(inv.free_by_pool[t] >= rec.gpus for t in pools):
             return
         if res is None or ctx.now + rec.remaining_limit_s() <= res.start_s:
             ctx.try_start(rec)
             return
         # It outlasts the shadow time: it may use only GPUs and power the reserved job will not need.
         before_w = ctx.power_extra_w
-        for t in types:
-            if t != res.gpu_type and self._within(spare, 0, ctx, rec, t) and ctx.try_start(rec, t):
+        for t in pools:
+            if t != res.pool and self._within(spare, 0, ctx, rec, t) and ctx.try_start(rec, t):
                 spare.power_w -= ctx.power_extra_w - before_w
                 return
         if (
-            res.gpu_type in types
-            and self._within(spare, rec.gpus, ctx, rec, res.gpu_type)
-            and ctx.try_start(rec, res.gpu_type)
+            res.pool in pools
+            and self._within(spare, rec.gpus, ctx, rec, res.pool)
+            and ctx.try_start(rec, res.pool)
         ):
             spare.gpus -= rec.gpus
             spare.power_w -= ctx.power_extra_w - before_w
 
     @staticmethod
-    def _within(spare: _Spare, gpus: int, ctx: CycleContext, rec: JobRecord, gpu_type: str) -> bool:
+    def _within(spare: _Spare, gpus: int, ctx: CycleContext, rec: JobRecord, pool: str) -> bool:
         if gpus > spare.gpus:
             return False
         if ctx.power is None:
             return True
-        return ctx.power.floor_w(rec, gpu_type) <= spare.power_w
+        return ctx.power.floor_w(rec, ctx.inv.pool_type[pool]) <= spare.power_w
 
     # -- memoised cycle ----------------------------------------------------------------------
     def _memo_usable(self, memo: _Memo, snap: Snapshot, now: float) -> bool:

@@ -13,13 +13,17 @@ scratch dicts or counters of its own (only its ``Plan``, which it hands back).
 Example: 8 free GPUs; a cycle starts job A (6 GPUs) on node 0: the overlay records
 ``taken = {0: 6}`` and placement now sees 2 free; the inventory still says 8 until the writer
 applies the plan.
+
+In a hub at several sites, the checks that know where a job may run (residency, its approval,
+the engines that answer) each say which sites (``sites_for(rec)``); ``sites_of`` intersects
+them, and placement looks only at those sites' pools. A one-site hub asks nothing.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from steppe.core.inventory import InventoryOverlay
 from steppe.core.job import PendingReason
@@ -27,7 +31,7 @@ from steppe.core.plan import Plan, Recap, Start
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
 from steppe.scheduling.admission import AdmissionCheck
-from steppe.scheduling.placement import place
+from steppe.scheduling.placement import place, place_in
 from steppe.scheduling.power import PowerBudget
 
 _new_start = tuple.__new__  # a named tuple made without its Python-level ``__new__``
@@ -54,7 +58,11 @@ class CycleContext:
         self.now = 0.0
         self.plan = Plan()
         self.tenant_extra: Counter[str] = Counter()
-        self.started: list[tuple[float, JobRecord, str, float]] = []  # (expected end, record, GPU type, power)
+        self.started: list[tuple[float, JobRecord, str, float]] = []  # (expected end, record, pool, power)
+        self._site_rules: tuple[Callable[[JobRecord], frozenset[str] | None], ...] = tuple(
+            c.sites_for for c in self.checks if hasattr(c, "sites_for")
+        )
+        self.site_rules_on = False  # the fleet names sites: placement asks ``sites_of``
         self.recapped: dict[int, tuple[float, float]] = {}
         self.preempted: set[int] = set()
         self.power_extra_w = 0.0
@@ -73,11 +81,12 @@ class CycleContext:
         if base is not self._base:
             self._base = base
             self.inv = InventoryOverlay(base)
+            self.site_rules_on = bool(self._site_rules) and any(base.pool_site.values())
         else:
             inv = self.inv  # as ``inv.reset()``, inlined: once per cycle
             if inv.taken:
                 inv.taken.clear()
-            inv.free_by_type.update(base.free_by_type)
+            inv.free_by_pool.update(base.free_by_pool)
             inv.total_free = base.total_free
         self.snap = snap
         self.now = now
@@ -109,6 +118,15 @@ class CycleContext:
             if reason is not None:
                 return reason
         return None
+
+    def sites_of(self, rec: JobRecord) -> frozenset[str] | None:
+        """The sites ``rec`` may run at, per every check that restricts them (None: any site)."""
+        allowed: frozenset[str] | None = None
+        for rule in self._site_rules:
+            got = rule(rec)
+            if got is not None:
+                allowed = got if allowed is None else allowed & got
+        return allowed
 
     # -- power -------------------------------------------------------------------------------
     def power_headroom_w(self) -> float:
@@ -143,15 +161,22 @@ class CycleContext:
         self.plan.preemptions.append(rec.job_id)
 
     # -- starts ------------------------------------------------------------------------------
-    def try_start(self, rec: JobRecord, gpu_type: str | None = None) -> bool:
-        """Place and tentatively start ``rec``; False if its gang or its power does not fit now
-        (``blocked`` then says which: ``Resources`` or ``PowerCap``)."""
+    def try_start(self, rec: JobRecord, pool: str | None = None) -> bool:
+        """Place (in ``pool``, or in any pool it may use) and tentatively start ``rec``; False if
+        its gang or its power does not fit now (``blocked`` then says which: ``Resources`` or
+        ``PowerCap``)."""
         inv = self.inv
-        alloc = place(inv, rec.gpus, gpu_type or rec.spec.gpu_type)
+        if pool is not None:
+            alloc = place_in(inv, pool, rec.gpus)
+        elif self.site_rules_on:
+            alloc = place(inv, rec.gpus, rec.spec.gpu_type, self.sites_of(rec))
+        else:
+            alloc = place(inv, rec.gpus, rec.spec.gpu_type)
         if alloc is None:
             self.blocked = PendingReason.RESOURCES
             return False
-        t = inv.node_type[alloc[0][0]]
+        first = alloc[0][0]
+        t = inv.node_type[first]
         if self.power is None:
             start = _new_start(Start, (rec.job_id, alloc, 1.0, 0.0, 0.0))  # ``Start(job_id, alloc)``, made in C
             power_w = 0.0
@@ -168,7 +193,7 @@ class CycleContext:
         extra, tenant = self.tenant_extra, rec.spec.tenant
         extra[tenant] = extra.get(tenant, 0) + rec.gpus
         limit_s = rec.spec.walltime_s - rec.executed_s  # as ``rec.remaining_limit_s()``
-        self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, t, power_w))
+        self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, inv.node_pool[first], power_w))
         return True
 
     def hold(self, rec: JobRecord, reason: PendingReason) -> None:

@@ -9,8 +9,8 @@ refused in the other. The rules, in the order they are reported:
 1. ``gpu_type``: the fleet has GPUs of the type asked for;
 2. ``gpu_type``: the project's allocation, where it names GPU types, allows it (with several
    allowed and none asked, the job must name one; ``default_gpu_type`` picks the only one);
-3. ``gpus``: at most the largest pool of the type (a gang spans nodes of one type), or of any
-   one type when none is asked;
+3. ``gpus``: at most the largest pool of the type (a gang spans nodes of one type at one site),
+   or the largest pool of any type when none is asked;
 4. ``gpus``: at most the allocation's ``max_gpus``;
 5. ``gpus``: at most the tenant's concurrent-GPU quota (``gpu_quota``);
 6. ``gpus``: the job's least power (at its lowest GPU cap, on the most frugal type it may use)
@@ -80,8 +80,12 @@ class SubmissionGate:
 
     def __init__(self, cluster: Cluster, power: PowerCeiling | None = None) -> None:
         self.cluster = cluster
-        self.pools = cluster.gpus_by_type
-        self.largest = max(self.pools.values(), default=0)
+        self.types = cluster.gpus_by_type
+        self.largest_of: dict[str | None, int] = {}  # per GPU type (None: any type), its largest pool
+        for node in cluster.nodes:
+            pool_gpus = cluster.pools[node.pool]
+            for key in (node.gpu_type.name, None):
+                self.largest_of[key] = max(self.largest_of.get(key, 0), pool_gpus)
         self.power = power
 
     def refusals(
@@ -122,10 +126,10 @@ class SubmissionGate:
         spec: JobSpec | None,
     ) -> list[Refusal]:
         out: list[Refusal] = []
-        pools = self.pools
-        known = gpu_type is None or gpu_type in pools
+        types = self.types
+        known = gpu_type is None or gpu_type in types
         if not known:
-            have = ", ".join(sorted(pools)) or "none"
+            have = ", ".join(sorted(types)) or "none"
             out.append(Refusal("gpu_type", f"the hub has no {gpu_type} GPUs (it has {have})", NO_POOL))
         if allowed_types:
             allowed = ", ".join(allowed_types)
@@ -135,9 +139,11 @@ class SubmissionGate:
                 message = f"{project} may not use {gpu_type}; allowed: {allowed}"
                 out.append(Refusal("gpu_type", message, OUTSIDE_ALLOCATION))
         if known:
-            largest = pools[gpu_type] if gpu_type is not None else self.largest
+            largest = self.largest_of.get(gpu_type, 0)
             if gpus > largest:
                 where = f"{gpu_type} GPUs" if gpu_type else "GPUs of one type"
+                if self.cluster.site_names:
+                    where += " at one site"
                 out.append(Refusal("gpus", f"{gpus} asked, but the hub has at most {largest} {where}", NO_POOL))
         if max_gpus is not None and gpus > max_gpus:
             message = f"{gpus} asked, but {project} may use at most {max_gpus} at once"
@@ -160,5 +166,5 @@ class SubmissionGate:
     def _least_power_w(self, budget: PowerBudget, spec: JobSpec) -> float:
         """The least power ``spec`` could run at, on the most frugal GPU type it may use."""
         probe = JobRecord(spec, 0)
-        types = (spec.gpu_type,) if spec.gpu_type is not None else tuple(self.pools)
+        types = (spec.gpu_type,) if spec.gpu_type is not None else tuple(self.types)
         return min((budget.model.added_w(probe, t, budget.lowest_cap(probe)) for t in types), default=0.0)

@@ -33,7 +33,7 @@ from steppe.core.plan import Plan
 from steppe.core.records import JobRecord
 from steppe.core.state import PendingQueue, Snapshot
 from steppe.scheduling.context import CycleContext
-from steppe.scheduling.placement import candidate_types
+from steppe.scheduling.placement import candidate_pools
 
 _NEVER = 1 << 62
 
@@ -106,18 +106,18 @@ def _eligible(victims: Iterator[JobRecord], taken: set[int]) -> Iterator[JobReco
 
 def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, taken: set[int]) -> bool:
     inv = ctx.inv
-    for t in candidate_types(inv, rec.spec.gpu_type):
-        if inv.total_by_type[t] < rec.gpus:
+    for t in candidate_pools(inv, rec.spec.gpu_type, ctx.sites_of(rec) if ctx.site_rules_on else None):
+        if inv.total_by_pool[t] < rec.gpus:
             continue
-        free = inv.free_by_type[t]
+        free = inv.free_by_pool[t]
         headroom, need_w = ctx.power_headroom_w(), 0.0
         if ctx.power is not None:
-            need_w = ctx.power.floor_w(rec, t)
+            need_w = ctx.power.floor_w(rec, inv.pool_type[t])
         picked: list[JobRecord] = []
         for victim in _eligible(queue.victims(rec, ctx.now), taken):
-            if victim.gpu_type != t and free >= rec.gpus:
-                continue  # GPUs suffice; only power is short, and any type frees power
-            if victim.gpu_type == t:
+            if victim.pool != t and free >= rec.gpus:
+                continue  # GPUs suffice; only power is short, and any pool frees power
+            if victim.pool == t:
                 free += victim.gpus
             picked.append(victim)
             headroom += ctx.power_of(victim)
