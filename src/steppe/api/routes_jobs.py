@@ -70,6 +70,7 @@ def job_view(
         workload=getattr(row, "workload", None) or "training", alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
         nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
         devices=[d for _, ids in handle.get("devices", []) for d in ids], engine_job_id=handle.get("engine_id"),
+        site=handle.get("site"),
         walltime_s=row.walltime_s,
         submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=None if summary else row.argv,
         command=m.command_preview(row.argv, getattr(row, "script", None)),
@@ -177,7 +178,9 @@ def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
     if names:
         view.datasets = names
         view.staging = [
-            m.Staging(**asdict(decide(registry[n], gov.site, gov.topology))) for n in names if n in registry
+            m.Staging(**asdict(decide(registry[n], view.site or gov.site, gov.topology)))
+            for n in names
+            if n in registry
         ]
     if row.state == "PENDING":  # why a governance check holds it, as of the loop's last step
         known = hub.reads.model.by_id.get(job_id)
@@ -251,7 +254,7 @@ def nodes(hub: HubDep, who: Who) -> list[m.Node]:
     tenant = {j.job_id: j.tenant for j in model.running}
     return [
         m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free, others=v.others,
-               jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org])
+               jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org], site=v.site or None)
         for v in model.nodes
     ]  # fmt: skip
 

@@ -6,7 +6,9 @@
 2. load the account map, make the data directory private (``control/datadir.py``), open (and
    migrate) the store named by ``--db`` or ``<data-dir>/steppe.db``;
 3. read the GPU inventory (a cluster file, ``--gpus`` or NVML) and build the executor named by
-    ``--executor`` (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``ray``, ``mock``);
+    ``--executor`` (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``ray``, ``mock``); a
+    cluster file that declares sites names each site's engine and its options instead, and the
+    hub drives them all (``executors/sites.py``);
 4. the allocation ledger, the governance view (review gate, site, the hub's calendar in its
    site's time zone: ``steppe.power.hub_clock``), with ``--power-cap`` the facility power budget
    and the submission gate's power ceiling, and the meter (``live_meter``: the site's timeline,
@@ -45,6 +47,8 @@ from steppe.core.errors import SteppeError
 from steppe.energy.site import load_site
 from steppe.executors import ExecutorSetup, make_executor
 from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
+from steppe.executors.base import Executor
+from steppe.executors.sites import SiteExecutors
 from steppe.governance.admission import local_date
 from steppe.governance.residency import load_topology
 from steppe.metering import MeterSetup, open_nvml_counter
@@ -123,16 +127,20 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
     store = open_store(settings.db_url or sqlite_url(settings.data_dir / "steppe.db"))
     secure(settings.data_dir, shared_spool=root)  # the database file the store may just have created
     fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
-    setup = ExecutorSetup(
-        settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts, dict(settings.executor_options)
-    )
-    executor = make_executor(settings.executor, setup)
+    executor = _executor(settings, fleet, accounts)
     ledger = Ledger(settings.require_allocation)
     shift = settings.clock_offset_days * 86400.0
-    today = local_date(hub_clock(settings.site, load_topology()).zone)
+    sites = fleet.cluster.site_names
+    home = settings.site if not sites or settings.site in sites else sites[0]  # the hub's calendar and meter
+    today = local_date(hub_clock(home, load_topology()).zone)
     governance = GovernanceView(
-        ledger, review_gate=settings.review_gate, site=settings.site, today=lambda now: today(now + shift)
+        ledger, review_gate=settings.review_gate, site=home, sites=sites, today=lambda now: today(now + shift)
     )
+    if sites and settings.power_cap_w is not None:
+        raise SteppeError(
+            "--power-cap: a hub at several sites has one power budget per site, which the scheduler does not "
+            "apply yet; run it without --power-cap, or one hub per site"
+        )
     power_setup, ceiling = _power(settings, fleet.cluster)
     power = power_setup.budget if power_setup is not None else None
     meter = live_meter(fleet, settings, power_setup, executor)
@@ -141,6 +149,29 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
         metering=meter,
     )  # fmt: skip
     return hub_class(settings, store, fleet, loop, accounts, ceiling)
+
+
+def _executor(settings: HubSettings, fleet: Fleet, accounts: AccountMap) -> Executor:
+    """The executor ``--executor`` names; for a cluster with sites, one per site (its own engine and options)."""
+
+    def setup(options: dict[str, str]) -> ExecutorSetup:
+        return ExecutorSetup(settings.data_dir, fleet.devices, fleet.node_names, settings.grace_s, accounts, options)
+
+    cluster = fleet.cluster
+    if not cluster.sites:
+        return make_executor(settings.executor, setup(dict(settings.executor_options)))
+    built: dict[str, Executor] = {}
+    try:
+        for name, spec in cluster.sites.items():
+            try:
+                built[name] = make_executor(spec.executor, setup(dict(spec.options)))
+            except SteppeError as exc:
+                raise SteppeError(f"site {name}: {exc}") from None
+    except BaseException:
+        for executor in built.values():
+            executor.close()
+        raise
+    return SiteExecutors(built, [n.site for n in cluster.nodes])
 
 
 def _power(settings: HubSettings, cluster: Cluster) -> tuple[PowerSetup | None, PowerCeiling | None]:

@@ -325,7 +325,10 @@ def nodes(as_json: JsonOpt = False) -> None:
     """Nodes and their free GPUs (like sinfo)."""
     items = _client().nodes()
     rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))] for n in items]
-    _emit(list(items), as_json, ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"], rows)
+    header = ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
+    if any(n.site for n in items):  # a hub at several sites: where each node is
+        header, rows = ["SITE", *header], [[n.site or "", *row] for n, row in zip(items, rows, strict=True)]
+    _emit(list(items), as_json, header, rows)
 
 
 # -- admin ------------------------------------------------------------------------------------------------

@@ -497,6 +497,7 @@ class Job(BaseModel):
     nodes: list[str] = []
     devices: list[int] = []
     engine_job_id: str | None = None  # the engine's own id of the job (Slurm job id, Ray submission id)
+    site: str | None = None  # where it runs or ran, in a hub at several sites (else null)
     walltime_s: float
     submit_s: float
     start_s: float | None = None
@@ -536,7 +537,8 @@ class LogChunk(BaseModel):
 
 
 class Node(BaseModel):
-    """A node; ``others``: GPUs held there by jobs the hub did not start (given to its engine directly)."""
+    """A node; ``others``: GPUs held there by jobs the hub did not start (given to its engine directly);
+    ``site``: where it is, in a hub at several sites (else null)."""
 
     name: str
     gpu_type: str
@@ -544,6 +546,7 @@ class Node(BaseModel):
     free: int
     jobs: list[int]
     others: int = 0
+    site: str | None = None
 
 
 class Gpu(BaseModel):

@@ -18,7 +18,7 @@ the loop admits a job and forgotten when it ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -42,20 +42,22 @@ class GovernanceView:
         *,
         review_gate: bool = True,
         site: str = "astana",
+        sites: Sequence[str] = (),
         topology: Topology | None = None,
         today: Callable[[float], date] | None = None,
     ) -> None:
         self.ledger = ledger
         self.topology = topology or load_topology()
         self.site = self.topology.site(site).name
+        self.sites = tuple(sites)  # a hub at several sites: the checks also say where a job may run
         self.approvals: dict[str, Approval] = {}
         self.registry: dict[str, Dataset] = {}
         self.datasets_of: dict[int, list[str]] = {}
         self.review: ReviewCheck | None = None
         if review_gate:
             self.review = ReviewCheck(self.approvals.get, today or local_date(), used_gpu_hours=self.used_gpu_hours,
-                                      site=self.site)
-        self.residency = ResidencyCheck(self.datasets_of, self.registry, self.topology, self.site)
+                                      site=self.site, sites=self.sites)  # fmt: skip
+        self.residency = ResidencyCheck(self.datasets_of, self.registry, self.topology, self.site, self.sites)
 
     def checks(self) -> tuple[Any, ...]:
         """The admission checks to add to the policy's."""

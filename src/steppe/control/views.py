@@ -18,9 +18,9 @@ that read the model before the swap sees step 40's view in full.
 at the earliest time enough GPUs of its type are free in one pool (one site's GPUs of that type),
 assuming every running job runs to its walltime limit and the jobs ahead start in order (the
 backfill reservation's shadow-time walk, continued down the queue). For a FIFO-ordered policy
-this is an upper bound: backfill can only start a job earlier. Jobs held by a limit (``QOSGrpGRES``, ``AssocGrpGRESMinutes``,
-``ReqNodeNotAvail``, ...) have no estimate (null), and neither do jobs past the first
-``estimate_depth`` in the queue.
+this is an upper bound: backfill can only start a job earlier. Jobs held by a limit
+(``QOSGrpGRES``, ``AssocGrpGRESMinutes``, ``ReqNodeNotAvail``, ...) have no estimate (null),
+and neither do jobs past the first ``estimate_depth`` in the queue.
 
 Example: 8 GPUs, 6 busy until t=100 and 2 until t=300; queue A (4 GPUs, 1 h), B (8 GPUs):
 A is estimated at 100 (4 free then), B at max(100 + 3600, 300) = 3700.

@@ -19,6 +19,11 @@ is carried out by the caller (``steppe.governance.approval.revocation_effect``).
 
 ``ResidencyCheck``: a job reading a dataset that may not be processed at this site, or may
 only reach it over forbidden routes, or that is not registered, waits with ``DataResidency``.
+
+In a hub at several sites both checks also say where a job may run (``sites_for``): the sites
+whose jurisdiction and routes allow every dataset the job reads, and the sites its approval
+allows; placement then looks only there (``scheduling/context.py``). A job waits with
+``DataResidency`` (or ``AwaitingReview``) only when none of the hub's sites is allowed.
 Jobs have no datasets field yet, so the job -> dataset names mapping is injected (the store
 will provide it); ``staging(rec)`` gives each dataset's route and estimated staging time.
 
@@ -82,11 +87,13 @@ class ReviewCheck:
         *,
         used_gpu_hours: Callable[[str], float] | None = None,
         site: str | None = None,
+        sites: Sequence[str] = (),
     ) -> None:
         self.approvals = approvals
         self.today = today
         self.used_gpu_hours = used_gpu_hours
         self.site = site
+        self.sites = tuple(sites)  # a hub at several sites: a job may run at those its approval allows
         self._date: date | None = None
         self._fleet_types: frozenset[str] | None = None
         self.version = 0  # bumped by whoever changes the approvals (an admission epoch)
@@ -104,6 +111,13 @@ class ReviewCheck:
             self._fleet_types = frozenset(t.upper() for t in snap.cluster.gpus_by_type)
         found = self._evaluate(rec)
         return found[0] if found else None
+
+    def sites_for(self, rec: JobRecord) -> frozenset[str] | None:
+        """The hub's sites ``rec``'s approval allows it to run at (None: no condition on sites)."""
+        approval = self.approvals(rec.spec.project)
+        if approval is None or not approval.conditions.allowed_sites:
+            return None
+        return frozenset(s for s in self.sites if approval.conditions.allows_site(s))
 
     def why(self, rec: JobRecord) -> str | None:
         """Why ``rec`` is held by this check on the last cycle's date, or None."""
@@ -132,7 +146,12 @@ class ReviewCheck:
             if gpu is not None and not c.allows_gpu_type(gpu):
                 return PendingReason.AWAITING_REVIEW, (
                     f"approval of {project} allows GPU types {allowed}, not {gpu}; ask for an amendment")
-        if c.allowed_sites:
+        if c.allowed_sites and len(self.sites) > 1:
+            if not any(c.allows_site(s) for s in self.sites):
+                allowed = ", ".join(sorted(c.allowed_sites))
+                return PendingReason.AWAITING_REVIEW, (
+                    f"approval of {project} allows sites {allowed}; the hub's sites are {', '.join(self.sites)}")
+        elif c.allowed_sites:
             sites = ", ".join(sorted(c.allowed_sites))
             if self.site is None:
                 return PendingReason.AWAITING_REVIEW, f"approval of {project} allows sites {sites}; site unknown here"
@@ -158,12 +177,14 @@ class ResidencyCheck:
         registry: Mapping[str, Dataset],
         topology: Topology,
         site: str,
+        sites: Sequence[str] = (),
     ) -> None:
         self.datasets_of = datasets_of
         self.registry = registry
         self.topology = topology
         self.site = topology.site(site).name
-        self._cache: dict[str, ResidencyDecision] = {}
+        self.sites = tuple(topology.site(s).name for s in sites)  # a hub at several sites (else empty)
+        self._cache: dict[tuple[str, str], ResidencyDecision] = {}
         self.version = 0  # bumped by whoever changes the registry (an admission epoch)
 
     def epoch(self, now: float) -> int:
@@ -173,29 +194,54 @@ class ResidencyCheck:
         """Forget cached decisions: the registry may have changed since the last cycle."""
         self._cache.clear()
 
-    def decision(self, name: str) -> ResidencyDecision:
-        """The decision for one dataset name at this site (unregistered names are denied)."""
-        got = self._cache.get(name)
+    def decision(self, name: str, site: str | None = None) -> ResidencyDecision:
+        """The decision for one dataset name at ``site`` (default: this site); unregistered names are denied."""
+        where = site or self.site
+        got = self._cache.get((name, where))
         if got is None:
             ds = self.registry.get(name)
             if ds is None:
-                got = ResidencyDecision(name, self.site, False, None, f"dataset {name} is not registered", None)
+                got = ResidencyDecision(name, where, False, None, f"dataset {name} is not registered", None)
             else:
-                got = decide(ds, self.site, self.topology)
-            self._cache[name] = got
+                got = decide(ds, where, self.topology)
+            self._cache[(name, where)] = got
         return got
 
-    def staging(self, rec: JobRecord) -> list[ResidencyDecision]:
-        """One decision per dataset the job reads (route and staging time when allowed)."""
-        return [self.decision(name) for name in self.datasets_of.get(rec.job_id, ())]
+    def staging(self, rec: JobRecord, site: str | None = None) -> list[ResidencyDecision]:
+        """One decision per dataset the job reads at ``site`` (default: where it runs, else the first
+        site that allows them all, else this site): route and staging time when allowed."""
+        if site is None and self.sites:
+            running_at = rec.pool.partition("/")[0] if "/" in rec.pool else ""
+            site = running_at or min(self.allowed_sites(rec), key=self.sites.index, default=None)
+        return [self.decision(name, site) for name in self.datasets_of.get(rec.job_id, ())]
+
+    def allowed_sites(self, rec: JobRecord) -> frozenset[str]:
+        """The hub's sites at which every dataset ``rec`` reads may be processed."""
+        names = self.datasets_of.get(rec.job_id, ())
+        return frozenset(s for s in self.sites if all(self.decision(n, s).allowed for n in names))
+
+    def sites_for(self, rec: JobRecord) -> frozenset[str] | None:
+        """Where ``rec`` may run, for placement in a hub at several sites (None: anywhere)."""
+        if not self.sites or not self.datasets_of.get(rec.job_id):
+            return None
+        return self.allowed_sites(rec)
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         if not self.datasets_of.get(rec.job_id):
             return None
+        if self.sites:
+            return None if self.allowed_sites(rec) else PendingReason.DATA_RESIDENCY
         return PendingReason.DATA_RESIDENCY if self.why(rec) is not None else None
 
     def why(self, rec: JobRecord) -> str | None:
-        """The first denied dataset's reason, or None when every dataset may be used here."""
+        """The first denied dataset's reason, or None when every dataset may be used here (with
+        several sites: None when one site allows them all, else each site's first denial)."""
+        if self.sites:
+            if self.allowed_sites(rec):
+                return None
+            names = self.datasets_of.get(rec.job_id, ())
+            denials = (next(d.reason for n in names if not (d := self.decision(n, s)).allowed) for s in self.sites)
+            return "no site of the hub may process its data: " + "; ".join(denials)
         return next((d.reason for d in self.staging(rec) if not d.allowed), None)
 
     def staging_time_s(self, rec: JobRecord) -> float:

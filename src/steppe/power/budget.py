@@ -64,6 +64,11 @@ def build_power(
 
     ``start`` is text for ``parse_start`` or a timezone-aware datetime on a whole hour.
     """
+    if enforce and len(cluster.site_names) > 1:
+        raise SteppeError(
+            f"a fleet at several sites ({', '.join(cluster.site_names)}) has one power budget per site, which the "
+            "scheduler does not apply yet: replay it without --power-cap, or each site alone"
+        )
     site = site_name if isinstance(site_name, Site) else load_site(site_name)
     if power_cap_w is not None:
         if power_cap_w <= 0:

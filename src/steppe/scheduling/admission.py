@@ -82,21 +82,49 @@ class EngineAvailable:
     (True, 2.0)
     >>> check.begin_cycle(1.0); check.check(None, None, None), check.next_wakeup(1.0)  # type: ignore[arg-type]
     (None, None)
+
+    A hub at several sites has an engine per site (``executors/sites.py``); ``up_sites`` reads
+    which answer. A job may then start only at those (``sites_for``), and waits with
+    ``EngineDown`` only when no site's engine answers; the cycle runs again every ``retry_s``
+    while one is down.
+
+    >>> sites = EngineAvailable(lambda: True, up_sites=lambda: frozenset({"almaty"}), all_sites=("astana", "almaty"))
+    >>> sites.begin_cycle(0.0); sites.sites_for(None), sites.next_wakeup(0.0)  # type: ignore[arg-type]
+    (frozenset({'almaty'}), 1.0)
     """
 
-    def __init__(self, reachable: Callable[[], bool], retry_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        reachable: Callable[[], bool],
+        retry_s: float = 1.0,
+        *,
+        up_sites: Callable[[], frozenset[str]] | None = None,
+        all_sites: Sequence[str] = (),
+    ) -> None:
         self.reachable = reachable
         self.retry_s = retry_s
         self.up = True
+        self.up_sites = up_sites
+        self.all_sites = frozenset(all_sites)
+        self.sites: frozenset[str] | None = None  # the sites whose engine answered (None: every site)
 
     def begin_cycle(self, now: float) -> None:
-        self.up = self.reachable()
+        if self.up_sites is None:
+            self.up = self.reachable()
+            return
+        up = self.up_sites()
+        self.up = bool(up)
+        self.sites = None if up >= self.all_sites else up
 
-    def epoch(self, now: float) -> bool:
-        return self.reachable()
+    def epoch(self, now: float) -> bool | frozenset[str]:
+        return self.reachable() if self.up_sites is None else self.up_sites()
 
     def next_wakeup(self, now: float) -> float | None:
-        return None if self.up else now + self.retry_s
+        return None if self.up and self.sites is None else now + self.retry_s
+
+    def sites_for(self, rec: JobRecord) -> frozenset[str] | None:
+        """The sites a job may start at now: those whose engine answers (None: every site)."""
+        return self.sites
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
         return None if self.up else PendingReason.ENGINE_DOWN

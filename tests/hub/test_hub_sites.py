@@ -1,0 +1,85 @@
+"""The live hub at two sites, in process: each site's engine runs the jobs placed there, and the
+nodes, the job and /metrics say which site."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from steppe.api.metrics import hub_registry
+from steppe.api.routes_jobs import job_view
+from steppe.app import jobs
+from steppe.app.auth import Principal
+from steppe.app.bootstrap import HubSettings, open_hub
+from steppe.client import models as m
+from steppe.executors.mock import MockExecutor
+from steppe.executors.sites import SiteExecutors
+from steppe.store import tenancy as tenancy_repo
+
+HUB = """
+[sites.astana]
+executor = "mock"
+
+[sites.almaty]
+executor = "mock"
+
+[[nodes]]
+site = "astana"
+prefix = "ast-"
+count = 1
+gpus = 4
+gpu_type = "H100"
+
+[[nodes]]
+site = "almaty"
+prefix = "alm-"
+count = 1
+gpus = 8
+gpu_type = "H100"
+"""
+
+
+def _wait(ok: object, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_shows_the_site(tmp_path: Path) -> None:
+    cluster = tmp_path / "hub.toml"
+    cluster.write_text(HUB)
+    hub = open_hub(HubSettings(data_dir=tmp_path / "data", cluster=str(cluster), review_gate=False,
+                               single_user=True), root=False)  # fmt: skip
+    try:
+        executor = hub.loop.executor
+        assert isinstance(executor, SiteExecutors) and set(executor.executors) == {"astana", "almaty"}
+        astana, almaty = executor.executors["astana"], executor.executors["almaty"]
+        assert isinstance(astana, MockExecutor) and isinstance(almaty, MockExecutor)
+        with hub.store.write() as conn:
+            org_id = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
+            tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
+            alice = Principal(tenancy_repo.create_user(conn, "alice", org_id, "member", 0.0), "alice", "member",
+                              org_id, "kaznu")  # fmt: skip
+        hub.start()
+        big = asyncio.run(jobs.submit(hub, alice, m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"], gpus=8), None))
+        _wait(lambda: ("start", big.job_id) in almaty.calls, "the 8-GPU job to start at almaty (astana has 4)")
+        assert ("start", big.job_id) not in astana.calls
+        _wait(lambda: hub.reads.model.running, "the read model to show the running job")
+        model = hub.reads.model
+        assert [(n.name, n.site, n.free) for n in model.nodes] == [("ast-001", "astana", 4), ("alm-001", "almaty", 0)]
+        assert model.running[0].site == "almaty" and model.running[0].pool == "almaty/H100"
+        _wait(lambda: (jobs.visible_job(hub, alice, big.job_id).handle or {}).get("site") == "almaty",
+              "the job's stored handle to name its site")  # fmt: skip
+        assert job_view(jobs.visible_job(hub, alice, big.job_id), hub.fleet.node_names).site == "almaty"
+        metrics = generate_latest(hub_registry(hub.loop, hub.reads)).decode()
+        assert 'hub_gpus{gpu_type="H100",site="almaty",state="allocated"} 8.0' in metrics
+        assert 'hub_gpus{gpu_type="H100",site="astana",state="free"} 4.0' in metrics
+        almaty.down = True  # almaty's engine stops answering: a job that fits only there waits, astana goes on
+        small = asyncio.run(jobs.submit(hub, alice, m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"], gpus=2), None))
+        _wait(lambda: ("start", small.job_id) in astana.calls, "a 2-GPU job to start at astana")
+    finally:
+        hub.close()

@@ -1,0 +1,243 @@
+"""A hub at several sites: configuration, pools (site x GPU type), one site per job, residency,
+approvals and engines choosing sites, and the executor per site."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from builders import Hub, job
+
+from steppe.core.cluster_config import load_cluster
+from steppe.core.errors import ConfigError, SteppeError
+from steppe.core.job import JobSpec, PendingReason
+from steppe.core.records import JobRecord
+from steppe.executors.base import ExitInfo
+from steppe.executors.mock import MockExecutor
+from steppe.executors.sites import SiteExecutors
+from steppe.governance.admission import ResidencyCheck, ReviewCheck
+from steppe.governance.approval import Approval, ApprovalConditions
+from steppe.governance.residency import Dataset, Sensitivity, load_topology
+from steppe.power import build_power
+from steppe.scheduling.admission import DEFAULT_CHECKS, EngineAvailable
+from steppe.scheduling.gate import SubmissionGate
+from steppe.scheduling.policies import make_policy
+from steppe.twin.replay import replay
+from steppe.twin.trace import Trace
+
+TWO_SITES = """
+name = "kz-hub"
+
+[sites.astana]
+executor = "mock"
+power_cap_kw = 40000
+
+[sites.almaty]
+site_file = "almaty"
+executor = "mock"
+[sites.almaty.executor_options]
+partition = "gpu"
+
+[[nodes]]
+site = "astana"
+prefix = "ast-h100-"
+count = 2
+gpus = 8
+gpu_type = "H100"
+
+[[nodes]]
+site = "almaty"
+prefix = "alm-h100-"
+count = 2
+gpus = 8
+gpu_type = "H100"
+
+[[nodes]]
+site = "almaty"
+prefix = "alm-a100-"
+count = 1
+gpus = 4
+gpu_type = "A100"
+"""
+
+
+@pytest.fixture
+def two_sites(tmp_path: Path) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(TWO_SITES)
+    return path
+
+
+def test_a_cluster_file_declares_sites_and_the_fleet_is_pools_of_site_and_gpu_type(two_sites: Path) -> None:
+    c = load_cluster(two_sites)
+    assert c.site_names == ("astana", "almaty")
+    assert c.pools == {"astana/H100": 16, "almaty/H100": 16, "almaty/A100": 4}
+    assert c.gpus_by_type == {"H100": 32, "A100": 4}
+    assert c.sites["astana"].site_file == "astana" and c.sites["astana"].power_cap_w == 40_000_000.0
+    assert c.sites["almaty"].options == (("partition", "gpu"),)
+    assert [n.site for n in c.nodes] == ["astana", "astana", "almaty", "almaty", "almaty"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "problem"),
+    [
+        (lambda t: t.replace('site = "astana"\n', "", 1), "nodes[0].site", "required once sites are declared"),
+        (lambda t: t.replace('site = "astana"\nprefix', 'site = "aktau"\nprefix', 1), "nodes[0].site", "aktau"),
+        (lambda t: t + '\n[sites.aktau]\nexecutor = "mock"\n', "sites.aktau", "has no nodes"),
+        (lambda t: t.replace("power_cap_kw = 40000", "power_cap_kw = -1"), "sites.astana.power_cap_kw", "positive"),
+        (lambda t: t.replace("[sites.almaty]\n", "[sites.almaty]\nengine = 1\n"), "sites.almaty.engine", "unknown key"),
+    ],
+)
+def test_a_bad_site_declaration_names_the_key_and_the_problem(
+    tmp_path: Path, edit: object, key: str, problem: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(TWO_SITES))  # type: ignore[operator]
+    with pytest.raises(ConfigError, match=problem) as info:
+        load_cluster(path)
+    assert f": {key}:" in str(info.value)
+
+
+def test_a_gang_never_spans_two_sites(two_sites: Path) -> None:
+    """24 H100 exist (16 + 16) but no site has more than 16: the gate refuses 24 at submission; in a
+    replay every job's nodes are at one site, and the largest jobs fill one site's pool."""
+    cluster = load_cluster(two_sites)
+    refusals = SubmissionGate(cluster).refusals(24, "H100", "t")
+    assert [(r.field, r.message) for r in refusals] == [
+        ("gpus", "24 asked, but the hub has at most 16 H100 GPUs at one site")
+    ]
+    jobs = [
+        JobSpec(i, submit_s=float(i), gpus=g, runtime_s=600.0 + 37 * i, walltime_s=3600.0, tenant=f"t{i % 3}",
+                gpu_type="H100" if i % 5 else None)
+        for i, g in enumerate([16, 12, 6, 3, 10, 1, 8, 2, 16, 4] * 6, start=1)
+    ]  # fmt: skip
+    result = replay(Trace("two-sites", jobs), cluster, "easy-backfill", keep_jobs=True)
+    site_of = [n.site for n in cluster.nodes]
+    records = list(result.state.jobs.values())
+    assert len(records) == len(jobs) and all(r.end_s is not None for r in records)
+    for r in records:
+        assert len({site_of[n] for n, _ in r.allocation}) == 1, (r.job_id, r.allocation)
+        assert r.pool == f"{site_of[r.allocation[0][0]]}/{r.gpu_type}"
+
+
+def test_a_fleet_at_several_sites_is_refused_power_scheduling_in_one_line(two_sites: Path) -> None:
+    with pytest.raises(SteppeError, match="one power budget per site"):
+        build_power(load_cluster(two_sites), "astana", power_cap_w=1e6)
+
+
+class OnlyAt:
+    """A check that lets jobs run only at ``sites`` (as residency or an approval would)."""
+
+    def __init__(self, sites: frozenset[str]) -> None:
+        self.sites = sites
+
+    def check(self, rec: JobRecord, snap: object, extra: Counter[str]) -> PendingReason | None:
+        return None
+
+    def sites_for(self, rec: JobRecord) -> frozenset[str] | None:
+        return self.sites if rec.spec.tenant == "kz-only" else None
+
+
+@pytest.mark.parametrize("policy", ["fifo", "easy-backfill", "multifactor", "las"])
+def test_placement_keeps_a_job_to_the_sites_its_checks_allow(two_sites: Path, policy: str) -> None:
+    """Astana's H100 are full and Almaty's free; a job allowed anywhere starts at Almaty, one allowed
+    only at Astana waits (Resources)."""
+    cluster = load_cluster(two_sites)
+    hub = Hub(cluster, make_policy(policy, checks=(*DEFAULT_CHECKS, OnlyAt(frozenset({"astana"})))))
+    hub.run(job(1, 16, tenant="other", gpu_type="H100", runtime=1000.0, preemptible=False))
+    assert {cluster.nodes[n].site for n, _ in hub.state.jobs[1].allocation} == frozenset({"astana"})
+    hub.submit(job(3, 4, tenant="free", submit=1.0), at=1.0)
+    hub.submit(job(2, 4, tenant="kz-only", gpu_type="H100", submit=1.5), at=1.5)
+    hub.state.apply(hub.cycle(2.0), 2.0)
+    assert hub.state.jobs[2].allocation == () and hub.state.jobs[2].reason is PendingReason.RESOURCES
+    assert {cluster.nodes[n].site for n, _ in hub.state.jobs[3].allocation} == frozenset({"almaty"})
+
+
+TOPOLOGY = load_topology()
+
+
+def _personal(name: str, allowed: str) -> Dataset:
+    return Dataset(name, "KZ", Sensitivity.PERSONAL, "astana", 10**9, frozenset(allowed.split()), frozenset())
+
+
+def test_residency_chooses_the_sites_a_job_may_use_and_holds_it_only_when_none_may() -> None:
+    registry = {"kz": _personal("kz", "KZ"), "eu": _personal("eu", "EU"), "both": _personal("both", "KZ EU")}
+    check = ResidencyCheck({1: ["kz"], 2: ["eu"], 3: ["kz", "eu"], 4: ["both"]}, registry, TOPOLOGY, "astana",
+                           sites=("astana", "frankfurt"))  # fmt: skip
+    check.begin_cycle(0.0)
+
+    def rec(i: int) -> JobRecord:
+        return JobRecord(JobSpec(i, 0.0, 1, 1.0, 1.0, tenant="t"), seq=i)
+
+    assert check.sites_for(rec(1)) == frozenset({"astana"}) and check.check(rec(1), None, Counter()) is None  # type: ignore[arg-type]
+    assert check.sites_for(rec(2)) == frozenset({"frankfurt"})
+    assert check.sites_for(rec(4)) == frozenset({"astana", "frankfurt"})
+    assert check.sites_for(rec(5)) is None  # reads no dataset: anywhere
+    assert check.check(rec(3), None, Counter()) is PendingReason.DATA_RESIDENCY  # type: ignore[arg-type]
+    why = check.why(rec(3))
+    assert why is not None and why.startswith("no site of the hub may process its data: ")
+    assert "astana" in why and "frankfurt" in why
+
+
+def test_an_approval_limited_to_one_site_places_the_projects_jobs_there() -> None:
+    today = date(2026, 3, 1)
+    conditions = ApprovalConditions(today + timedelta(30), allowed_sites=frozenset({"almaty"}))
+    approvals = {"kaznu/llm": Approval("kaznu/llm", "kaznu", conditions, "marat", today)}
+    check = ReviewCheck(approvals.get, lambda now: today, site="astana", sites=("astana", "almaty"))
+    check.begin_cycle(0.0)
+    rec = JobRecord(JobSpec(1, 0.0, 1, 1.0, 1.0, tenant="kaznu", project="kaznu/llm"), seq=1)
+    snap = Hub.of(1, 8).state
+    assert check.check(rec, snap, Counter()) is None
+    assert check.sites_for(rec) == frozenset({"almaty"})
+    elsewhere = ReviewCheck(approvals.get, lambda now: today, site="astana", sites=("astana", "frankfurt"))
+    elsewhere.begin_cycle(0.0)
+    assert elsewhere.check(rec, snap, Counter()) is PendingReason.AWAITING_REVIEW
+    assert "the hub's sites are astana, frankfurt" in (elsewhere.why(rec) or "")
+
+
+def test_jobs_start_at_sites_whose_engine_answers_and_wait_engine_down_when_none_does(two_sites: Path) -> None:
+    cluster = load_cluster(two_sites)
+    up = {"astana": False, "almaty": True}
+    engine = EngineAvailable(
+        lambda: any(up.values()),
+        up_sites=lambda: frozenset(s for s, ok in up.items() if ok),
+        all_sites=cluster.site_names,
+    )
+    hub = Hub(cluster, make_policy("fifo", checks=(engine, *DEFAULT_CHECKS)))
+    hub.submit(job(1, 8, gpu_type="H100"), job(2, 8, gpu_type="H100"), job(3, 8, gpu_type="H100"))
+    plan = hub.cycle(0.0)
+    hub.state.apply(plan, 0.0)
+    assert sorted(j for j in (1, 2, 3) if hub.state.jobs[j].allocation) == [1, 2]
+    assert all(cluster.nodes[n].site == "almaty" for j in (1, 2) for n, _ in hub.state.jobs[j].allocation)
+    assert plan.wakeup_s == 1.0  # astana's engine is down: look again in a second
+    up["almaty"] = False
+    hub.state.apply(hub.cycle(1.0), 1.0)
+    assert hub.state.jobs[3].reason is PendingReason.ENGINE_DOWN
+    up["astana"] = True
+    hub.state.apply(hub.cycle(2.0), 2.0)
+    assert {cluster.nodes[n].site for n, _ in hub.state.jobs[3].allocation} == frozenset({"astana"})
+
+
+def test_the_executor_of_each_site_runs_the_jobs_placed_there_and_its_handles_say_so(two_sites: Path) -> None:
+    cluster = load_cluster(two_sites)
+    astana, almaty = MockExecutor(), MockExecutor()
+    sites = SiteExecutors({"astana": astana, "almaty": almaty}, [n.site for n in cluster.nodes])
+    exits: list[tuple[int, ExitInfo]] = []
+    sites.bind(lambda job_id, epoch, info: exits.append((job_id, info)), lambda job_id: None)  # type: ignore[arg-type,return-value]
+    hub = Hub(cluster, "fifo")
+    hub.run(job(1, 8, gpu_type="H100"))  # the first pool: astana
+    hub.run(job(2, 16, gpu_type="H100"))  # astana has 8 left: almaty
+    one, two = hub.state.jobs[1], hub.state.jobs[2]
+    sites.start(one, 0.0)
+    sites.start(two, 0.0)
+    assert astana.calls == [("start", 1)] and almaty.calls == [("start", 2)]
+    handles = sites.take_launched()
+    assert handles[1]["site"] == "astana" and handles[2]["site"] == "almaty"
+    assert sites.find_launch(2, two.last_start_s)["site"] == "almaty"  # type: ignore[index]
+    sites.stop(two, 5.0)
+    assert almaty.calls[-1] == ("stop", 2) and ("stop", 2) not in astana.calls
+    assert sites.adopt(one, handles[1]) and not sites.adopt(one, {**handles[1], "site": "aktau"})
+    almaty.down = True
+    assert sites.reachable() and sites.reachable_sites() == frozenset({"astana"})
