@@ -241,3 +241,22 @@ def test_the_executor_of_each_site_runs_the_jobs_placed_there_and_its_handles_sa
     assert sites.adopt(one, handles[1]) and not sites.adopt(one, {**handles[1], "site": "aktau"})
     almaty.down = True
     assert sites.reachable() and sites.reachable_sites() == frozenset({"astana"})
+
+
+def test_the_bundled_two_site_hub_replays_the_philly_excerpt_with_every_job_at_one_site() -> None:
+    """The demo fleet split 56 + 8 H100 between Astana and Almaty: every job finishes, each gang at
+    one site, and the excerpt's 16-GPU jobs only in Astana (Almaty's one node is too small)."""
+    from steppe.twin.readers import load_trace
+
+    trace = load_trace("philly-sample")
+    split, whole = load_cluster("hub-two-sites"), load_cluster("hub-sample")
+    assert split.gpus_by_type == whole.gpus_by_type == {"H100": 64}
+    result = replay(trace, split, "easy-backfill", keep_jobs=True)
+    site_of = [n.site for n in split.nodes]
+    ran = [r for r in result.state.jobs.values() if r.allocation]
+    assert len(ran) > 2_900
+    assert all(len({site_of[n] for n, _ in r.allocation}) == 1 for r in ran)
+    assert {site_of[r.allocation[0][0]] for r in ran} == {"astana", "almaty"}
+    big = [r for r in ran if r.gpus > 8]
+    assert big and all(site_of[r.allocation[0][0]] == "astana" for r in big)
+    assert result.summary["rejected"] == replay(trace, whole, "easy-backfill").summary["rejected"] == 0
