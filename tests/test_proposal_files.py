@@ -147,7 +147,7 @@ def test_a_missing_field_names_it_with_an_example() -> None:
 def test_rule_checks_list_every_rule_with_its_citation() -> None:
     spec = parse_proposal({**EXAMPLE_PROPOSAL, "risk_class": "high"})
     checks = rule_checks(screen(spec, RULES), RULES)
-    ids = [r.id for r in (*RULES.prohibited, *RULES.compute, *RULES.rules)]
+    ids = [r.id for r in RULES.every_rule()]
     assert [c.rule_id for c in checks] == ids
     assert all(c.citation for c in checks)
     fired = {c.rule_id: c.effect for c in checks if c.effect is not None}

@@ -86,7 +86,8 @@ def _accepted(annotation: Any) -> tuple[str, type[BaseModel] | None]:
 
 
 def _value(key: str, value: Any) -> str:
-    return yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n")
+    text: str = yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True, width=1000)
+    return text.rstrip("\n")
 
 
 def _comment(text: str, indent: str) -> list[str]:

@@ -136,6 +136,10 @@ class RuleSet:
     rules: tuple[FieldRule, ...]
     path: str = ""
 
+    def every_rule(self) -> tuple[ProhibitedRule | ComputeRule | FieldRule, ...]:
+        """All rules in the file's order: prohibited practices, compute thresholds, field rules."""
+        return (*self.prohibited, *self.compute, *self.rules)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -198,12 +202,12 @@ def rule_checks(result: ScreeningResult, rules: RuleSet) -> list[RuleCheck]:
     >>> checks = rule_checks(screen(parse_proposal({**EXAMPLE_PROPOSAL, "end_use": None}), rules), rules)
     >>> [(c.rule_id, str(c.effect)) for c in checks if c.effect is not None]
     [('REQ-END-USE', 'changes_required')]
-    >>> len(checks) == len(rules.prohibited) + len(rules.compute) + len(rules.rules)
+    >>> [c.rule_id for c in checks] == [r.id for r in rules.every_rule()]
     True
     """
     fired = {f.rule_id: f for f in result.findings}
     out = []
-    for rule in (*rules.prohibited, *rules.compute, *rules.rules):
+    for rule in rules.every_rule():
         f = fired.get(rule.id)
         out.append(RuleCheck(rule.id, f.effect if f else None, rule.cite, f.reason if f else ""))
     return out
