@@ -250,17 +250,27 @@ def usage_row(job_id: int, project_id: int, period: str, gpu_s: float) -> dict[s
 # -- in process, without HTTP: the workflows ----------------------------------------------------------------------
 @pytest.fixture
 def a(tmp_path: Path) -> Iterator[AppHub]:
+    """The hub's loop does not run: submitted jobs stay pending, so the only usage is what a test adds."""
     with app_hub(tmp_path) as hub:
         yield hub
 
 
-def test_every_tenancy_change_is_audited_with_who_did_it(a: AppHub) -> None:
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[AppHub]:
+    """The loop runs: a share change waits for its next cycle."""
+    with app_hub(tmp_path, start=True) as hub:
+        yield hub
+
+
+def test_every_tenancy_change_is_audited_with_who_did_it(started: AppHub) -> None:
+    a = started
     tenancy.create_org(a.hub, a.admin, "kbtu", "KZ")
     tenancy.create_project(a.hub, a.olga, "kaznu", "cv")
     members.add_member(a.hub, a.olga, "kaznu", m.MemberCreate(name="carl"))
     token = tokens.create_token(a.hub, a.olga, "carl", m.TokenCreate(name="laptop"))
     tokens.revoke_token(a.hub, a.olga, token.prefix)
     members.remove_member(a.hub, a.olga, "kaznu", "carl")
+    tenancy.set_share(a.hub, a.admin, "kaznu", 2.0, 4, "2031 call")
     allocations.create_allocation(a.hub, a.admin, "kaznu", "cv", m.AllocationCreate(period="2031", gpu_hours=5,
                                                                                       reason="call 1"))  # fmt: skip
     with a.hub.store.read() as conn:
@@ -272,6 +282,7 @@ def test_every_tenancy_change_is_audited_with_who_did_it(a: AppHub) -> None:
         ("token.issue", "olga", "carl"),
         ("token.revoke", "olga", token.prefix),
         ("user.disable", "olga", "carl"),
+        ("quota.change", "root", "kaznu"),
         ("allocation.create", "root", "kaznu/cv"),
     ]
 

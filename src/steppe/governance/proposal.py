@@ -270,7 +270,7 @@ class ProposalSpec(_Strict):
     eu_nexus: StrictBool = False
     """The project has EU partners, users or data: the EU AI Act's prohibitions apply too."""
     end_use: EndUseDeclaration | None = None
-    """The end user and end use (the GPUs' export licence); every proposal needs one."""
+    """The end user and end use (the GPUs' export licence); the screening requires one (REQ-END-USE)."""
 
     @field_validator("gpu_type")
     @classmethod
