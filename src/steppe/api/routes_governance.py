@@ -3,6 +3,7 @@
 | method and path | who |
 |---|---|
 | ``POST /proposals`` (submit), ``PUT /proposals/{id}`` (amend) | members and org-admins of the proposing org |
+| ``POST /proposals/check`` (screening dry run: nothing stored) | the proposing org's users, hub-admins |
 | ``GET /proposals``, ``GET /proposals/{id}`` | the org's users; reviewers and hub-admins see all |
 | ``POST /proposals/{id}/review`` | reviewers (never on their own org's), hub-admins (revoke, expire) |
 | ``POST /datasets``; ``GET /datasets`` | hub-admin; everyone |
@@ -36,6 +37,12 @@ Spec = Annotated[dict[str, Any], Body(description="a proposal (see docs/governan
 def submit_proposal(body: Spec, hub: HubDep, who: Who) -> m.Proposal:
     """Submit a proposal: validated (422 with field errors, nothing stored), screened, then submitted."""
     return review_ops.show(hub, who, review_ops.submit_new(hub, who, body))
+
+
+@router.post("/proposals/check", response_model=m.ProposalCheck)
+def check_proposal(body: Spec, hub: HubDep, who: Who) -> m.ProposalCheck:
+    """Screen a proposal with the hub's rules, rule by rule, as a submission would; nothing stored or audited."""
+    return review_ops.check(hub, who, body)
 
 
 @router.put("/proposals/{proposal_id}", response_model=m.Proposal)

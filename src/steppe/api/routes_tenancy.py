@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from steppe.api.deps import HubDep, Who
+from steppe.api.params import ShortFilter
 from steppe.app import allocations, members, tenancy, tokens
 from steppe.client import models as m
 
@@ -110,3 +111,15 @@ def list_allocations(hub: HubDep, who: Who, project: str | None = None) -> list[
 @router.get("/orgs/{org}/projects/{project}/usage", response_model=list[m.UsageRow])
 def project_usage(org: str, project: str, hub: HubDep, who: Who) -> list[m.UsageRow]:
     return allocations.project_usage(hub, who, org, project)
+
+
+@router.get("/orgs/{org}/projects/{project}/usage/users", response_model=list[m.UserUsage])
+def usage_by_user(org: str, project: str, hub: HubDep, who: Who, period: ShortFilter = None) -> list[m.UserUsage]:
+    """GPU-hours and jobs per user of the project (of one period, e.g. ``2026-05``, if given); any member."""
+    return allocations.usage_by_user(hub, who, org, project, period)
+
+
+@router.get("/orgs/{org}/projects/{project}/balance", response_model=m.Balance)
+def balance(org: str, project: str, hub: HubDep, who: Who) -> m.Balance:
+    """The project's allocation in force, GPU-hours used in its period and left; any member."""
+    return allocations.balance(hub, who, org, project)

@@ -7,11 +7,16 @@
 * ``list_allocations``: a hub-admin sees every project's, anyone else their organisation's,
   optionally of one project (``org/name``), each with what was used in its period and what
   remains;
-* ``project_usage``: a project's charged GPU-hours per month and GPU type.
+* ``project_usage``: a project's charged GPU-hours per month and GPU type;
+* ``balance``: the allocation in force now, the GPU-hours used in its period and left
+  (``steppe balance``); ``usage_by_user``: GPU-hours and jobs per user of a project, of one
+  period if given (``steppe usage``). Both answer every user of the project's organisation, not
+  only admins; another organisation's project is ``NotFound``, as a missing one.
 
 Example: a project granted 10 GPU-hours for ``2026-05`` that ran 2 GPUs for 30 minutes in May
 lists ``used_gpu_hours=1.0, remaining_gpu_hours=9.0``; its usage is one row
-``(2026-05, H100, 1.0)``.
+``(2026-05, H100, 1.0)``; in May its balance is granted 10, used 1, left 9, and if alice ran the
+job, its usage by user is ``(alice, 1 job, 1.0)``.
 """
 
 from __future__ import annotations
@@ -110,4 +115,37 @@ def project_usage(hub: Hub, who: Principal, org: str, project: str) -> list[m.Us
     return [
         m.UsageRow(project=key, period=r.period, gpu_type=r.gpu_type, gpu_hours=round(r.gpu_seconds / 3600.0, 6))
         for r in sorted(rows, key=lambda r: (r.period, r.gpu_type))
+    ]
+
+
+def balance(hub: Hub, who: Principal, org: str, project: str, now: float | None = None) -> m.Balance:
+    """``org/project``'s allocation in force at ``now`` (default: the current time), used and left."""
+    at = time.time() if now is None else now
+    with hub.store.read() as conn:
+        prow = project_of(conn, who, org, project)
+        current = [a for a in tenancy.list_allocations(conn, project_id=prow.id) if a.start_s <= at < a.end_s]
+        if current:
+            view = allocation_view(conn, current[0])
+            return m.Balance(project=view.project, period=view.period, granted_gpu_hours=view.gpu_hours,
+                             used_gpu_hours=view.used_gpu_hours, left_gpu_hours=view.remaining_gpu_hours)  # fmt: skip
+        used = sum(r.gpu_seconds for r in tenancy.usage_by_month(conn, prow.id)) / 3600.0
+    return m.Balance(project=f"{org}/{project}", period=None, granted_gpu_hours=None,
+                     used_gpu_hours=round(used, 6), left_gpu_hours=None)  # fmt: skip
+
+
+def usage_by_user(hub: Hub, who: Principal, org: str, project: str, period: str | None = None) -> list[m.UserUsage]:
+    """GPU-hours and jobs per user of ``org/project`` (of ``period``, e.g. ``2026-05`` or ``2026-Q2``, if given)."""
+    months = None
+    if period is not None:
+        try:
+            months = set(months_between(*period_bounds(period)))
+        except ValueError as exc:
+            raise Invalid.field("period", str(exc)) from None
+    with hub.store.read() as conn:
+        prow = project_of(conn, who, org, project)
+        rows = tenancy.usage_by_user(conn, prow.id, months)
+    key = f"{org}/{project}"
+    return [
+        m.UserUsage(project=key, user=r.user, jobs=r.jobs, gpu_hours=round(float(r.gpu_seconds) / 3600.0, 6))
+        for r in rows
     ]

@@ -2,7 +2,10 @@
 
 ``submit_new`` and ``amend`` parse the proposal (a ``ProposalError`` becomes ``Invalid``, a 422
 with field errors, and nothing is stored), screen it with the hub's rules and run ``review.submit``;
-``act`` runs a reviewer's or hub-admin's action (``review.apply``). Each ``Transition`` is
+``act`` runs a reviewer's or hub-admin's action (``review.apply``). ``check`` is a submission's dry run:
+the same parsing, project lookup and screening with the hub's rules, answered rule by rule, with
+nothing stored or audited. A screening that requires changes hands the proposal back at once
+(``screen_changes``), so its submitter amends it without waiting for a reviewer. Each ``Transition`` is
 saved as the proposal's new row, a ``review_transitions`` row and an audit entry
 (``transition.audit_fields()``), all in the same transaction. A revocation with
 ``running_jobs="cancel"`` also writes a cancel request for each of the project's running jobs
@@ -31,7 +34,7 @@ from steppe.governance.approval import ApprovalConditions, revocation_effect
 from steppe.governance.errors import GovernanceError, ProposalError
 from steppe.governance.proposal import parse_proposal
 from steppe.governance.review import Action, Proposal, State, Transition
-from steppe.governance.rules import screen
+from steppe.governance.rules import Outcome, rule_checks, screen
 from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
 from steppe.store import tenancy
@@ -96,6 +99,43 @@ def submit_new(hub: Hub, who: Principal, body: Mapping[str, Any]) -> int:
         )
         store_steps(conn, pid, steps, now)
     return pid
+
+
+AMENDABLE = frozenset(src for src in review.TRANSITIONS[Action.SUBMIT][0] if src is not State.DRAFT)
+
+
+def check(hub: Hub, who: Principal, body: Mapping[str, Any]) -> m.ProposalCheck:
+    """Screen a proposal as ``submit_new`` or ``amend`` would, with the hub's rules, rule by rule; nothing is
+    stored and nothing audited. The same refusals as a submission: ``Invalid`` naming each bad field, or the
+    project when it does not exist or belongs to another organisation."""
+    spec = parse(body)
+    with hub.store.read() as conn:
+        prow = tenancy.get_project(conn, spec.org, spec.project)
+        if prow is None or not who.sees_org(prow.org_id):
+            raise Invalid.field("project", f"no project {spec.key!r}")
+        open_ = [r for r in gov_repo.list_proposals(conn, project_id=prow.id) if State(r.state) not in FINAL]
+    result = screen(spec, hub.rules)
+    checks = [
+        m.RuleResult(rule_id=c.rule_id, result=str(c.effect or "pass"), citation=c.citation, reason=c.reason)
+        for c in rule_checks(result, hub.rules)
+    ]
+    latest = open_[-1] if open_ else None
+    if result.blocking:
+        verb = "reject" if result.outcome is Outcome.REJECT else "require changes to"
+        step = f"screening would {verb} it: change what the findings name and check again"
+    elif latest is None:
+        step = "submit it: steppe proposal submit FILE"
+    elif State(latest.state) in AMENDABLE:
+        step = f"amend proposal {latest.id} ({latest.state}): steppe proposal amend {latest.id} FILE"
+    else:
+        step = f"proposal {latest.id} of {spec.key} is {latest.state}: a reviewer decides it before it can be amended"
+    return m.ProposalCheck(
+        project=spec.key,
+        screening=m.Screening.model_validate(result.as_dict()),
+        rules=checks,
+        open_proposal=None if latest is None else latest.id,
+        next_step=step,
+    )
 
 
 def _load(conn: Connection, who: Principal, proposal_id: int) -> tuple[Any, Proposal]:

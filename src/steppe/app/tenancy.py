@@ -2,8 +2,8 @@
 
 * ``create_org``: a hub-admin creates an organisation, audited as ``org.create``; a name taken
   already is a ``Conflict``;
-* ``create_project``: a hub-admin or an org-admin of the organisation creates a project (not
-  audited); a name taken in that organisation is a ``Conflict``;
+* ``create_project``: a hub-admin or an org-admin of the organisation creates a project, audited
+  as ``project.create``; a name taken in that organisation is a ``Conflict``;
 * ``list_orgs``, ``get_org``, ``list_projects``: a hub-admin sees every organisation, anyone
   else only their own (another organisation is ``NotFound``, as a missing one);
 * ``set_share``: a hub-admin sets an organisation's fair-share weight and GPU quota, with a
@@ -94,6 +94,8 @@ def create_project(hub: Hub, who: Principal, org: str, name: str) -> m.Project:
             org_row = org_of(conn, who, org)
             who.require_org_admin(org_row.id)
             tenancy.create_project(conn, org_row.id, name, now)
+            record(conn, actor=who.name, action="project.create", subject=f"{org}/{name}", time_s=now,
+                   details={"org": org})  # fmt: skip
     except IntegrityError:
         raise Conflict(f"project {org}/{name} already exists") from None
     return m.Project(org=org, name=name, key=f"{org}/{name}", created_s=now)

@@ -1,11 +1,17 @@
 """Governance commands: ``steppe proposal``, ``steppe dataset``, ``steppe terms`` and ``steppe audit``.
 
-They talk to the hub through the SDK only. ``proposal submit FILE`` reads a YAML or JSON
-proposal (docs/governance.md, section 1) and prints the screening with each finding's rule,
-effect, reason and citation; ``proposal review ID --action approve --expires-on DATE ...``
+They talk to the hub through the SDK only. ``proposal template`` prints the commented proposal
+format (every field, its meaning and accepted values; docs/examples/proposal.yaml is its output);
+``proposal check FILE`` asks the hub to screen it without storing anything and prints every rule
+with its result and citation; ``proposal submit FILE`` reads a YAML or JSON proposal
+(docs/governance.md, section 1; a malformed file is one line naming its line and column) and
+prints the screening with each finding's rule, effect, reason and citation; ``proposal show``
+prints the proposal's text (the fields a reviewer decides on), its screening, approval and
+history; ``proposal review ID --action approve --expires-on DATE ...``
 records a reviewer's decision; ``audit verify`` checks the hub's hash chain (with ``--head
 SEQ:HASH`` from an earlier export, also truncation) or an exported file (``--file``);
-``audit export --out FILE`` writes JSON lines and prints the head to keep.
+``audit export --out FILE`` writes JSON lines and prints the head to keep. Listings print a
+header line (``--json`` for scripts).
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import yaml
 from steppe.client import HubClient
 from steppe.client import models as m
 from steppe.governance.audit import read_jsonl, verify
+from steppe.governance.proposal_file import proposal_template, read_proposal_file
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
-proposal_app = typer.Typer(help="AI-use review proposals: submit, amend, show, list, review.", no_args_is_help=True)
+proposal_app = typer.Typer(
+    help="AI-use review proposals: template, check, submit, amend, show, list, review.", no_args_is_help=True
+)
 dataset_app = typer.Typer(help="Datasets with jurisdiction, sensitivity and residency policy.", no_args_is_help=True)
 terms_app = typer.Typer(help="The hub's acceptable-use terms.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log: verify and export.", no_args_is_help=True)
@@ -38,11 +47,21 @@ def _when(t: float | None) -> str:
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path} does not hold a proposal (a mapping)", param_hint="FILE")
-    return data
+    return read_proposal_file(path)
+
+
+def print_table(columns: list[str], rows: list[list[str]]) -> None:
+    """Rows under a header line, each column as wide as its widest cell (the last one left ragged)."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    for cells in (columns, *rows):
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip())
+
+
+def _print_spec(spec: dict[str, Any]) -> None:
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
+    typer.echo("Proposal text:")
+    for line in text.splitlines():
+        typer.echo(f"  {line}")
 
 
 def _print_proposal(p: m.Proposal, as_json: bool) -> None:
@@ -50,6 +69,8 @@ def _print_proposal(p: m.Proposal, as_json: bool) -> None:
         typer.echo(p.model_dump_json(indent=2))
         return
     typer.echo(f"Proposal {p.id} for {p.project}: {p.state} (revision {p.revision})")
+    if p.spec:
+        _print_spec(p.spec)
     if p.screening is not None:
         s = p.screening
         typer.echo(f"Screening (rules v{s.rules_version}): {s.outcome}; training compute {s.compute_flop:.3g} FLOP"
@@ -71,6 +92,37 @@ def _print_proposal(p: m.Proposal, as_json: bool) -> None:
                    + (f": {t.reason}" if t.reason else ""))
 
 
+@proposal_app.command("template")
+def proposal_template_cmd() -> None:
+    """Print a commented proposal to fill in: every field, what it means, the accepted values.
+
+    Example: steppe proposal template > proposal.yaml
+    """
+    typer.echo(proposal_template(), nl=False)
+
+
+@proposal_app.command("check")
+def proposal_check(
+    file: Annotated[Path, typer.Argument(help="proposal as YAML or JSON")], as_json: JsonOpt = False
+) -> None:
+    """Screen a proposal with the hub's rules, rule by rule; nothing is stored (exit 1 if screening would block it).
+
+    Example: steppe proposal check proposal.yaml
+    """
+    c = _client().check_proposal(_read_spec(file))
+    if as_json:
+        typer.echo(c.model_dump_json(indent=2))
+    else:
+        s = c.screening
+        typer.echo(f"Screening of {c.project} (rules v{s.rules_version}, nothing stored): {s.outcome}; "
+                   f"training compute {s.compute_flop:.3g} FLOP" + ("; systemic-risk scale" if s.systemic_risk else ""))
+        for r in c.rules:
+            typer.echo(f"  {r.result:<16} {r.rule_id}" + (f": {r.reason}" if r.reason else "") + f" ({r.citation})")
+        typer.echo(f"Next: {c.next_step}")
+    if c.screening.outcome in ("reject", "changes_required"):
+        raise typer.Exit(1)
+
+
 @proposal_app.command("submit")
 def proposal_submit(
     file: Annotated[Path, typer.Argument(help="proposal as YAML or JSON")], as_json: JsonOpt = False
@@ -82,13 +134,14 @@ def proposal_submit(
 @proposal_app.command("amend")
 def proposal_amend(proposal_id: int, file: Annotated[Path, typer.Argument(help="the changed proposal")],
                    as_json: JsonOpt = False) -> None:  # fmt: skip
-    """Submit a changed proposal (screened again)."""
+    """Submit a changed proposal (screened again): after changes were requested (by a reviewer or by the
+    screening itself), or to amend an approved or expired one."""
     _print_proposal(_client().amend_proposal(proposal_id, _read_spec(file)), as_json)
 
 
 @proposal_app.command("show")
 def proposal_show(proposal_id: int, as_json: JsonOpt = False) -> None:
-    """A proposal, its screening, approval and history."""
+    """A proposal's text (what a reviewer decides on), its screening, approval and history."""
     _print_proposal(_client().get_proposal(proposal_id), as_json)
 
 
@@ -98,13 +151,14 @@ def proposal_list(
     state: Annotated[str | None, typer.Option(help="e.g. submitted, under_review")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Proposals you may see (your organisation's; reviewers and hub-admins: all)."""
     items = _client().list_proposals(project, state)
     if as_json:
         typer.echo(json.dumps([p.model_dump(mode="json") for p in items], indent=2))
         return
-    for p in items:
-        outcome = p.screening.outcome if p.screening else "-"
-        typer.echo(f"{p.id:>5}  {p.project:<24} {p.state:<18} {outcome}")
+    rows = [[str(p.id), p.project, p.state, str(p.revision), p.screening.outcome if p.screening else "-",
+             "in force" if p.approval_current else "-"] for p in items]  # fmt: skip
+    print_table(["ID", "PROJECT", "STATE", "REVISION", "SCREENING", "APPROVAL"], rows)
 
 
 @proposal_app.command("review")
@@ -155,12 +209,13 @@ def dataset_list(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([d.model_dump(mode="json") for d in items], indent=2))
         return
+    rows = []
     for d in items:
         here = d.here
         eta = f"~{here.staging_time_s:,.0f} s" if here and here.staging_time_s is not None else "-"
         verdict = ("allowed" if here.allowed else "denied") if here else "?"
-        typer.echo(f"{d.name:<20} {d.sensitivity:<10} {d.jurisdiction} {d.location:<10} {verdict:<8} {eta:>10}  "
-                   f"{here.reason if here else ''}")
+        rows.append([d.name, d.sensitivity, d.jurisdiction, d.location, verdict, eta, here.reason if here else ""])
+    print_table(["DATASET", "SENSITIVITY", "JURISDICTION", "LOCATION", "HERE", "STAGING", "WHY"], rows)
 
 
 @terms_app.command("publish")
@@ -230,13 +285,13 @@ def audit_export(out: Annotated[Path, typer.Option("--out", "-o", help="JSON lin
 def audit_list(
     since_seq: Annotated[int, typer.Option(help="entries after this seq")] = 0, as_json: JsonOpt = False
 ) -> None:
+    """Audit entries (hub-admins and reviewers)."""
     items = _client().audit_entries(since_seq)
     if as_json:
         typer.echo(json.dumps([e.model_dump() for e in items], indent=2))
         return
-    for e in items:
-        typer.echo(f"{e.seq:>6} {_when(e.time_s)} {e.actor:<14} {e.action:<22} {e.subject}"
-                   + (f"  ({e.reason[:80]})" if e.reason else ""))
+    rows = [[str(e.seq), _when(e.time_s), e.actor, e.action, e.subject, e.reason[:80]] for e in items]
+    print_table(["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "REASON"], rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from steppe.cli import hub_commands, twin_commands
+from steppe.cli import account_commands, hub_commands, twin_commands
 from steppe.cli.render import print_error
 from steppe.client import models as m
 from steppe.core.errors import SteppeError
@@ -23,6 +23,7 @@ app.command("simulate")(twin_commands.simulate)
 app.command("compare")(twin_commands.compare)
 app.command("sweep")(twin_commands.sweep)
 hub_commands.register(app)
+account_commands.register(app)
 
 
 def main() -> None:

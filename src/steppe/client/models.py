@@ -389,6 +389,27 @@ class UsageRow(BaseModel):
     gpu_hours: float
 
 
+class UserUsage(BaseModel):
+    """GPU-hours one user's jobs were charged in a project (``steppe usage``)."""
+
+    project: str
+    user: str
+    jobs: int
+    gpu_hours: float
+
+
+class Balance(BaseModel):
+    """A project's GPU-hours now (``steppe balance``): the allocation in force, what was used in its period and
+    what is left; without an allocation in force ``period``, ``granted`` and ``left`` are null and ``used`` is all
+    the project's usage."""
+
+    project: str
+    period: str | None
+    granted_gpu_hours: float | None
+    used_gpu_hours: float
+    left_gpu_hours: float | None
+
+
 # -- jobs ------------------------------------------------------------------------------------------------
 Arg = Annotated[SafeStr, Field(max_length=MAX_ARG_CHARS)]
 EnvName = Annotated[SafeStr, Field(min_length=1, max_length=MAX_ENV_NAME_CHARS)]
@@ -604,6 +625,25 @@ class ReviewStep(BaseModel):
     from_state: str
     to_state: str
     reason: str
+
+
+class RuleResult(BaseModel):
+    """One screening rule's result for a proposal: ``pass``, or the effect of its finding."""
+
+    rule_id: str
+    result: str
+    citation: str
+    reason: str
+
+
+class ProposalCheck(BaseModel):
+    """A screening dry run (``POST /proposals/check``): nothing is stored and nothing is audited."""
+
+    project: str
+    screening: Screening
+    rules: list[RuleResult]
+    open_proposal: int | None
+    next_step: str
 
 
 class Proposal(BaseModel):

@@ -158,6 +158,16 @@ class HubClient:
         org, _, name = project.partition("/")
         return self._list(m.UsageRow, f"/api/v1/orgs/{org}/projects/{name}/usage")
 
+    def usage_by_user(self, project: str, period: str | None = None) -> list[m.UserUsage]:
+        """GPU-hours per user of ``project`` (``org/name``), of one period (``2026-05``, ``2026-Q2``) if given."""
+        org, _, name = project.partition("/")
+        return self._list(m.UserUsage, f"/api/v1/orgs/{org}/projects/{name}/usage/users", period=period)
+
+    def balance(self, project: str) -> m.Balance:
+        """``project``'s allocation in force, its GPU-hours used and left."""
+        org, _, name = project.partition("/")
+        return self._get(m.Balance, f"/api/v1/orgs/{org}/projects/{name}/balance")
+
     # -- jobs ------------------------------------------------------------------------------------------------
     def submit(self, job: m.JobSubmit, idempotency_key: str | None = None) -> m.Job:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -227,6 +237,10 @@ class HubClient:
     def submit_proposal(self, spec: dict[str, Any]) -> m.Proposal:
         """Submit a proposal (a dict as in docs/governance.md); the answer includes its screening."""
         return m.Proposal.model_validate(self.request("POST", "/api/v1/proposals", json=spec).json())
+
+    def check_proposal(self, spec: dict[str, Any]) -> m.ProposalCheck:
+        """Screen a proposal as a submission would, rule by rule; the hub stores nothing."""
+        return m.ProposalCheck.model_validate(self.request("POST", "/api/v1/proposals/check", json=spec).json())
 
     def amend_proposal(self, proposal_id: int, spec: dict[str, Any]) -> m.Proposal:
         return m.Proposal.model_validate(self.request("PUT", f"/api/v1/proposals/{proposal_id}", json=spec).json())

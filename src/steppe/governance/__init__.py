@@ -4,7 +4,8 @@ Pure and store-independent: the API, store and CLI call these functions and keep
 Modules, one job each:
 
 * ``proposal``: the proposal model, field-level validation, training-FLOP estimates;
-* ``rules`` (+ ``rules_file``): the versioned screening rules and ``screen``;
+* ``proposal_file``: the commented proposal template, reading a proposal file (one-line errors);
+* ``rules`` (+ ``rules_file``): the versioned screening rules, ``screen`` and ``rule_checks``;
 * ``review`` (+ ``approval``, ``terms``): the workflow, approval conditions, acceptable-use terms;
 * ``residency``: sites, routes, datasets and ``decide``;
 * ``admission``: ``ReviewCheck`` and ``ResidencyCheck`` for the scheduler;
@@ -43,6 +44,7 @@ from steppe.governance.proposal import (
     field_errors,
     parse_proposal,
 )
+from steppe.governance.proposal_file import proposal_template, read_proposal_file
 from steppe.governance.residency import (
     Dataset,
     ResidencyDecision,
@@ -66,7 +68,16 @@ from steppe.governance.review import (
     revoke,
     submit,
 )
-from steppe.governance.rules import Finding, Outcome, RuleSet, ScreeningResult, load_rules, screen
+from steppe.governance.rules import (
+    Finding,
+    Outcome,
+    RuleCheck,
+    RuleSet,
+    ScreeningResult,
+    load_rules,
+    rule_checks,
+    screen,
+)
 from steppe.governance.terms import TermsVersion, must_accept_terms, require_terms, terms_in_force
 
 __all__ = [
@@ -100,6 +111,7 @@ __all__ = [
     "RiskClass",
     "Role",
     "Route",
+    "RuleCheck",
     "RuleSet",
     "ScreeningResult",
     "Sector",
@@ -125,10 +137,13 @@ __all__ = [
     "new_proposal",
     "next_entry",
     "parse_proposal",
+    "proposal_template",
     "read_jsonl",
+    "read_proposal_file",
     "require_terms",
     "revocation_effect",
     "revoke",
+    "rule_checks",
     "screen",
     "submit",
     "terms_in_force",

@@ -44,9 +44,10 @@ REASON_REQUIRED_PREFIXES = ("quota.", "allocation.")
 """Actions whose entries must carry a non-empty reason."""
 
 ACTIONS = (
-    "proposal.create", "review.submit", "review.screen_out", "review.start_review", "review.request_changes",
-    "review.approve", "review.reject", "review.expire", "review.revoke", "quota.change", "allocation.create",
-    "allocation.change", "allocation.delete", "token.issue", "token.revoke", "terms.publish", "terms.accept",
+    "proposal.create", "review.submit", "review.screen_out", "review.screen_changes", "review.start_review",
+    "review.request_changes", "review.approve", "review.reject", "review.expire", "review.revoke", "org.create",
+    "project.create", "user.create", "user.disable", "quota.change", "allocation.create", "allocation.change",
+    "allocation.delete", "token.issue", "token.revoke", "terms.publish", "terms.accept", "dataset.register",
 )
 """The actions the hub writes (others are allowed; reasons are enforced by prefix)."""
 

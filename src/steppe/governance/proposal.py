@@ -38,16 +38,18 @@ compute. Example: 1,000 H200 GPU-hours -> 1,000 x 3,600 x 989e12 x 0.4 = 1.42e21
 
 >>> f"{estimate_training_flop(1000, 'H200'):.3g}"
 '1.42e+21'
->>> p = parse_proposal({**EXAMPLE_PROPOSAL, "risk_class": "extreme"})
+>>> p = parse_proposal({**EXAMPLE_PROPOSAL, "risk_class": "extreme"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-steppe.governance.errors.ProposalError: proposal is invalid: risk_class: Input should be 'minimal', 'medium' or 'high'
+steppe.governance.errors.ProposalError: proposal is invalid: risk_class: Input should be 'minimal', ... (e.g. 'minimal')
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
@@ -192,51 +194,83 @@ Flop = Annotated[float, Field(strict=True, ge=0, le=MAX_FLOP, allow_inf_nan=Fals
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=False)
+    # Each field's docstring is its description: what it means and the accepted form. The commented
+    # template (``steppe.governance.proposal_file.proposal_template``) prints them.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=False,
+                              use_attribute_docstrings=True)  # fmt: skip
 
 
 class LabellingPlan(_Strict):
     """Art. 21: synthetic outputs carry a machine-readable marking and a perceivable warning."""
 
     machine_readable_marking: StrictBool
+    """Outputs carry a machine-readable marking (a watermark or a C2PA manifest)."""
     visible_warning: StrictBool
+    """Users see a warning that the content is generated."""
     method: Text
+    """How both are done, in words."""
 
 
 class EndUseDeclaration(_Strict):
     """The end user and end use the GPUs' export licence asks about (terms assumed: reference/governance.md item 6)."""
 
     end_user: Text
+    """Who will use the results (an organisation's name)."""
     end_user_country: Country
+    """The end user's country: an ISO 3166-1 alpha-2 code such as KZ."""
     end_use: Text
+    """What the results will be used for, in words."""
     military_end_use: StrictBool
+    """The end use is military (the screening rejects it)."""
     wmd_end_use: StrictBool
+    """The end use relates to weapons of mass destruction (the screening rejects it)."""
     transfer_to_third_parties: StrictBool
+    """The compute or the results are passed on to third parties (the screening rejects it)."""
 
 
 class ProposalSpec(_Strict):
     """What a project declares to get compute. Optional fields are required by rules when they apply."""
 
     org: Name
+    """The proposing organisation's name at this hub: 1-64 letters, digits, '.', '_' or '-'."""
     project: Name
+    """The project within the organisation (it must exist; jobs name it as org/project)."""
     title: Annotated[str, Field(min_length=3, max_length=200)]
+    """What the system is, in 3-200 characters."""
     purpose: Annotated[str, Field(min_length=20, max_length=10_000)]
+    """What the system is for and who uses it, in 20-10,000 characters (scanned for prohibited practices)."""
     sector: Sector
+    """Where the system will be used (the EU AI Act Annex III domains are named)."""
     risk_class: RiskClass
+    """The risk class the owner assigns (Law 230-VIII Art. 17(1)); high needs an oversight plan and a contact."""
     autonomy_class: AutonomyClass
+    """Law 230-VIII Art. 17(2): low (a human decides), medium (a human can correct), high (cannot)."""
     generative: StrictBool
+    """The system generates text, images, audio or video (Art. 21: it then needs a labelling_plan)."""
     practices: list[Practice] = Field(default_factory=list)
+    """Practices the system involves; the rules reject the prohibited ones (Law 230-VIII; EU AI Act Art. 5)."""
     data_categories: list[DataCategory] = Field(default_factory=list)
+    """Kinds of data used that the rules ask about."""
     personal_data_legal_basis: Text | None = None
+    """The legal basis for processing personal data (needed with personal_data and cross_border_transfer)."""
     copyright_opt_out_plan: Text | None = None
+    """How authors' opt-outs are honoured (needed with copyrighted_training_data)."""
     requested_gpu_hours: Annotated[float, Field(strict=True, gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)]
+    """GPU-hours requested: a number above 0, at most 1e9."""
     gpu_type: Annotated[str, Field(max_length=16)]
+    """The GPU type requested: A100, H100, H200, B200 or GB200."""
     estimated_training_flop: Flop | None = None
+    """Declared training compute in FLOP (e.g. 1.0e+22); the rules judge the larger of it and the hub's estimate."""
     labelling_plan: LabellingPlan | None = None
+    """How generated outputs are marked (Art. 21); needed when generative is true."""
     human_oversight_plan: Text | None = None
+    """How people oversee the system and can stop it; needed for high risk."""
     incident_contact: Email | None = None
+    """An e-mail address for incidents; needed for high risk."""
     eu_nexus: StrictBool = False
+    """The project has EU partners, users or data: the EU AI Act's prohibitions apply too."""
     end_use: EndUseDeclaration | None = None
+    """The end user and end use (the GPUs' export licence); the screening requires one (REQ-END-USE)."""
 
     @field_validator("gpu_type")
     @classmethod
@@ -268,7 +302,7 @@ class ProposalSpec(_Strict):
 
 _EXAMPLE_TYPES = frozenset({
     "missing", "bool_type", "bool_parsing", "float_type", "float_parsing", "finite_number", "string_type",
-    "greater_than", "less_than_equal", "string_too_short", "int_type",
+    "greater_than", "less_than_equal", "string_too_short", "int_type", "enum",
 })  # fmt: skip
 
 
@@ -292,9 +326,23 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
         if err["type"] in _EXAMPLE_TYPES and example is not None:
             message += f" (e.g. {example!r})" if isinstance(example, str) else f" (e.g. {str(example).lower()})"
         elif err["type"] == "extra_forbidden":
-            message += " (an unknown field)"
+            message += f" (an unknown field; {_known_fields(tuple(err['loc']))})"
         out.append({"field": field, "message": message})
     return out
+
+
+def _known_fields(path: tuple[Any, ...]) -> str:
+    """``did you mean 'purpose'?`` for a misspelt key at ``path``, else the keys accepted there."""
+    model: type[BaseModel] = ProposalSpec
+    for part in path[:-1]:
+        inner = model.model_fields.get(str(part))
+        kind = next((a for a in typing.get_args(inner.annotation) if isinstance(a, type)), None) if inner else None
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            break
+        model = kind
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(path[-1]), names, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(names)}"
 
 
 def check_structure(data: Any) -> list[FieldError]:

@@ -2,9 +2,12 @@
 
 A proposal moves through the states of ``TRANSITIONS`` only: draft -> submitted -> under review
 -> approved (with conditions) / changes requested / rejected; an approval later expires or is
-revoked. Amending an approved proposal (or renewing an expired one) submits it again; the
-earlier approval stays in force until a new decision replaces it (a rejected amendment leaves
-it in force; revoke to end it). Rejected and revoked proposals are final: a new one is needed.
+revoked. Screening acts for the hub at submission: a rejecting result rejects the proposal
+(``screen_out``), one that requires changes (a missing oversight plan, ...) hands it back as
+changes requested (``screen_changes``), so its submitter amends it at once. Amending an approved
+proposal (or renewing an expired one) submits it again; the earlier approval stays in force
+until a new decision replaces it (a rejected amendment leaves it in force; revoke to end it).
+Rejected and revoked proposals are final: a new one is needed.
 
 Each action runs the ``GUARDS`` in order, as Prefect's orchestration rules do; the first that
 objects raises ``GovernanceError`` with its message:
@@ -67,6 +70,7 @@ class Role(StrEnum):
 class Action(StrEnum):
     SUBMIT = "submit"
     SCREEN_OUT = "screen_out"
+    SCREEN_CHANGES = "screen_changes"
     START_REVIEW = "start_review"
     REQUEST_CHANGES = "request_changes"
     APPROVE = "approve"
@@ -81,6 +85,7 @@ _WITH_APPROVAL = frozenset({S.APPROVED, S.SUBMITTED, S.UNDER_REVIEW, S.CHANGES_R
 TRANSITIONS: dict[Action, tuple[frozenset[State], State]] = {
     Action.SUBMIT: (frozenset({S.DRAFT, S.CHANGES_REQUESTED, S.APPROVED, S.EXPIRED}), S.SUBMITTED),
     Action.SCREEN_OUT: (frozenset({S.SUBMITTED}), S.REJECTED),
+    Action.SCREEN_CHANGES: (frozenset({S.SUBMITTED}), S.CHANGES_REQUESTED),
     Action.START_REVIEW: (frozenset({S.SUBMITTED}), S.UNDER_REVIEW),
     Action.REQUEST_CHANGES: (frozenset({S.UNDER_REVIEW}), S.CHANGES_REQUESTED),
     Action.APPROVE: (frozenset({S.UNDER_REVIEW}), S.APPROVED),
@@ -93,6 +98,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[State], State]] = {
 ROLES: dict[Action, frozenset[Role]] = {
     Action.SUBMIT: frozenset({Role.MEMBER, Role.ORG_ADMIN}),
     Action.SCREEN_OUT: frozenset({Role.SYSTEM}),
+    Action.SCREEN_CHANGES: frozenset({Role.SYSTEM}),
     Action.START_REVIEW: frozenset({Role.REVIEWER}),
     Action.REQUEST_CHANGES: frozenset({Role.REVIEWER}),
     Action.APPROVE: frozenset({Role.REVIEWER}),
@@ -164,7 +170,8 @@ class Transition:
         """Keyword arguments for ``steppe.governance.audit.append`` (add ``time_s``)."""
         details: dict[str, Any] = {"from": str(self.from_state), "to": str(self.to_state), "on": self.on.isoformat(),
                                    "revision": self.proposal.revision, "role": str(self.actor.role)}
-        if self.proposal.screening is not None and self.action in (Action.SUBMIT, Action.SCREEN_OUT):
+        if self.proposal.screening is not None and self.action in (Action.SUBMIT, Action.SCREEN_OUT,
+                                                                   Action.SCREEN_CHANGES):
             details["screening"] = self.proposal.screening.as_dict()
         if self.action in (Action.APPROVE, Action.REVOKE, Action.EXPIRE) and self.proposal.approval is not None:
             details["approval"] = self.proposal.approval.as_dict()
@@ -290,9 +297,12 @@ def new_proposal(spec: ProposalSpec) -> Proposal:
 def submit(
     proposal: Proposal, actor: Actor, screening: ScreeningResult, *, today: date, spec: ProposalSpec | None = None
 ) -> list[Transition]:
-    """Submit (or amend, with a new ``spec``) after screening; a rejecting screening also rejects it.
+    """Submit (or amend, with a new ``spec``) after screening; a rejecting screening also rejects it, and
+    one that requires changes hands it back to the submitter at once (no reviewer needs to act first).
 
-    Returns the transitions in order: one, or two (submit, then screen_out) when the rules reject.
+    Returns the transitions in order: one, or two (submit, then ``screen_out`` by the hub when the rules
+    reject, or ``screen_changes`` when they require changes: the proposal is then ``changes_requested``
+    and its submitter may amend it).
     """
     if spec is not None and (spec.org, spec.project) != (proposal.spec.org, proposal.spec.project):
         raise GovernanceError(f"cannot amend proposal {proposal.key}: an amendment may not change org or project")
@@ -304,6 +314,11 @@ def submit(
             f"{f.rule_id}: {f.reason} ({f.citation})" for f in screening.findings if f.effect is Outcome.REJECT
         )
         steps.append(apply(steps[0].proposal, Action.SCREEN_OUT, SYSTEM, today=today, reason=why))
+    elif screening.outcome is Outcome.CHANGES_REQUIRED:
+        why = "screening requires changes: " + "; ".join(
+            f"{f.rule_id}: {f.reason} ({f.citation})" for f in screening.blocking
+        )
+        steps.append(apply(steps[0].proposal, Action.SCREEN_CHANGES, SYSTEM, today=today, reason=why))
     return steps
 
 

@@ -136,6 +136,10 @@ class RuleSet:
     rules: tuple[FieldRule, ...]
     path: str = ""
 
+    def every_rule(self) -> tuple[ProhibitedRule | ComputeRule | FieldRule, ...]:
+        """All rules in the file's order: prohibited practices, compute thresholds, field rules."""
+        return (*self.prohibited, *self.compute, *self.rules)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -178,6 +182,35 @@ class ScreeningResult:
                 for f in self.findings
             ],
         }
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """One rule's result for a proposal: ``effect`` None when it did not fire (the proposal passes it)."""
+
+    rule_id: str
+    effect: Outcome | None
+    citation: str
+    reason: str
+
+
+def rule_checks(result: ScreeningResult, rules: RuleSet) -> list[RuleCheck]:
+    """Every rule of ``rules`` in file order with its result in ``result`` (a screening by those rules).
+
+    >>> from steppe.governance.proposal import EXAMPLE_PROPOSAL, parse_proposal
+    >>> rules = load_rules()
+    >>> checks = rule_checks(screen(parse_proposal({**EXAMPLE_PROPOSAL, "end_use": None}), rules), rules)
+    >>> [(c.rule_id, str(c.effect)) for c in checks if c.effect is not None]
+    [('REQ-END-USE', 'changes_required')]
+    >>> [c.rule_id for c in checks] == [r.id for r in rules.every_rule()]
+    True
+    """
+    fired = {f.rule_id: f for f in result.findings}
+    out = []
+    for rule in rules.every_rule():
+        f = fired.get(rule.id)
+        out.append(RuleCheck(rule.id, f.effect if f else None, rule.cite, f.reason if f else ""))
+    return out
 
 
 def field_value(proposal: ProposalSpec, path: str) -> Any:

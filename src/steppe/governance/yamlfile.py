@@ -35,10 +35,31 @@ def load_yaml(path: str | Path | None, default_name: str) -> tuple[str, Any]:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    return source, parse_yaml(text, source)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error is a one-line ``ConfigError`` with its line and column.
+
+    >>> parse_yaml("title: a\\npurpose: b: c\\n", "p.yaml")
+    Traceback (most recent call last):
+    ...
+    steppe.core.errors.ConfigError: p.yaml: line 2, column 11: not valid YAML: mapping values are not allowed here
+    """
     try:
-        return source, yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"not valid YAML: {exc}") from None
+        raise ConfigError(source, *yaml_problem(exc)) from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """(``line L, column C``, what is wrong) of a YAML error, 1-based as editors count, without PyYAML's excerpt."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{context}: {problem}" if context and "while" not in context else problem
+    return where, f"not valid YAML: {' '.join(str(text).split())}"
 
 
 class YamlReader:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, select, update
 
-from steppe.store.schema import allocations, api_tokens, organisations, projects, usage_records, users
+from steppe.store.schema import allocations, api_tokens, jobs, organisations, projects, usage_records, users
 
 
 def new_token() -> tuple[str, str, str]:
@@ -263,3 +263,21 @@ def usage_by_month(conn: Connection, project_id: int | None = None) -> list[RowM
         stmt = stmt.where(usage_records.c.project_id == project_id)
     stmt = stmt.group_by(usage_records.c.project_id, usage_records.c.period, usage_records.c.gpu_type)
     return list(conn.execute(stmt).mappings())
+
+
+def usage_by_user(conn: Connection, project_id: int, months: set[str] | None = None) -> list[RowMapping]:
+    """Metered GPU-seconds and the number of jobs per user of one project (in ``months`` if given), by user name."""
+    c = usage_records.c
+    stmt = (
+        select(
+            users.c.name.label("user"),
+            func.count(func.distinct(c.job_id)).label("jobs"),
+            func.sum(c.gpu_seconds).label("gpu_seconds"),
+        )
+        .join(jobs, jobs.c.id == c.job_id)
+        .join(users, users.c.id == jobs.c.user_id)
+        .where(c.project_id == project_id)
+    )
+    if months is not None:
+        stmt = stmt.where(c.period.in_(sorted(months)))
+    return list(conn.execute(stmt.group_by(users.c.name).order_by(users.c.name)).mappings())
