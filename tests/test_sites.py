@@ -10,20 +10,25 @@ from pathlib import Path
 import pytest
 from builders import Hub, job
 
+from steppe.core.cluster import Cluster
 from steppe.core.cluster_config import load_cluster
-from steppe.core.errors import ConfigError, SteppeError
+from steppe.core.errors import ConfigError
 from steppe.core.job import JobSpec, PendingReason
 from steppe.core.records import JobRecord
+from steppe.energy.fleet import FleetPower
 from steppe.executors.base import ExitInfo
 from steppe.executors.mock import MockExecutor
 from steppe.executors.sites import SiteExecutors
 from steppe.governance.admission import ResidencyCheck, ReviewCheck
 from steppe.governance.approval import Approval, ApprovalConditions
 from steppe.governance.residency import Dataset, Sensitivity, load_topology
+from steppe.metering import MemorySink, Meter
 from steppe.power import build_power
 from steppe.scheduling.admission import DEFAULT_CHECKS, EngineAvailable
 from steppe.scheduling.gate import SubmissionGate
 from steppe.scheduling.policies import make_policy
+from steppe.scheduling.power import ConstantLimits, PowerBudget, SiteLimits
+from steppe.twin.readers import load_trace
 from steppe.twin.replay import replay
 from steppe.twin.trace import Trace
 
@@ -122,9 +127,104 @@ def test_a_gang_never_spans_two_sites(two_sites: Path) -> None:
         assert r.pool == f"{site_of[r.allocation[0][0]]}/{r.gpu_type}"
 
 
-def test_a_fleet_at_several_sites_is_refused_power_scheduling_in_one_line(two_sites: Path) -> None:
-    with pytest.raises(SteppeError, match="one power budget per site"):
-        build_power(load_cluster(two_sites), "astana", power_cap_w=1e6)
+def _site_budget(cluster: Cluster, astana_w: float, almaty_w: float, capping: bool = False) -> PowerBudget:
+    """IT budgets for jobs of ``astana_w`` and ``almaty_w`` (PUE 1, no idle draw counted)."""
+    sites = {"astana": SiteLimits(ConstantLimits(astana_w), 0.0), "almaty": SiteLimits(ConstantLimits(almaty_w), 0.0)}
+    return PowerBudget(FleetPower(cluster), ConstantLimits(astana_w + almaty_w), 0.0, capping=capping, sites=sites)
+
+
+def _full_w(cluster: Cluster, gpus: int = 8) -> float:
+    return FleetPower(cluster).added_w(JobRecord(job(0, gpus, gpu_type="H100"), 0), "H100", 1.0)
+
+
+def test_each_site_schedules_under_its_own_power_budget(two_sites: Path) -> None:
+    """Astana has power for one 8-GPU job, Almaty for many: the second job, placed at Astana by its
+    GPUs, starts at Almaty instead; once Almaty's GPUs are taken, a job waits PowerCap though
+    Astana has free GPUs (Almaty's spare power is no use there)."""
+    cluster = load_cluster(two_sites)
+    full = _full_w(cluster)
+    hub = Hub(cluster, make_policy("fifo", power=_site_budget(cluster, 1.5 * full, 10 * full)))
+    hub.submit(*(job(i, 8, gpu_type="H100", submit=float(i)) for i in range(1, 5)))
+    hub.state.apply(hub.cycle(5.0), 5.0)
+    site = {j: hub.state.jobs[j].site for j in range(1, 5)}
+    assert site == {1: "astana", 2: "almaty", 3: "almaty", 4: ""}
+    assert hub.state.jobs[4].reason is PendingReason.POWER_CAP
+    assert hub.state.site_draw_w == pytest.approx({"astana": full, "almaty": 2 * full})
+    assert hub.state.inventory.free_by_pool["astana/H100"] == 8
+
+
+def test_capping_to_make_room_at_a_site_caps_only_that_sites_jobs(two_sites: Path) -> None:
+    cluster = load_cluster(two_sites)
+    full = _full_w(cluster)
+    budget = _site_budget(cluster, 0.0, 0.0, capping=True)
+    floor = budget.floor_w(JobRecord(job(0, 8, gpu_type="H100"), 0), "H100")
+    budget = _site_budget(cluster, 2 * floor + 1.0, 3 * full, capping=True)  # Astana: two jobs only if capped
+    hub = Hub(cluster, make_policy("fifo", power=budget))
+    hub.submit(job(1, 8, gpu_type="H100"), job(2, 16, gpu_type="H100", submit=1.0))  # 1 at Astana, 2 fills Almaty
+    hub.state.apply(hub.cycle(1.0), 1.0)
+    assert (hub.state.jobs[1].site, hub.state.jobs[2].site) == ("astana", "almaty")
+    assert hub.state.jobs[1].cap_fraction == 1.0 and hub.state.jobs[2].cap_fraction == 1.0
+    hub.submit(job(3, 8, gpu_type="H100", submit=2.0), at=2.0)
+    plan = hub.cycle(2.0)
+    assert [r.job_id for r in plan.recaps] == [1]  # Astana's job gives power to Astana's next; Almaty's is untouched
+    hub.state.apply(plan, 2.0)
+    assert hub.state.jobs[3].site == "astana" and hub.state.site_draw_w["astana"] <= 2 * floor + 1.0
+
+
+def test_a_two_site_replay_keeps_every_site_under_its_own_cap_and_meters_each_at_its_own_pue(tmp_path: Path) -> None:
+    """The demo fleet at Astana and Almaty with a tight cap at Astana: the replay checks each site's cap
+    after every step (it raises on a breach), every job finishes, and each job's facility energy is its
+    IT energy times its own site's PUE (the two sites' climates differ)."""
+    text = (Path(load_cluster.__code__.co_filename).parent.parent / "data" / "hub-two-sites.toml").read_text()
+    path = tmp_path / "capped.toml"
+    path.write_text(text.replace('site_file = "astana"\n', 'site_file = "astana"\npower_cap_kw = 40\n'))
+    cluster = load_cluster(path)
+    trace = load_trace("philly-sample", limit=400)
+    power = build_power(cluster, "astana", start="2026-07-15T12:00")
+    assert power.budget is not None and set(power.budget.sites) == {"astana", "almaty"}
+    result = replay(trace, cluster, "easy-backfill", power=power, keep_jobs=True)
+    records = list(result.state.jobs.values())
+    assert len(records) == len(trace.jobs) and all(r.end_s is not None for r in records)
+    assert result.summary["power_cap_violations"] == 0 and result.summary["capped_jobs"] > 0
+    assert set(result.summary["sites"]) == {"astana", "almaty"}
+    assert result.summary["sites"]["astana"]["peak_facility_power_w"] <= 40_000 * (1 + 1e-9)
+    energy = result.energy
+    assert energy is not None
+    pue: dict[str, list[float]] = {"astana": [], "almaty": []}
+    for job_id, figures in energy.per_job.items():
+        if figures["it_energy_kwh"] > 0:
+            pue[result.state.jobs[job_id].site].append(figures["facility_energy_kwh"] / figures["it_energy_kwh"])
+    assert pue["astana"] and pue["almaty"]
+    mean = {site: sum(v) / len(v) for site, v in pue.items()}
+    assert abs(mean["almaty"] - mean["astana"]) > 0.01 * mean["astana"]  # two climates in July
+
+
+def test_the_meter_integrates_each_job_against_its_own_sites_timeline(two_sites: Path) -> None:
+    """Two identical jobs over the same three hours of a July day, one per site: each one's facility
+    energy is its IT energy times its own site's hourly PUE (summed hour by hour), and they differ."""
+    cluster = load_cluster(two_sites)
+    power = build_power(cluster, "astana", enforce=False, start="2026-07-15T09:00")
+    sink = MemorySink()
+    meter = Meter(sink, fleet=power.fleet, timeline=power.timeline, epoch_offset_s=power.timeline.start_utc_s,
+                  site_timelines=power.site_timelines)  # fmt: skip
+    recs = {}
+    for job_id, site in ((1, "astana"), (2, "almaty")):
+        rec = recs[site] = JobRecord(job(job_id, 8, gpu_type="H100"), seq=job_id)
+        rec.gpu_type, rec.pool, rec.site = "H100", f"{site}/H100", site
+        meter.on_start(rec, 1800.0)
+        meter.on_stop(rec, 1800.0 + 3 * 3600.0)
+    meter.emit()
+    got = {r.job_id: r for r in sink.records()}
+    watts = power.fleet.gpu_power_w(recs["astana"], "H100", 1.0)
+    for job_id, site in ((1, "astana"), (2, "almaty")):
+        tl = power.site_timelines[site]
+        expect = sum(  # 09:30 to 12:30: half of the first and last hours, all of the two between
+            watts * (min(b, 12600.0) - max(a, 1800.0)) / 3.6e6 * tl.pue_at(a)
+            for a, b in ((h * 3600.0, (h + 1) * 3600.0) for h in range(4))
+        )
+        assert got[job_id].facility_kwh == pytest.approx(expect, rel=1e-9)
+    assert got[1].it_kwh == pytest.approx(got[2].it_kwh)
+    assert got[1].facility_kwh != pytest.approx(got[2].facility_kwh, rel=1e-3)
 
 
 class OnlyAt:

@@ -83,3 +83,44 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_shows_the_site
         _wait(lambda: ("start", small.job_id) in astana.calls, "a 2-GPU job to start at astana")
     finally:
         hub.close()
+
+
+def test_a_hub_at_two_sites_budgets_power_per_site_and_reports_each_sites_draw(tmp_path: Path) -> None:
+    """Astana's cap leaves room for about one 4-GPU job, Almaty's for many: the second 4-GPU job goes
+    to Almaty though Astana has GPUs free, and /metrics reports each site's facility power and cap."""
+    cluster = tmp_path / "hub.toml"
+    cluster.write_text(
+        HUB.replace('[sites.almaty]\nexecutor = "mock"', '[sites.almaty]\nexecutor = "mock"\npower_cap_kw = 500')
+        .replace('[sites.astana]\nexecutor = "mock"', '[sites.astana]\nexecutor = "mock"\npower_cap_kw = 6')
+        .replace('prefix = "ast-"\ncount = 1\ngpus = 4', 'prefix = "ast-"\ncount = 1\ngpus = 8')
+    )
+    hub = open_hub(HubSettings(data_dir=tmp_path / "data", cluster=str(cluster), review_gate=False,
+                               single_user=True), root=False)  # fmt: skip
+    try:
+        assert hub.loop.power is not None and set(hub.loop.power.sites) == {"astana", "almaty"}
+        executor = hub.loop.executor
+        assert isinstance(executor, SiteExecutors)
+        astana, almaty = executor.executors["astana"], executor.executors["almaty"]
+        assert isinstance(astana, MockExecutor) and isinstance(almaty, MockExecutor)
+        with hub.store.write() as conn:
+            org_id = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
+            tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
+            alice = Principal(tenancy_repo.create_user(conn, "alice", org_id, "member", 0.0), "alice", "member",
+                              org_id, "kaznu")  # fmt: skip
+        hub.start()
+        budget = hub.loop.power.site_budgets_w(time.time())
+        ids = []
+        for _ in range(2):
+            body = m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"], gpus=4)
+            ids.append(asyncio.run(jobs.submit(hub, alice, body, None)).job_id)
+        _wait(lambda: ("start", ids[0]) in astana.calls and ("start", ids[1]) in almaty.calls,
+              "one job at each site")  # fmt: skip
+        draw = hub.loop.state.site_draw_w
+        assert 0 < draw["astana"] <= budget["astana"] and 0 < draw["almaty"]
+        _wait(lambda: len(hub.reads.model.running) == 2, "the read model to show both jobs")
+        metrics = generate_latest(hub_registry(hub.loop, hub.reads)).decode()
+        assert 'hub_facility_power_cap_watts{site="astana"} 6000.0' in metrics
+        assert 'hub_facility_power_cap_watts{site="almaty"} 500000.0' in metrics
+        assert 'hub_facility_power_watts{site="almaty"}' in metrics
+    finally:
+        hub.close()

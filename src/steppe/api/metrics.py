@@ -14,7 +14,8 @@
 * ``hub_scheduler_errors_total``: steps that raised;
 * with a facility power cap (``steppe serve --power-cap``), ``hub_facility_power_watts`` (PUE x
   (idle fleet + running jobs' added power), as the scheduler counts it), ``hub_facility_power_cap_watts``
-  and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap;
+  and ``hub_pue``, all at the time of the scrape on the site's timeline; absent without a cap; a
+  hub at several sites reports them per site, labelled ``{site}``;
 * ``hub_site_info{name,time_zone,jurisdiction}``: the hub's site (``steppe.power.hub_site_facts``);
 * ``hub_engine_up``: 1 while the engine that runs the jobs (local, Slurm, Ray) answers, else 0 (jobs
   then wait with ``EngineDown``); ``hub_gpus_held_by_others``: GPUs on the hub's nodes that jobs it
@@ -35,7 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from steppe.control.loop import HubLoop
 from steppe.control.views import ReadModel, ReadModelPublisher
-from steppe.power.live import facility_draw_w, hub_site_facts
+from steppe.power.live import facility_draw_w, hub_site_facts, site_powers
 
 ENERGY_COUNTERS = (  # in the order of the ledger's energy totals (steppe.metering.records.ENERGY_FIELDS)
     ("hub_it_energy_kwh", "IT energy of projects' jobs, kWh"),
@@ -58,6 +59,7 @@ def _snapshot(loop: HubLoop, model: ReadModel) -> dict[str, Any]:
         "remaining": c.remaining,
         "errors": max(c.errors, loop.errors),  # a step that raised published nothing: count it at once
         "power": _power(loop, c.power_draw_w),
+        "site_power": site_powers(loop.power, c.site_power_draw_w, loop.clock()) if loop.power else {},
     }
 
 
@@ -121,7 +123,17 @@ class HubCollector:
         yield GaugeMetricFamily("hub_engine_up", "1 while the engine that runs the jobs answers", value=up)
         others = sum(v.others for v in self.reads.model.nodes)
         yield GaugeMetricFamily("hub_gpus_held_by_others", "GPUs held by jobs the hub did not start", value=others)
-        if snap["power"] is not None:
+        if snap["site_power"]:
+            families = (
+                GaugeMetricFamily("hub_facility_power_watts", "Facility power drawn (PUE x IT)", labels=["site"]),
+                GaugeMetricFamily("hub_facility_power_cap_watts", "Facility power cap now", labels=["site"]),
+                GaugeMetricFamily("hub_pue", "Power usage effectiveness now", labels=["site"]),
+            )
+            for site, values in sorted(snap["site_power"].items()):
+                for gauge, value in zip(families, values, strict=True):
+                    gauge.add_metric([site], value)
+            yield from families
+        elif snap["power"] is not None:
             draw_w, cap_w, pue = snap["power"]
             yield GaugeMetricFamily("hub_facility_power_watts", "Facility power drawn (PUE x IT)", value=draw_w)
             yield GaugeMetricFamily("hub_facility_power_cap_watts", "Facility power cap now", value=cap_w)

@@ -136,12 +136,7 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
     governance = GovernanceView(
         ledger, review_gate=settings.review_gate, site=home, sites=sites, today=lambda now: today(now + shift)
     )
-    if sites and settings.power_cap_w is not None:
-        raise SteppeError(
-            "--power-cap: a hub at several sites has one power budget per site, which the scheduler does not "
-            "apply yet; run it without --power-cap, or one hub per site"
-        )
-    power_setup, ceiling = _power(settings, fleet.cluster)
+    power_setup, ceiling = _power(settings, fleet.cluster, home)
     power = power_setup.budget if power_setup is not None else None
     meter = live_meter(fleet, settings, power_setup, executor)
     loop = HubLoop(
@@ -174,17 +169,17 @@ def _executor(settings: HubSettings, fleet: Fleet, accounts: AccountMap) -> Exec
     return SiteExecutors(built, [n.site for n in cluster.nodes])
 
 
-def _power(settings: HubSettings, cluster: Cluster) -> tuple[PowerSetup | None, PowerCeiling | None]:
-    """With ``power_cap_w``, the facility budget (the site timeline starts at the site-local hour of
-    this start) and the submission gate's ceiling, which refuses what could never fit under the cap."""
-    if settings.power_cap_w is None:
+def _power(settings: HubSettings, cluster: Cluster, home: str) -> tuple[PowerSetup | None, PowerCeiling | None]:
+    """With ``power_cap_w`` (or, at several sites, a ``power_cap_kw`` in a site's table of the cluster
+    file), the facility budget (the site timeline starts at the site-local hour of this start) and
+    the submission gate's ceiling, which refuses what could never fit under the cap."""
+    site_caps = any(s.power_cap_w is not None for s in cluster.sites.values())
+    if settings.power_cap_w is None and not site_caps:
         return None, None
     try:
-        setup = live_power(
-            cluster, settings.site, time.time(), power_cap_w=settings.power_cap_w, floor=settings.cap_floor
-        )
+        setup = live_power(cluster, home, time.time(), power_cap_w=settings.power_cap_w, floor=settings.cap_floor)
     except SteppeError as exc:
-        raise SteppeError(f"--power-cap at site {settings.site!r}: {exc}") from None
+        raise SteppeError(f"--power-cap at site {home!r}: {exc}") from None
     if setup.budget is None:
         return None, None
     return setup, PowerCeiling(setup.budget, power_ceiling_w(setup))
@@ -193,12 +188,15 @@ def _power(settings: HubSettings, cluster: Cluster) -> tuple[PowerSetup | None, 
 def live_meter(fleet: Fleet, settings: HubSettings, power: PowerSetup | None, executor: Any) -> MeterSetup:
     """The loop's meter: the site's timeline (the cap's, or one for metering only), NVML where it reads."""
     if power is None:
+        sites = fleet.cluster.sites  # several sites: each its own timeline; the first's clock starts them
         try:
-            site = load_site(settings.site)
+            site = load_site(next(iter(sites.values())).site_file if sites else settings.site)
             power = build_power(fleet.cluster, settings.site, enforce=False, start=hour_start(time.time(), site.clock))
         except SteppeError as exc:  # a site named for governance only: meter GPU-seconds
             log.warning("site %r has no energy data (%s): metering GPU-seconds only", settings.site, exc)
             return MeterSetup(charge_interval_s=settings.charge_interval_s)
     devices_of = getattr(executor, "devices_of", None)  # the local executor's; others: the power model
     counter = open_nvml_counter(devices_of) if callable(devices_of) else None
-    return MeterSetup(power.fleet, power.timeline, 0.0, settings.charge_interval_s, counter)
+    return MeterSetup(
+        power.fleet, power.timeline, 0.0, settings.charge_interval_s, counter, power.site_timelines or None
+    )

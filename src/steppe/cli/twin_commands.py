@@ -75,17 +75,19 @@ def _load(trace: str, factor: float, round_s: float, seed: int, limit: int | Non
 def _power(
     cluster_spec: str, site: str | None, power_cap: str | None, power_policy: str, floor: float, start: str, seed: int
 ) -> PowerSetup | None:
-    if site is None and power_cap is None:
+    cluster = load_cluster(cluster_spec)
+    site_caps = any(s.power_cap_w is not None for s in cluster.sites.values())  # a fleet at several sites
+    if site is None and power_cap is None and not site_caps:
         return None
     if power_policy not in ("cap", "hold"):
         raise typer.BadParameter("must be 'cap' or 'hold'", param_hint="--power-policy")
     cap_w = parse_power(power_cap) if power_cap is not None else None
     return build_power(
-        load_cluster(cluster_spec),
+        cluster,
         site or "astana",
         power_cap_w=cap_w,
         capping=power_policy == "cap",
-        enforce=cap_w is not None,
+        enforce=cap_w is not None or site_caps,
         floor=floor,
         start=start,
         seed=seed,

@@ -158,6 +158,7 @@ class Counters:
     energy: Mapping[str, tuple[float, ...]] = field(default_factory=_empty)  # project -> metered energy totals
     errors: int = 0
     power_draw_w: float = 0.0  # IT power running jobs add above idle
+    site_power_draw_w: Mapping[str, float] = field(default_factory=_empty)  # the same per site (several sites)
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,7 @@ class ReadModelPublisher:
             charged=MappingProxyType(dict(ledger.by_type_s)), remaining=MappingProxyType(remaining),
             energy=MappingProxyType({project: tuple(v) for project, v in ledger.energy.items()}),
             errors=loop.errors, power_draw_w=state.power_draw_w,
+            site_power_draw_w=MappingProxyType(dict(state.site_draw_w)),
         )  # fmt: skip
         model = ReadModel(
             step=loop.cycles, time_s=now, running=run_view, pending=tuple(pending), nodes=tuple(nodes_view(state)),

@@ -29,8 +29,9 @@ def pending_kind(spec: JobSpec) -> PendingKind:
 class JobRecord:
     """Everything the hub tracks about one job.
 
-    While it runs, ``gpu_type`` and ``pool`` say where (``"H100"``, ``"astana/H100"``: the pool is
-    the site's GPUs of that type, ``core/cluster.py``).
+    While it runs, ``gpu_type``, ``pool`` and ``site`` say where (``"H100"``, ``"astana/H100"``,
+    ``"astana"``: the pool is the site's GPUs of that type, ``core/cluster.py``; a hub that names
+    no site has site ``""``).
 
     ``executed_s`` is the run time accumulated in earlier runs (before the last preemption);
     while running, the current run adds ``now - last_start_s``. Made from a spec and its
@@ -44,6 +45,7 @@ class JobRecord:
     allocation: Allocation
     gpu_type: str
     pool: str
+    site: str
     first_start_s: float | None
     last_start_s: float
     end_s: float | None
@@ -67,6 +69,7 @@ class JobRecord:
         self.allocation = ()
         self.gpu_type = ""
         self.pool = ""
+        self.site = ""
         self.first_start_s = None
         self.last_start_s = 0.0
         self.end_s = None

@@ -77,6 +77,9 @@ class Snapshot(Protocol):
     arrivals_since_change: list[JobRecord]
     power_draw_w: float
     reclaimable_w: float
+    sited: bool
+    site_draw_w: dict[str, float]
+    site_reclaimable_w: dict[str, float]
     pending_kinds: Counter[PendingKind]
     full_power: dict[int, JobRecord]
     capped: dict[int, JobRecord]
@@ -113,6 +116,10 @@ class HubState:
         self.full_power: dict[int, JobRecord] = {}  # running jobs drawing power with no GPU cap, oldest first
         self.capped: dict[int, JobRecord] = {}  # running jobs under a GPU power cap, oldest first
         self.reclaimable_w = 0.0  # power full-power jobs would give up if capped to their floor
+        # a fleet at several sites budgets power per site: the two figures above, per site (else empty)
+        self.sited = bool(cluster.site_names)
+        self.site_draw_w: dict[str, float] = dict.fromkeys(cluster.site_names, 0.0)
+        self.site_reclaimable_w: dict[str, float] = dict.fromkeys(cluster.site_names, 0.0)
         self.pending_kinds: Counter[PendingKind] = Counter()  # kinds of waiting jobs, for power bounds
         self.listeners: list[StateListener] = []
         self.last_seq = 0  # the latest submission's sequence number
@@ -174,6 +181,8 @@ class HubState:
                 done.refused.append((recap.job_id, "not running"))
                 continue
             self.power_draw_w += recap.power_w - rec.power_w
+            if self.sited:
+                self.site_draw_w[rec.site] += recap.power_w - rec.power_w
             rec.cap_fraction, rec.power_w = recap.cap_fraction, recap.power_w
             self._index_cap(rec)
             self._changed()
@@ -322,11 +331,14 @@ class HubState:
         rec.allocation = alloc
         rec.gpu_type = gpu_type
         rec.pool = pool
+        rec.site = inventory.pool_site[pool]
         power_w = rec.power_w = start.power_w
         rec.floor_power_w = start.floor_power_w
         rec.cap_fraction = start.cap_fraction
         if power_w:
             self.power_draw_w += power_w
+            if self.sited:
+                self.site_draw_w[rec.site] += power_w
         if power_w or start.cap_fraction < 1.0:  # a job that draws no power has none to give up
             self._index_cap(rec)
         rec.reason = PendingReason.NONE
@@ -362,8 +374,12 @@ class HubState:
         power_w = rec.power_w
         if power_w:
             self.power_draw_w -= power_w
+            if self.sited:
+                self.site_draw_w[rec.site] -= power_w
         if self.full_power.pop(job_id, None) is not None:
             self.reclaimable_w -= rec.reclaimable_before
+            if self.sited:
+                self.site_reclaimable_w[rec.site] -= rec.reclaimable_before
         if self.capped:
             self.capped.pop(job_id, None)
         rec.executed_s += now - rec.last_start_s
@@ -400,6 +416,8 @@ class HubState:
         job_id = rec.job_id
         if self.full_power.pop(job_id, None) is not None:
             self.reclaimable_w -= rec.reclaimable_before
+            if self.sited:
+                self.site_reclaimable_w[rec.site] -= rec.reclaimable_before
         reclaimable = rec.power_w - rec.floor_power_w
         if rec.cap_fraction < 1.0:
             self.capped[job_id] = rec
@@ -408,6 +426,8 @@ class HubState:
                 self.capped.pop(job_id, None)
             self.full_power[job_id] = rec
             self.reclaimable_w += reclaimable
+            if self.sited:
+                self.site_reclaimable_w[rec.site] += reclaimable
         rec.reclaimable_before = reclaimable
 
     def _changed(self) -> None:

@@ -22,6 +22,9 @@ Example: a 2-GPU job runs from 23:00 on 31 January to 01:00 on 1 February at 700
 a flat PUE of 1.1: one segment, cut at midnight into two records (``2026-01`` and ``2026-02``),
 each of 7,200 GPU-seconds, 1.4 IT kWh and 1.54 facility kWh.
 
+A fleet at several sites meters each segment against the timeline of the site its job runs at
+(``site_timelines``: Almaty's PUE, grid carbon and tariff for a job in Almaty).
+
 Without a site (``timeline`` None) records carry GPU-seconds only (energy 0, source ``"none"``).
 **Totals only**: without a site and counters, into a ``MemorySink`` that keeps no records (a
 replay without power), nothing but GPU-seconds per tenant is wanted, so the meter keeps no
@@ -35,7 +38,7 @@ The twin emits in batches of ``batch`` (16,384) segments and at the end; the liv
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,11 +96,12 @@ class MeterSetup:
     epoch_offset_s: float = 0.0
     charge_interval_s: float = math.inf
     counter: GpuEnergyCounter | None = None
+    site_timelines: Mapping[str, SiteTimeline] | None = None  # several sites: each one's timeline
 
     def build(self, sink: UsageSink) -> Meter:
         return Meter(
             sink, fleet=self.fleet, timeline=self.timeline, epoch_offset_s=self.epoch_offset_s,
-            charge_interval_s=self.charge_interval_s, counter=self.counter,
+            charge_interval_s=self.charge_interval_s, counter=self.counter, site_timelines=self.site_timelines,
         )  # fmt: skip
 
 
@@ -119,6 +123,7 @@ class Meter:
         charge_interval_s: float = math.inf,
         counter: GpuEnergyCounter | None = None,
         batch: int = BATCH,
+        site_timelines: Mapping[str, SiteTimeline] | None = None,
     ) -> None:
         self.sink = sink
         self.fleet = fleet if timeline is not None else None
@@ -129,8 +134,12 @@ class Meter:
         self.batch = batch
         self.last_charge_s = -math.inf
         self._cum = _Cumulative(timeline) if timeline is not None else None
-        self._types: dict[str, int] = {}
+        self._site_cums = (
+            {s: _Cumulative(tl) for s, tl in (site_timelines or {}).items()} if timeline is not None else {}
+        )
+        self._types: dict[str, int] = {}  # pool (GPU type, at its site with several sites) -> index
         self._type_names: list[str] = []
+        self._type_sites: list[str] = []
         # open segments: job -> (t0, GPU W, counter mJ at t0 or None, GPU type index, GPUs)
         self._open: dict[int, tuple[float, float, float | None, int, int]] = {}
         self._who: dict[int, tuple[str, str]] = {}  # job -> (project, tenant)
@@ -230,10 +239,12 @@ class Meter:
         totals[tenant] = totals.get(tenant, 0.0) + gpu_s
 
     def _begin(self, rec: JobRecord, now: float, reading: float | None) -> None:
-        tix = self._types.get(rec.gpu_type)
+        pool = rec.pool or rec.gpu_type
+        tix = self._types.get(pool)
         if tix is None:
-            tix = self._types[rec.gpu_type] = len(self._type_names)
+            tix = self._types[pool] = len(self._type_names)
             self._type_names.append(rec.gpu_type)
+            self._type_sites.append(rec.site)
         w = self.fleet.gpu_power_w(rec, rec.gpu_type, rec.cap_fraction) if self.fleet is not None else 0.0
         self._open[rec.job_id] = (now, w, reading, tix, rec.gpus)
 
@@ -295,13 +306,16 @@ class Meter:
         if self._cum is not None and self.timeline is not None:
             it_j = np.where(nvml, measured_mj / 1e3, w[src] * dur)
             eff_w = np.divide(it_j, dur, out=np.zeros_like(it_j), where=dur > 0)
-            base = off - self.timeline.start_utc_s
-            s0, s1 = np.maximum(a + base, 0.0), np.maximum(b + base, 0.0)
-            cum = self._cum
-            cum.cover(float(s1.max()))
-            facility = eff_w * cum.between(cum.pue, s0, s1) / 3.6e6
-            carbon = eff_w * cum.between(cum.ci, s0, s1) / 3.6e9
-            cost = eff_w * cum.between(cum.tariff, s0, s1) / 3.6e6
+            if self._site_cums:  # each segment against its own site's timeline
+                facility, carbon, cost = np.zeros(len(src)), np.zeros(len(src)), np.zeros(len(src))
+                seg_site = np.asarray(self._type_sites, dtype=object)[tix[src]]
+                for site, cum in self._site_cums.items():
+                    here = seg_site == site
+                    if here.any():
+                        f, c, k = self._integrate(cum, eff_w[here], a[here] + off, b[here] + off)
+                        facility[here], carbon[here], cost[here] = f, c, k
+            else:
+                facility, carbon, cost = self._integrate(self._cum, eff_w, a + off, b + off)
         # 3. group per (job, month, GPU type)
         months = (np.floor(a + off).astype("int64").astype("datetime64[s]").astype("datetime64[M]")).astype(np.int64)
         m0 = int(months.min())
@@ -339,6 +353,19 @@ class Meter:
             if j not in self._open:
                 del self._who[j]
         self.sink.add(records)
+
+    @staticmethod
+    def _integrate(
+        cum: _Cumulative, eff_w: np.ndarray, a_utc: np.ndarray, b_utc: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Facility kWh, kg CO2e and KZT of segments ``[a, b)`` (POSIX seconds) at ``eff_w`` watts."""
+        base = -cum.timeline.start_utc_s
+        s0, s1 = np.maximum(a_utc + base, 0.0), np.maximum(b_utc + base, 0.0)
+        cum.cover(float(s1.max()))
+        facility = eff_w * cum.between(cum.pue, s0, s1) / 3.6e6
+        carbon = eff_w * cum.between(cum.ci, s0, s1) / 3.6e9
+        cost = eff_w * cum.between(cum.tariff, s0, s1) / 3.6e6
+        return facility, carbon, cost
 
     def _sources(self, n_nvml: np.ndarray, n_all: np.ndarray) -> Sequence[EnergySource]:
         if self.timeline is None:

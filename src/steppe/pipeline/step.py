@@ -143,7 +143,7 @@ class PipelineStep:
         applied = self.state.apply(plan, now)
         self._expiry_s = -math.inf  # the writer changed what runs: look again at the next step
         if self.power is not None:
-            broken = over_cap(self.power, self.state.power_draw_w, now)
+            broken = over_cap(self.power, self.state.power_draw_w, now, self.state.site_draw_w)
             if broken:
                 self.on_over_cap(broken)
         self.unlaunched = applied.started

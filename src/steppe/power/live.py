@@ -29,6 +29,7 @@ added power) <= cap(now)`` (``over_cap`` says how it is broken, or None).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -38,7 +39,7 @@ from steppe.core.network import Topology
 from steppe.energy.clock import SiteClock
 from steppe.energy.site import Site, load_site, site_file
 from steppe.power.budget import PowerSetup, build_power
-from steppe.scheduling.power import FacilityLimits, PowerBudget
+from steppe.scheduling.power import FacilityLimits, PowerBudget, SiteLimits
 
 
 def hour_start(epoch_s: float, clock: SiteClock | float) -> datetime:
@@ -116,17 +117,45 @@ def live_power(
         start=hour_start(now_s, site.clock), seed=seed,
     )  # fmt: skip
     assert setup.budget is not None  # enforce=True
-    setup.budget = replace(setup.budget, limits=EpochLimits(setup.budget.limits, setup.timeline.start_utc_s))
+    sites = {
+        name: SiteLimits(EpochLimits(x.limits, setup.site_timelines[name].start_utc_s), x.static_it_w)
+        for name, x in setup.budget.sites.items()
+    }
+    limits = EpochLimits(setup.budget.limits, setup.timeline.start_utc_s)
+    setup.budget = replace(setup.budget, limits=limits, sites=sites)
     return setup
 
 
-def facility_draw_w(budget: PowerBudget, it_draw_w: float, now: float) -> float:
-    """The facility's draw at ``now`` when running jobs add ``it_draw_w`` above the idle fleet."""
+def facility_draw_w(budget: PowerBudget, it_draw_w: float, now: float, site: str | None = None) -> float:
+    """The facility's draw at ``now`` when running jobs add ``it_draw_w`` above the idle fleet (at
+    ``site``, in a fleet at several sites: its PUE and idle draw)."""
+    if site is not None:
+        x = budget.sites[site]
+        return x.limits.pue_at(now) * (x.static_it_w + it_draw_w)
     return budget.limits.pue_at(now) * (budget.static_it_w + it_draw_w)
 
 
-def over_cap(budget: PowerBudget, it_draw_w: float, now: float) -> str | None:
-    """How the facility invariant is broken at ``now`` (the twin's tolerance), or None if it holds."""
+def site_powers(
+    budget: PowerBudget, site_draw_w: Mapping[str, float], now: float
+) -> dict[str, tuple[float, float, float]]:
+    """Per site of a fleet at several sites: (facility draw W, cap W, PUE) at ``now``."""
+    return {
+        name: (facility_draw_w(budget, site_draw_w.get(name, 0.0), now, name), x.limits.cap_w_at(now),
+               x.limits.pue_at(now))
+        for name, x in budget.sites.items()
+    }  # fmt: skip
+
+
+def over_cap(
+    budget: PowerBudget, it_draw_w: float, now: float, site_draw_w: Mapping[str, float] | None = None
+) -> str | None:
+    """How the facility invariant is broken at ``now`` (the twin's tolerance), or None if it holds;
+    with several sites, at each site (``site_draw_w``: running jobs' added power per site)."""
+    if budget.sites:
+        for name, (draw_w, cap_w, _) in site_powers(budget, site_draw_w or {}, now).items():
+            if draw_w > cap_w * (1 + 1e-9) + 1e-3:
+                return f"t={now}: site {name} draws {draw_w:,.0f} W over its cap of {cap_w:,.0f} W"
+        return None
     draw_w, cap_w = facility_draw_w(budget, it_draw_w, now), budget.limits.cap_w_at(now)
     if draw_w > cap_w * (1 + 1e-9) + 1e-3:
         return f"t={now}: facility draws {draw_w:,.0f} W over its cap of {cap_w:,.0f} W"

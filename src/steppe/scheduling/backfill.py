@@ -74,7 +74,7 @@ _NO_SPARE = _Spare(0, 0.0)  # without a reservation nothing is spare (and nothin
 class _Memo:
     generation: int
     computed_s: float
-    power_budget_w: float
+    power_budget_w: float | tuple[float, ...]  # the IT budget (per site, with several sites)
     max_seq: int
     head: JobRecord | None  # None: every job the cycle examined was held by a check (none blocked)
     reservation: Reservation | None
@@ -167,7 +167,7 @@ class OrderedCycle:
             if head is None and (not len(snap.queue) or (depth_hit and not hasattr(snap.queue, "precedes"))):
                 self._memo = None  # none waits, or jobs never looked at may come before arrivals
                 return plan
-            budget = power.it_budget_w(now) if power else 0.0
+            budget = power.budget_key(now) if power else 0.0
             valid_until = plan.wakeup_s if plan.wakeup_s is not None else math.inf
             max_seq = snap.last_seq  # every job that exists now has been seen (or cannot precede the head)
             seen = len(snap.arrivals_since_change)
@@ -188,6 +188,8 @@ class OrderedCycle:
         """Phase 5 over the rest of the walk; True when it stopped early (no GPU or power left)."""
         inv, now, power = ctx.inv, ctx.now, self.power
         single_pool = len(inv.pools) == 1
+        by_site = ctx.power_sites  # the reservation's spare power is its site's: other sites' jobs leave it
+        restricted = by_site and ctx.site_rules_on  # jobs of one kind may be kept to different sites
         res_start = res.start_s if res is not None else math.inf
         last_decided, potential_w = -1, math.inf
         power_short: dict[tuple[object, ...], float] = {}  # power only falls within a cycle
@@ -205,9 +207,9 @@ class OrderedCycle:
             if rec.gpus > free:
                 continue  # cannot fit anywhere now; keeps its reason
             if res is not None and now + rec.spec.walltime_s - rec.executed_s > res_start:
-                if spare.power_w < min_job_w or (single_pool and rec.gpus > spare.gpus):
+                if (spare.power_w < min_job_w and not by_site) or (single_pool and rec.gpus > spare.gpus):
                     continue  # would delay the reservation's GPUs or power
-                if power is not None and power.floor_w(rec, inv.pool_type[res.pool]) > spare.power_w:
+                if power is not None and not by_site and power.floor_w(rec, inv.pool_type[res.pool]) > spare.power_w:
                     continue  # would delay the reservation's power
             reason = ctx.admit(rec)
             if reason is not None:
@@ -219,7 +221,7 @@ class OrderedCycle:
             started = len(ctx.plan.starts)
             ctx.blocked = PendingReason.RESOURCES
             self._backfill_one(ctx, rec, res, spare)
-            if len(ctx.plan.starts) == started and ctx.blocked is PendingReason.POWER_CAP:
+            if len(ctx.plan.starts) == started and ctx.blocked is PendingReason.POWER_CAP and not restricted:
                 power_short[kind] = min(power_short.get(kind, math.inf), rec.gpus)
         return False
 
@@ -236,25 +238,32 @@ class OrderedCycle:
             ctx.try_start(rec)
             return
         # It outlasts the shadow time: it may use only GPUs and power the reserved job will not need.
-        before_w = ctx.power_extra_w
+        before_w = self._power_at(ctx, res.pool)
         for t in pools:
-            if t != res.pool and self._within(spare, 0, ctx, rec, t) and ctx.try_start(rec, t):
-                spare.power_w -= ctx.power_extra_w - before_w
+            if t != res.pool and self._within(spare, 0, ctx, rec, t, res.pool) and ctx.try_start(rec, t):
+                spare.power_w -= self._power_at(ctx, res.pool) - before_w
                 return
         if (
             res.pool in pools
-            and self._within(spare, rec.gpus, ctx, rec, res.pool)
+            and self._within(spare, rec.gpus, ctx, rec, res.pool, res.pool)
             and ctx.try_start(rec, res.pool)
         ):
             spare.gpus -= rec.gpus
-            spare.power_w -= ctx.power_extra_w - before_w
+            spare.power_w -= self._power_at(ctx, res.pool) - before_w
 
     @staticmethod
-    def _within(spare: _Spare, gpus: int, ctx: CycleContext, rec: JobRecord, pool: str) -> bool:
+    def _power_at(ctx: CycleContext, pool: str) -> float:
+        """Power this cycle has added so far where ``pool`` draws (its site's, with several sites)."""
+        return ctx.site_extra_w[ctx.inv.pool_site[pool]] if ctx.power_sites else ctx.power_extra_w
+
+    @staticmethod
+    def _within(spare: _Spare, gpus: int, ctx: CycleContext, rec: JobRecord, pool: str, reserved: str) -> bool:
         if gpus > spare.gpus:
             return False
         if ctx.power is None:
             return True
+        if ctx.power_sites and ctx.inv.pool_site[pool] != ctx.inv.pool_site[reserved]:
+            return True  # another site's power: the reserved job does not need it
         return ctx.power.floor_w(rec, ctx.inv.pool_type[pool]) <= spare.power_w
 
     # -- memoised cycle ----------------------------------------------------------------------
@@ -267,7 +276,7 @@ class OrderedCycle:
             return False
         if self._epoch_checks and admission_epoch(self._epoch_checks, now) != memo.epochs:
             return False
-        if self.power is not None and self.power.it_budget_w(now) != memo.power_budget_w:
+        if self.power is not None and self.power.budget_key(now) != memo.power_budget_w:
             return False
         if self.refresh_s is None:
             return True

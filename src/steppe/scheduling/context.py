@@ -25,13 +25,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from steppe.core.inventory import InventoryOverlay
+from steppe.core.inventory import Allocation, InventoryOverlay
 from steppe.core.job import PendingReason
 from steppe.core.plan import Plan, Recap, Start
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
 from steppe.scheduling.admission import AdmissionCheck
-from steppe.scheduling.placement import place, place_in
+from steppe.scheduling.placement import candidate_pools, place, place_in
 from steppe.scheduling.power import PowerBudget
 
 _new_start = tuple.__new__  # a named tuple made without its Python-level ``__new__``
@@ -70,6 +70,11 @@ class CycleContext:
         self.power_waiting = False
         self.blocked = PendingReason.RESOURCES
         self._it_budget_w = math.inf
+        # a fleet at several sites: budget, this cycle's extra power and reclaimed power per site
+        self.power_sites = power is not None and bool(power.sites)
+        self._site_budget_w: dict[str, float] = {}
+        self.site_extra_w: dict[str, float] = {}
+        self.site_reclaimed_w: dict[str, float] = {}
         self._timed = timed_checks(self.checks)
         self._begins = tuple(c.begin_cycle for c in self._timed if hasattr(c, "begin_cycle"))
         self._wakes = tuple(c.next_wakeup for c in self._timed if hasattr(c, "next_wakeup"))
@@ -105,7 +110,14 @@ class CycleContext:
         self.power_waiting = False
         power = self.power
         if power is not None:
-            self._it_budget_w = power.it_budget_w(now)
+            if self.power_sites:
+                self._site_budget_w = power.site_budgets_w(now)
+                self._it_budget_w = sum(self._site_budget_w.values())
+                extra, reclaimed = self.site_extra_w, self.site_reclaimed_w  # emptied in place
+                for site in self._site_budget_w:
+                    extra[site] = reclaimed[site] = 0.0
+            else:
+                self._it_budget_w = power.it_budget_w(now)
         for begin in self._begins:
             begin(now)
 
@@ -129,13 +141,23 @@ class CycleContext:
         return allowed
 
     # -- power -------------------------------------------------------------------------------
-    def power_headroom_w(self) -> float:
-        """IT power still free for jobs, after what this cycle has decided so far."""
+    def power_headroom_w(self, site: str | None = None) -> float:
+        """IT power still free for jobs (at ``site``, in a fleet at several sites), after what this
+        cycle has decided so far."""
+        if site is not None and self.power_sites:
+            return self._site_budget_w[site] - self.snap.site_draw_w[site] - self.site_extra_w[site]
         return self._it_budget_w - self.snap.power_draw_w - self.power_extra_w
 
-    def power_potential_w(self) -> float:
-        """Headroom plus what capping every full-power job to its floor would free (0 without capping)."""
-        reclaim = self.snap.reclaimable_w - self.reclaimed_w if self.power and self.power.capping else 0.0
+    def power_potential_w(self, site: str | None = None) -> float:
+        """Headroom plus what capping every full-power job to its floor would free (0 without
+        capping); at ``site``, or with several sites and none named, the most at any one site."""
+        capping = self.power is not None and self.power.capping
+        if self.power_sites:
+            if site is None:
+                return max(self.power_potential_w(s) for s in self._site_budget_w)
+            reclaim = self.snap.site_reclaimable_w[site] - self.site_reclaimed_w[site] if capping else 0.0
+            return self.power_headroom_w(site) + reclaim
+        reclaim = self.snap.reclaimable_w - self.reclaimed_w if capping else 0.0
         return self.power_headroom_w() + reclaim
 
     def power_of(self, rec: JobRecord) -> float:
@@ -146,6 +168,10 @@ class CycleContext:
     def recap(self, rec: JobRecord, cap_fraction: float, power_w: float) -> None:
         if rec.job_id in self.snap.full_power and rec.job_id not in self.recapped:
             self.reclaimed_w += rec.reclaimable_before
+            if self.power_sites:
+                self.site_reclaimed_w[rec.site] += rec.reclaimable_before
+        if self.power_sites:
+            self.site_extra_w[rec.site] += power_w - self.power_of(rec)
         self.power_extra_w += power_w - self.power_of(rec)
         self.recapped[rec.job_id] = (cap_fraction, power_w)
         self.plan.recaps.append(Recap(rec.job_id, cap_fraction, power_w))
@@ -154,7 +180,11 @@ class CycleContext:
         """Checkpoint-and-requeue a running job: its GPUs and power are free for this cycle."""
         if rec.job_id in self.snap.full_power and rec.job_id not in self.recapped:
             self.reclaimed_w += rec.reclaimable_before
+            if self.power_sites:
+                self.site_reclaimed_w[rec.site] += rec.reclaimable_before
         self.inv.release(rec.allocation)
+        if self.power_sites:
+            self.site_extra_w[rec.site] -= self.power_of(rec)
         self.power_extra_w -= self.power_of(rec)
         self.tenant_extra[rec.spec.tenant] -= rec.gpus
         self.preempted.add(rec.job_id)
@@ -181,13 +211,21 @@ class CycleContext:
             start = _new_start(Start, (rec.job_id, alloc, 1.0, 0.0, 0.0))  # ``Start(job_id, alloc)``, made in C
             power_w = 0.0
         else:
-            got = self.power.fit(rec, t, self.power_headroom_w()) or self.power.make_room(self, rec, t)
+            site = inv.pool_site[inv.node_pool[first]] if self.power_sites else None
+            got = self.power.fit(rec, t, self.power_headroom_w(site)) or self.power.make_room(self, rec, t, site)
+            if got is None and site is not None and pool is None:  # short of power there: another site?
+                elsewhere = self._start_elsewhere(rec, inv.node_pool[first])
+                if elsewhere is not None:
+                    alloc, got, site, t = elsewhere
+                    first = alloc[0][0]
             if got is None:
                 self.blocked = PendingReason.POWER_CAP
                 return False
             cap, power_w = got
             start = Start(rec.job_id, alloc, cap, power_w, self.power.floor_w(rec, t))
             self.power_extra_w += power_w
+            if site is not None:
+                self.site_extra_w[site] += power_w
         inv.allocate(alloc)
         self.plan.starts.append(start)
         extra, tenant = self.tenant_extra, rec.spec.tenant
@@ -195,6 +233,26 @@ class CycleContext:
         limit_s = rec.spec.walltime_s - rec.executed_s  # as ``rec.remaining_limit_s()``
         self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, inv.node_pool[first], power_w))
         return True
+
+    def _start_elsewhere(
+        self, rec: JobRecord, tried: str
+    ) -> tuple[Allocation, tuple[float, float], str, str] | None:
+        """With several sites, a job whose placement's site lacks power: the first other pool it may
+        use (in pool order; another site, or another GPU type) where its gang fits and its power
+        fits or can be made by capping; its allocation, (cap, power), site and GPU type."""
+        inv, power = self.inv, self.power
+        assert power is not None
+        for p in candidate_pools(inv, rec.spec.gpu_type, self.sites_of(rec) if self.site_rules_on else None):
+            if p == tried:
+                continue
+            alloc = place_in(inv, p, rec.gpus)
+            if alloc is None:
+                continue
+            site, t = inv.pool_site[p], inv.pool_type[p]
+            got = power.fit(rec, t, self.power_headroom_w(site)) or power.make_room(self, rec, t, site)
+            if got is not None:
+                return alloc, got, site, t
+        return None
 
     def hold(self, rec: JobRecord, reason: PendingReason) -> None:
         if reason is PendingReason.POWER_CAP:
@@ -215,7 +273,7 @@ class CycleContext:
         if self.power is not None:
             if not self.power_waiting:
                 self.power.restore(self)
-            plan.wake_at(self.power.limits.next_change_s(self.now))
+            plan.wake_at(self.power.next_change_s(self.now))
         now = self.now
         for wake in self._wakes:
             t = wake(now)

@@ -26,14 +26,19 @@ jobs (latest started first) until the draw fits, all in the same cycle.
 Example: cap 1 MW, PUE 1.25, static 200 kW -> IT budget 600 kW. Running jobs add 560 kW;
 a job adding 60 kW at full power (40 kW at cap 0.6) does not fit at full power (40 kW free),
 but does at cap 0.6: it starts capped and runs about 9 % slower.
+
+**Several sites.** A fleet at several sites has a cap, a PUE and an idle draw per site
+(``PowerBudget.sites``): each site's budget is computed as above from its own figures, a job
+draws on the budget of the site it is placed at, and capping, shedding and restoring pick
+only that site's jobs. Astana's spare power never lets a job start in Almaty.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from steppe.core.job import JobSpec
 from steppe.core.records import JobRecord
@@ -61,6 +66,13 @@ class FacilityLimits(Protocol):
     def pue_at(self, t_s: float) -> float: ...
 
     def next_change_s(self, t_s: float) -> float: ...
+
+
+class SiteLimits(NamedTuple):
+    """One site's facility cap and PUE over time, and its fleet's idle IT draw (W)."""
+
+    limits: FacilityLimits
+    static_it_w: float
 
 
 class ConstantLimits:
@@ -93,6 +105,7 @@ class PowerBudget:
     static_it_w: float
     capping: bool = True
     floor: float = 0.6
+    sites: dict[str, SiteLimits] = field(default_factory=dict)  # several sites: each its own (else empty)
 
     def __post_init__(self) -> None:
         if not 0.4 <= self.floor <= 1.0:
@@ -126,8 +139,26 @@ class PowerBudget:
         return best
 
     def it_budget_w(self, now: float) -> float:
-        """IT power jobs may add at ``now``."""
+        """IT power jobs may add at ``now`` (the whole facility; with several sites, their sum)."""
+        if self.sites:
+            return sum(self.site_budgets_w(now).values())
         return self.limits.cap_w_at(now) / self.limits.pue_at(now) - self.static_it_w
+
+    def site_budgets_w(self, now: float) -> dict[str, float]:
+        """IT power jobs may add at ``now`` at each site (several sites only)."""
+        return {s: x.limits.cap_w_at(now) / x.limits.pue_at(now) - x.static_it_w for s, x in self.sites.items()}
+
+    def budget_key(self, now: float) -> float | tuple[float, ...]:
+        """What a memoised cycle compares: the budget now, or each site's."""
+        if self.sites:
+            return tuple(self.site_budgets_w(now).values())
+        return self.it_budget_w(now)
+
+    def next_change_s(self, now: float) -> float:
+        """When the cap or PUE next changes (at any site)."""
+        if self.sites:
+            return min(x.limits.next_change_s(now) for x in self.sites.values())
+        return self.limits.next_change_s(now)
 
     def ladder(self, rec: JobRecord, gpu_type: str) -> tuple[tuple[float, float], ...]:
         """(cap, added power) from full power down to the lowest cap ``rec`` may get (memoised by kind)."""
@@ -154,13 +185,21 @@ class PowerBudget:
 
     # -- phases run by the cycles ------------------------------------------------------------
     def shed(self, ctx: CycleContext) -> None:
-        """Phase 0: get under a cap that dropped below the current draw, within this cycle."""
-        excess = -ctx.power_headroom_w()
+        """Phase 0: get under a cap that dropped below the current draw, within this cycle (at each site)."""
+        if self.sites:
+            for site in self.sites:
+                self._shed(ctx, site)
+        else:
+            self._shed(ctx, None)
+
+    def _shed(self, ctx: CycleContext, site: str | None) -> None:
+        excess = -ctx.power_headroom_w(site)
         if excess <= 1e-6:
             return
         snap = ctx.snap
+        here = [r for r in snap.running.values() if site is None or r.site == site]
         if self.capping:
-            for rec in sorted(snap.running.values(), key=lambda r: (-r.power_w, r.job_id)):
+            for rec in sorted(here, key=lambda r: (-r.power_w, r.job_id)):
                 if excess <= 1e-6:
                     return
                 low, p = self.ladder(rec, rec.gpu_type)[-1]
@@ -168,25 +207,29 @@ class PowerBudget:
                     continue
                 excess -= rec.power_w - p
                 ctx.recap(rec, low, p)
-        for rec in sorted(snap.running.values(), key=lambda r: (-r.last_start_s, -r.job_id)):
+        for rec in sorted(here, key=lambda r: (-r.last_start_s, -r.job_id)):
             if excess <= 1e-6:
                 return
             if rec.spec.preemptible:
                 excess -= ctx.power_of(rec)
                 ctx.preempt(rec)
 
-    def make_room(self, ctx: CycleContext, rec: JobRecord, gpu_type: str) -> tuple[float, float] | None:
-        """Cap running full-power jobs (oldest first) so ``rec`` can start at its lowest cap."""
+    def make_room(
+        self, ctx: CycleContext, rec: JobRecord, gpu_type: str, site: str | None = None
+    ) -> tuple[float, float] | None:
+        """Cap running full-power jobs (oldest first; at ``site`` when the fleet has several) so
+        ``rec`` can start there at its lowest cap."""
         if not self.capping:
             return None
-        need = self.floor_w(rec, gpu_type) - ctx.power_headroom_w()
+        headroom = ctx.power_headroom_w(site)
+        need = self.floor_w(rec, gpu_type) - headroom
         if need <= 0:
-            return self.fit(rec, gpu_type, ctx.power_headroom_w())
-        if need > ctx.power_potential_w() - ctx.power_headroom_w():
+            return self.fit(rec, gpu_type, headroom)
+        if need > ctx.power_potential_w(site) - headroom:
             return None  # capping every full-power job would not free enough
         picks: list[tuple[JobRecord, float, float]] = []
         for run in ctx.snap.full_power.values():
-            if run.job_id in ctx.recapped or run.job_id in ctx.preempted:
+            if run.job_id in ctx.recapped or run.job_id in ctx.preempted or (site is not None and run.site != site):
                 continue
             c, p = self.ladder(run, run.gpu_type)[-1]
             if c >= 1.0:
@@ -199,10 +242,23 @@ class PowerBudget:
             return None
         for run, c, p in picks:
             ctx.recap(run, c, p)
-        return self.fit(rec, gpu_type, ctx.power_headroom_w())
+        return self.fit(rec, gpu_type, ctx.power_headroom_w(site))
 
     def restore(self, ctx: CycleContext) -> None:
-        """Last phase: when nothing waits on power, raise capped jobs back, oldest first."""
+        """Last phase: when nothing waits on power, raise capped jobs back, oldest first (each
+        within its own site's headroom when the fleet has several)."""
+        if self.sites:
+            left = {site: ctx.power_headroom_w(site) for site in self.sites}
+            for rec in ctx.snap.capped.values():
+                headroom = left[rec.site]
+                if headroom <= 0 or rec.job_id in ctx.recapped or rec.job_id in ctx.preempted:
+                    continue
+                got = self.fit(rec, rec.gpu_type, headroom + rec.power_w)
+                if got is None or got[0] <= rec.cap_fraction:
+                    continue
+                left[rec.site] = headroom - (got[1] - rec.power_w)
+                ctx.recap(rec, got[0], got[1])
+            return
         headroom = ctx.power_headroom_w()
         for rec in ctx.snap.capped.values():
             if headroom <= 0:

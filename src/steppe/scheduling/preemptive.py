@@ -110,13 +110,16 @@ def _preempt_for(ctx: CycleContext, queue: PreemptiveQueue, rec: JobRecord, take
         if inv.total_by_pool[t] < rec.gpus:
             continue
         free = inv.free_by_pool[t]
-        headroom, need_w = ctx.power_headroom_w(), 0.0
+        site = inv.pool_site[t] if ctx.power_sites else None  # with several sites, power is its site's
+        headroom, need_w = ctx.power_headroom_w(site), 0.0
         if ctx.power is not None:
             need_w = ctx.power.floor_w(rec, inv.pool_type[t])
         picked: list[JobRecord] = []
         for victim in _eligible(queue.victims(rec, ctx.now), taken):
+            if site is not None and victim.site != site:
+                continue  # another site's job frees neither GPUs of this pool nor power at its site
             if victim.pool != t and free >= rec.gpus:
-                continue  # GPUs suffice; only power is short, and any pool frees power
+                continue  # GPUs suffice; only power is short, and any type frees power
             if victim.pool == t:
                 free += victim.gpus
             picked.append(victim)

@@ -46,9 +46,10 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
             continue
         need_w = 0.0
         headroom = math.inf
+        site = inv.pool_site[t] if ctx.power_sites else None  # with several sites, power is its site's
         if ctx.power is not None:
             need_w = ctx.power.floor_w(rec, inv.pool_type[t])
-            headroom = ctx.power_headroom_w()
+            headroom = ctx.power_headroom_w(site)
         free = inv.free_by_pool[t]
         shadow = ctx.now
         if ctx.power is None:  # GPUs only: one plain walk (the common case, once per blocked cycle)
@@ -61,7 +62,8 @@ def reserve(ctx: CycleContext, rec: JobRecord) -> Reservation | None:
             for end, _, gpus, pool, power_w in _ends(ctx):
                 if pool == t:
                     free += gpus
-                headroom += power_w
+                if site is None or inv.pool_site[pool] == site:
+                    headroom += power_w
                 shadow = max(end, ctx.now)
                 if free >= rec.gpus and headroom >= need_w:
                     break

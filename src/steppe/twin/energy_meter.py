@@ -10,6 +10,11 @@ The idle draw (hosts, idle GPUs not held by a job) belongs to the hub, not to te
 sum of per-job IT energy plus idle energy equals the hub's integrated IT power (a test checks
 it). Peak facility power and hours at the cap come from the step function split at hour
 boundaries; "at the cap" means within 2 % of it.
+
+A fleet at several sites has one such meter per site (``EnergyMeter(state, setup, site)``, each
+following its own site's jobs against its own timeline and cap); ``combine`` sums their figures
+for the hub (the facility's peak from the sites' step functions added together) and keeps each
+site's under ``hub["sites"]``.
 """
 
 from __future__ import annotations
@@ -40,16 +45,21 @@ def twin_metering(power: PowerSetup | None) -> MeterSetup:
     without a site, GPU-seconds only); it emits in batches and at the end, never by interval."""
     if power is None:
         return MeterSetup(epoch_offset_s=TWIN_EPOCH_S)
-    return MeterSetup(power.fleet, power.timeline, power.timeline.start_utc_s)
+    return MeterSetup(
+        power.fleet, power.timeline, power.timeline.start_utc_s, site_timelines=power.site_timelines or None
+    )
 
 
 class EnergyMeter:
     """A state listener that follows the hub's IT power; ``report(t_end, usage)`` integrates it."""
 
-    def __init__(self, state: HubState, setup: PowerSetup) -> None:
+    def __init__(self, state: HubState, setup: PowerSetup, site: str | None = None) -> None:
         self.state = state
         self.setup = setup
-        self.static_w = setup.fleet.static_it_w()
+        self.site = site  # several sites: this meter's (it ignores the others' jobs)
+        self.fleet = setup.site_fleets[site] if site is not None else setup.fleet
+        self.timeline = setup.site_timelines[site] if site is not None else setup.timeline
+        self.static_w = self.fleet.static_it_w()
         self._busy_idle_w = 0.0
         self._added_w = 0.0
         self._job_added_w: dict[int, float] = {}
@@ -64,17 +74,23 @@ class EnergyMeter:
         """Nothing runs yet."""
 
     def on_start(self, rec: JobRecord, now: float) -> None:
+        if self.site is not None and rec.site != self.site:
+            return
         self._busy_idle_w += self._idle_part(rec)
         self._segment(rec, now)
         self._step(now)
 
     def on_recap(self, rec: JobRecord, now: float) -> None:
+        if self.site is not None and rec.site != self.site:
+            return
         self.recaps += 1
         self._close(rec.job_id, now)
         self._segment(rec, now)
         self._step(now)
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
+        if self.site is not None and rec.site != self.site:
+            return
         self._busy_idle_w -= self._idle_part(rec)
         self._close(rec.job_id, now)
         self._step(now)
@@ -84,12 +100,12 @@ class EnergyMeter:
         return self.static_w + self._added_w
 
     def _idle_part(self, rec: JobRecord) -> float:
-        return self.setup.fleet.gpu_power_w(rec, rec.gpu_type, 1.0) - self.setup.fleet.added_w(rec, rec.gpu_type, 1.0)
+        return self.fleet.gpu_power_w(rec, rec.gpu_type, 1.0) - self.fleet.added_w(rec, rec.gpu_type, 1.0)
 
     def _segment(self, rec: JobRecord, now: float) -> None:
         if rec.cap_fraction < 1.0:
             self.capped_jobs.add(rec.job_id)
-        added = self.setup.fleet.added_w(rec, rec.gpu_type, rec.cap_fraction)
+        added = self.fleet.added_w(rec, rec.gpu_type, rec.cap_fraction)
         self._job_added_w[rec.job_id] = added
         self._added_w += added
 
@@ -110,7 +126,7 @@ class EnergyMeter:
     def report(self, t_end: float, usage: MemorySink) -> EnergyReport:
         """The hub's figures up to ``t_end``, with the per-job and per-tenant ones of ``usage`` (the meter's sink)."""
         hours = max(int(math.ceil(t_end / 3600.0)), 1) + 1
-        arr = self.setup.timeline.arrays(hours)
+        arr = self.timeline.arrays(hours)
         edges = np.arange(hours + 1) * 3600.0
 
         # the hub's step functions, split at hour boundaries
@@ -135,8 +151,8 @@ class EnergyMeter:
             "cost_kzt": float(np.sum(facility_w * dur * arr.tariff_kzt_per_kwh[hour])) / 3.6e6,
             "peak_facility_power_w": float(facility_w.max()) if len(facility_w) else 0.0,
             "peak_it_power_w": float(it_w.max()) if len(it_w) else 0.0,
-            "power_cap_w": self.setup.site.base_cap_w,
-            "min_power_cap_w": float(cap_w.min()) if len(cap_w) else self.setup.site.base_cap_w,
+            "power_cap_w": self.timeline.site.base_cap_w,
+            "min_power_cap_w": float(cap_w.min()) if len(cap_w) else self.timeline.site.base_cap_w,
             "hours_at_cap": float(np.sum(dur[facility_w >= AT_CAP_FRACTION * cap_w])) / 3600.0,
             "power_cap_violations": int(np.sum((facility_w > cap_w * (1 + 1e-9)) & (dur > 0))),
             "mean_pue": hub_facility_kwh / (float(np.sum(it_w * dur)) / 3.6e6) if np.sum(it_w * dur) > 0 else 0.0,
@@ -144,10 +160,43 @@ class EnergyMeter:
             "grid_carbon_max_g_per_kwh": float(arr.carbon_g_per_kwh[: hours - 1].max()),
             "capped_jobs": len(self.capped_jobs),
             "recaps": self.recaps,
-            "site": self.setup.site.name,
+            "site": self.timeline.site.name,
         }
-        hub["cost_usd"] = kzt_to_usd(float(hub["cost_kzt"]), self.setup.site.tariff.kzt_per_usd)
+        hub["cost_usd"] = kzt_to_usd(float(hub["cost_kzt"]), self.timeline.site.tariff.kzt_per_usd)
         return EnergyReport(hub, usage, by_hour[: hours - 1], grid, facility_w, cap_w, arr)
+
+
+_SUMMED = ("it_energy_kwh", "idle_it_energy_kwh", "facility_energy_kwh", "carbon_kg", "cost_kzt", "cost_usd",
+           "power_cap_w", "min_power_cap_w", "power_cap_violations", "capped_jobs", "recaps")  # fmt: skip
+
+
+def combine(reports: dict[str, EnergyReport], usage: MemorySink) -> EnergyReport:
+    """One report for a fleet at several sites (module docstring); series and per-hour figures are
+    the sites' added together on the union of their step times; ``arrays`` are the first site's."""
+    first = next(iter(reports.values()))
+    times = np.unique(np.concatenate([r.times for r in reports.values()]))
+
+    def at(r: EnergyReport, values: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(r.times, times, side="right") - 1
+        return np.where(idx >= 0, values[np.maximum(idx, 0)], 0.0)
+
+    facility_w = sum((at(r, r.facility_w) for r in reports.values()), np.zeros(len(times)))
+    cap_w = sum((at(r, r.cap_w) for r in reports.values()), np.zeros(len(times)))
+    hours = min(len(r.facility_kwh_by_hour) for r in reports.values())
+    by_hour = sum((r.facility_kwh_by_hour[:hours] for r in reports.values()), np.zeros(hours))
+    hub: dict[str, Any] = {key: sum(r.hub[key] for r in reports.values()) for key in _SUMMED}
+    it_kwh = hub["it_energy_kwh"]
+    hub.update(
+        peak_facility_power_w=float(facility_w.max()) if len(facility_w) else 0.0,
+        peak_it_power_w=max(r.hub["peak_it_power_w"] for r in reports.values()),
+        hours_at_cap=max(r.hub["hours_at_cap"] for r in reports.values()),
+        mean_pue=hub["facility_energy_kwh"] / it_kwh if it_kwh > 0 else 0.0,
+        grid_carbon_min_g_per_kwh=min(r.hub["grid_carbon_min_g_per_kwh"] for r in reports.values()),
+        grid_carbon_max_g_per_kwh=max(r.hub["grid_carbon_max_g_per_kwh"] for r in reports.values()),
+        site="+".join(reports),
+        sites={name: dict(r.hub) for name, r in reports.items()},
+    )
+    return EnergyReport(hub, usage, by_hour, times, facility_w, cap_w, first.arrays)
 
 
 class EnergyReport:

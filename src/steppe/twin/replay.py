@@ -40,7 +40,7 @@ from steppe.scheduling.admission import AdmissionCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
 from steppe.twin.arrivals import TraceArrivals
-from steppe.twin.energy_meter import EnergyMeter, EnergyReport, twin_metering
+from steppe.twin.energy_meter import EnergyMeter, EnergyReport, combine, twin_metering
 from steppe.twin.engine import SimulatedEnvironment
 from steppe.twin.eventlog import EventLog
 from steppe.twin.invariants import InvariantChecker, InvariantViolation
@@ -109,11 +109,11 @@ def replay(
     log = EventLog()
     checker = InvariantChecker(state) if check_invariants else None
     state.listeners.extend([meter, log, *([checker] if checker else []), *listeners])
-    hub_power = EnergyMeter(state, power) if power is not None else None
-    if hub_power is not None:
-        state.listeners.append(hub_power)
-        if slowdown is None:
-            slowdown = power.fleet.slowdown  # type: ignore[union-attr]
+    site_power = {s: EnergyMeter(state, power, s) for s in power.site_timelines} if power is not None else {}
+    hub_power = EnergyMeter(state, power) if power is not None and not site_power else None
+    state.listeners.extend([hub_power] if hub_power is not None else site_power.values())
+    if power is not None and slowdown is None:
+        slowdown = power.fleet.slowdown
     state.listeners.append(metrics)  # last: it forgets a finished job once every listener saw it
     budget = power.budget if power is not None else None
     ceiling = PowerCeiling(budget, power_ceiling_w(power)) if power is not None and budget is not None else None
@@ -148,6 +148,8 @@ def replay(
     meter.emit()
     summary = metrics.summary()
     energy = hub_power.report(t_last, records) if hub_power is not None else None
+    if site_power:
+        energy = combine({s: m.report(t_last, records) for s, m in site_power.items()}, records)
     if energy is not None:
         summary.update(energy.hub)
         summary["power_scheduling"] = (
