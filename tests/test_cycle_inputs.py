@@ -11,13 +11,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from steppe.core.cluster import Cluster, TenantSpec
+from steppe.core.cluster import Cluster, Node, SiteSpec, TenantSpec
+from steppe.core.gpu import gpu_type
 from steppe.core.job import JobState, PendingReason
 from steppe.core.records import JobRecord
 from steppe.core.state import Snapshot
+from steppe.energy.fleet import FleetPower
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.deferral import DeferralCheck
 from steppe.scheduling.policies import make_policy
+from steppe.scheduling.power import ConstantLimits, PowerBudget, SiteLimits
 from steppe.twin.replay import replay
 from steppe.twin.trace import Trace
 
@@ -152,12 +155,18 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.gate = Gate()
-        self.cluster = Cluster.uniform(2, 4, "H100").with_tenants(
+        self.cluster = self.fleet().with_tenants(
             {"a": TenantSpec("a", gpu_quota=None), "b": TenantSpec("b", gpu_quota=6)}
         )
-        self.hub = Hub(self.cluster, self.policy_name, checks=(*DEFAULT_CHECKS, self.gate), **self.options)
+        self.hub = Hub(self.cluster, self.policy_name, checks=self.checks(), **self.options)
         self.now = 0.0
         self.next_id = 1
+
+    def fleet(self) -> Cluster:
+        return Cluster.uniform(2, 4, "H100")
+
+    def checks(self) -> tuple[object, ...]:
+        return (*DEFAULT_CHECKS, self.gate)
 
     @rule(gpus=st.sampled_from([1, 2, 3, 6, 8]), runtime=st.sampled_from([30.0, 500.0, 2000.0]),
           tenant=st.sampled_from("ab"))  # fmt: skip
@@ -187,7 +196,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
 
     @rule()
     def cycle(self) -> None:
-        fresh = make_policy(self.policy_name, checks=(*DEFAULT_CHECKS, self.gate), **self.options)
+        fresh = make_policy(self.policy_name, checks=self.checks(), **self.options)
         full = fresh.schedule(self.hub.state, self.now)  # no memo: decides from scratch
         incremental = self.hub.cycle(self.now)
         assert sorted((s.job_id, s.allocation) for s in incremental.starts) == sorted(
@@ -233,3 +242,55 @@ class IncrementalEqualsFullMultifactor(IncrementalEqualsFull):
 
 
 TestIncrementalEqualsFullMultifactor = IncrementalEqualsFullMultifactor.TestCase
+
+
+class OnlyAlmatyForB:
+    """Tenant b's jobs may run only at Almaty (as residency or an approval would say)."""
+
+    def check(self, rec: JobRecord, snap: object, extra: object) -> None:
+        return None
+
+    def sites_for(self, rec: JobRecord) -> frozenset[str] | None:
+        return frozenset({"almaty"}) if rec.spec.tenant == "b" else None
+
+
+def _two_sites() -> Cluster:
+    nodes = tuple(
+        Node(i, f"{site[:3]}-{i}", gpu_type("H100"), 4, 0.0, site) for i, site in enumerate(("astana", "almaty"))
+    )
+    return Cluster("two-sites", nodes, sites={s: SiteSpec(s, s) for s in ("astana", "almaty")})
+
+
+_ONE_JOB_W = FleetPower(_two_sites()).added_w(JobRecord(job(0, 2, gpu_type="H100"), 0), "H100", 1.0)
+
+
+class IncrementalEqualsFullSites(IncrementalEqualsFull):
+    """The same on a fleet at two sites (4 H100 each) with a power budget per site (Astana: about
+    three GPUs' worth at full power, Almaty: plenty) and tenant b kept to Almaty: every site's draw
+    stays within its budget and no gang spans the sites."""
+
+    options = {  # read only
+        "power": PowerBudget(
+            FleetPower(_two_sites()), ConstantLimits(1e9), 0.0, capping=True,
+            sites={"astana": SiteLimits(ConstantLimits(1.6 * _ONE_JOB_W), 0.0),
+                   "almaty": SiteLimits(ConstantLimits(1e9), 0.0)},
+        )
+    }  # fmt: skip
+
+    def fleet(self) -> Cluster:
+        return _two_sites()
+
+    def checks(self) -> tuple[object, ...]:
+        return (*DEFAULT_CHECKS, self.gate, OnlyAlmatyForB())
+
+    @invariant()
+    def each_site_within_its_power_and_every_gang_at_one_site(self) -> None:
+        state = self.hub.state
+        assert state.site_draw_w["astana"] <= 1.6 * _ONE_JOB_W * (1 + 1e-9)
+        site_of = [n.site for n in state.cluster.nodes]
+        for rec in state.running.values():
+            assert len({site_of[n] for n, _ in rec.allocation}) == 1
+            assert rec.spec.tenant != "b" or rec.site == "almaty"
+
+
+TestIncrementalEqualsFullSites = IncrementalEqualsFullSites.TestCase
