@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 
 
+CODE = "import sys; from steppe.cli.main import main; sys.argv[0] = 'steppe'; main()"
+
+
 def steppe(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from steppe.cli.main import main; sys.argv[0] = 'steppe'; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", CODE, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_simulate_json_has_the_script_keys(tmp_path: Path) -> None:
@@ -83,3 +86,22 @@ def test_bad_trace_row_names_file_and_line(tmp_path: Path) -> None:
 def test_usage_error_exits_2() -> None:
     r = steppe("simulate", "--no-such-flag")
     assert r.returncode == 2
+
+
+def test_submit_refuses_a_script_that_could_never_run_before_it_reaches_the_hub(tmp_path: Path) -> None:
+    """A missing script used to be accepted and end with exit 127; a file that is not a batch script
+    (no #!) or a directory is refused as sbatch refuses it. Each is one line, exit 1, and nothing is
+    sent: no hub is configured here."""
+    (tmp_path / "plain.sh").write_text("echo hi\n")
+    (tmp_path / "jobs").mkdir()
+    cases = {
+        "missing.sh": "SCRIPT: missing.sh: no such file",
+        "./run": "SCRIPT: ./run: no such file",
+        "plain.sh": "first line must start with #!",
+        "jobs/": "is a directory",
+    }
+    for arg, expected in cases.items():
+        r = subprocess.run([sys.executable, "-c", CODE, "submit", arg], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path, env={**os.environ, "STEPPE_CONFIG": str(tmp_path / "none.toml")})  # fmt: skip
+        assert r.returncode == 1, (arg, r.stdout, r.stderr)
+        assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, (arg, r.stderr)

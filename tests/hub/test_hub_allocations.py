@@ -10,7 +10,8 @@ from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.periods import month_start, months_between, period_bounds, split_by_month
 from steppe.control.usage_sink import StoreSink
 from steppe.core.cluster import Cluster
-from steppe.core.job import JobSpec, PendingReason
+from steppe.core.job import JobSpec, JobState, PendingReason
+from steppe.core.records import JobRecord
 from steppe.core.state import HubState
 from steppe.core.usage import DecayedUsage
 from steppe.metering import Meter
@@ -109,22 +110,74 @@ def test_projects_without_allocations() -> None:
 
 
 def test_a_held_job_says_its_grant_ran_out_though_nothing_started_or_stopped() -> None:
-    """The live scenario of ``test_allocation_limits``, in process: a project's only job runs on all
-    it may hold (``max_gpus``), its next waits with ``QOSGrpGRES``; the cycle that found every job
-    held is memoised. Charged usage then uses the grant up: the next cycle says
+    """A project's only job runs on all it may hold (``max_gpus``), its next waits with
+    ``QOSGrpGRES``; the cycle that found every job held is memoised. Usage then charged without a
+    start or stop (a job that ended while the hub was down) uses the grant up: the next cycle says
     ``AssocGrpGRESMinutes`` (charges are an admission input, not a stale memo)."""
     ledger = Ledger()
     meter = Meter(StoreSink(ledger), charge_interval_s=60.0)
-    state, policy = hub(ledger, [("a/p", 1.0, 2)])
+    state, policy = hub(ledger, [("a/p", 2.0, 2)])
     state.listeners.append(meter)
-    state.submit(spec(1, 2), JAN)
+    state.submit(spec(1, 2, walltime=1800.0), JAN)  # reserves 1 of the 2 GPU-hours
     state.apply(policy.schedule(state, JAN), JAN)  # type: ignore[attr-defined]
-    state.submit(spec(2, 1), JAN + 1.0)
+    state.submit(spec(2, 1, walltime=1800.0), JAN + 1.0)
     plan = policy.schedule(state, JAN + 1.0)  # type: ignore[attr-defined]
     assert plan.reasons == {2: PendingReason.QOS_GRP_GRES} and not plan.starts
     state.apply(plan, JAN + 1.0)
     assert policy.schedule(state, JAN + 2.0).reasons == {}  # type: ignore[attr-defined]  # memoised: nothing new
-    t = JAN + 1800.0  # 2 GPUs x 30 min = the whole grant of 1 GPU-hour
+    t = JAN + 60.0
     ledger.now = t
-    assert meter.charge(t)
+    meter.charge_span(JobRecord(spec(99, 2), seq=99), JAN + 10.0, JAN + 1810.0)  # 1 GPU-hour more
     assert policy.schedule(state, t).reasons == {2: PendingReason.ASSOC_GRP_GRES_MINUTES}  # type: ignore[attr-defined]
+
+
+def test_the_gpus_a_cycle_started_do_not_count_again_in_the_next_cycle() -> None:
+    """max_gpus 3: jobs 1 and 2 (1 GPU each) start in one cycle; in the next, job 3 (1 GPU) makes 3,
+    within the limit. The per-project starts a check infers in one cycle used to carry into the next
+    and count twice, holding job 3 with QOSGrpGRES."""
+    ledger = Ledger()
+    state, policy = hub(ledger, [("a/p", 1000.0, 3)])
+    state.submit(spec(1, 1), JAN)
+    state.submit(spec(2, 1), JAN)
+    plan = policy.schedule(state, JAN)  # type: ignore[attr-defined]
+    assert [s.job_id for s in plan.starts] == [1, 2]
+    state.apply(plan, JAN)
+    state.submit(spec(3, 1), JAN + 1.0)
+    plan = policy.schedule(state, JAN + 1.0)  # type: ignore[attr-defined]
+    assert [s.job_id for s in plan.starts] == [3] and not plan.reasons
+
+
+def test_a_job_starts_only_if_its_walltime_fits_what_is_left_of_the_balance() -> None:
+    """2.5 GPU-hours; job 1 (1 GPU x 1 h) runs and reserves 1 GPU-hour; job 2 (1 GPU x 2 h) would need
+    more than the 1.5 left and waits with AssocGrpGRESMinutes and a sentence saying so; job 3 (1 GPU x
+    1 h) fits and starts; job 4 (1 h) then waits (0.5 left). Job 1 ends after 30 min: 1 GPU-hour is
+    free again, job 4 starts, job 2 still waits. Before, job 2 started at once and the project could
+    use 4 of its 2.5 GPU-hours."""
+    ledger = Ledger()
+    meter = Meter(StoreSink(ledger), charge_interval_s=60.0)
+    state, policy = hub(ledger, [("a/p", 2.5, None)])
+    state.listeners.append(meter)
+    state.submit(spec(1, 1), JAN)
+    state.apply(policy.schedule(state, JAN), JAN)  # type: ignore[attr-defined]
+    state.submit(spec(2, 1, walltime=7200.0), JAN + 1.0)
+    plan = policy.schedule(state, JAN + 1.0)  # type: ignore[attr-defined]
+    assert plan.reasons == {2: PendingReason.ASSOC_GRP_GRES_MINUTES} and not plan.starts
+    state.apply(plan, JAN + 1.0)
+    assert GpuHoursCheck(ledger).why(state.jobs[2]) == (
+        "needs 2.00 GPU-hours (1 GPUs x its time limit); project a/p has 2.50 of its 2.50 GPU-hours for "
+        "2026-Q1 left, 1.00 of them reserved by its running jobs"
+    )
+    state.submit(spec(3, 1), JAN + 2.0)
+    state.submit(spec(4, 1), JAN + 2.0)
+    plan = policy.schedule(state, JAN + 2.0)  # type: ignore[attr-defined]
+    assert [s.job_id for s in plan.starts] == [3]  # 1 h fits the 1.5 left; then job 4's hour does not
+    assert plan.reasons[4] is PendingReason.ASSOC_GRP_GRES_MINUTES
+    state.apply(plan, JAN + 2.0)
+    t = JAN + 1800.0
+    ledger.now = t
+    state.finish(1, t, JobState.COMPLETED)
+    meter.charge(t)  # used: 1,800 s (job 1) + 1,798 s (job 3); reserved: job 3's 1,802 s left; free: 3,600 s
+    plan = policy.schedule(state, t)  # type: ignore[attr-defined]
+    assert [s.job_id for s in plan.starts] == [4] and plan.reasons.get(2, state.jobs[2].reason) is (
+        PendingReason.ASSOC_GRP_GRES_MINUTES
+    )

@@ -163,41 +163,50 @@ def test_roles(hub: HubProcess, tenants: dict[str, Tenant], jobs: Jobs) -> None:
 
 
 def test_allocation_limits(hub: HubProcess, jobs: Jobs) -> None:
+    """A tiny grant of 60 GPU-seconds, at most 2 GPUs at once. A job that could never fit the balance
+    is refused at submission; one that fits only once the running job's reservation is freed waits
+    with AssocGrpGRESMinutes and says why; the balance is never overrun by more than what the hub
+    had not yet charged when a job ended (it used to be overrun 2x: a job started with too little left)."""
     t = make_tenant(hub, "kbtu")
     root = hub.client()
     root.create_project("kbtu", "tiny")
-    grant_gpu_s = 8.0  # the 2-GPU job below uses it up after 4 s of its run
+    grant_gpu_s = 60.0
     root.create_allocation("kbtu/tiny", current_quarter(), gpu_hours=grant_gpu_s / 3600, max_gpus=2,
                            gpu_types=["H100"], reason="a tiny grant")  # fmt: skip
     with pytest.raises(HubError) as err:
-        jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpu_type="A100"))
+        jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpu_type="A100", walltime_s=10))
     assert err.value.status == 422 and err.value.problem.errors[0].field == "gpu_type"
     with pytest.raises(HubError) as err:
-        jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=3))
+        jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=3, walltime_s=10))
     assert err.value.status == 422 and err.value.problem.errors[0].field == "gpus"
-    first = jobs.submit(t.member, job("kbtu/tiny", "import time; time.sleep(60)", gpus=2))
-    second = jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=1))
-    # while the allocation has GPU-seconds left, the second job waits for the GPUs it may hold at once
+    with pytest.raises(HubError) as err:  # 2 x 60 s > 60 GPU-seconds: it could never start
+        jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=2, walltime_s=60))
+    assert err.value.status == 422 and err.value.problem.errors[0].field == "walltime_s"
+    assert "0.03 GPU-hours, but kbtu/tiny has 0.02 of its 0.02 GPU-hours" in err.value.problem.errors[0].message
+    first = jobs.submit(t.member, job("kbtu/tiny", "import time; time.sleep(60)", gpus=2, walltime_s=20))
+    second = jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=1, walltime_s=10))  # 40 + 10 <= 60
+    third = jobs.submit(t.member, job("kbtu/tiny", "print(1)", gpus=1, walltime_s=30))  # 40 + 30 > 60
+    wait_for(lambda: t.member.get_job(first.id).state == "RUNNING", what="the first job running")
+    # the second fits the balance but not the GPUs the project may hold at once; the third not the balance
     wait_for(lambda: t.member.get_job(second.id).reason == "QOSGrpGRES", what="QOSGrpGRES")
-    assert t.member.get_job(first.id).state == "RUNNING"
-    wait_for(lambda: t.member.get_job(second.id).reason == "AssocGrpGRESMinutes", timeout_s=grant_gpu_s + 15,
-             what="AssocGrpGRESMinutes")  # fmt: skip
-    t.member.cancel(first.id)
-    done = t.member.wait(first.id, timeout_s=20)
-    seen_s = time.time()
-    # The ledger charges the job's GPUs from its start until the step of the hub's loop that
-    # takes its exit: at least its own recorded run (start to exit), at most until the moment
-    # this test saw it ended (the hub stores the end and the charge together). The API rounds
-    # GPU-hours to 6 decimals: half of 1e-6 h either way.
-    assert done.start_s is not None and done.end_s is not None
+    wait_for(lambda: t.member.get_job(third.id).reason == "AssocGrpGRESMinutes", what="AssocGrpGRESMinutes")
+    assert "reserved by its running jobs" in (t.member.get_job(third.id).reason_detail or "")
+    assert t.member.wait(first.id, timeout_s=60).state == "TIMEOUT"
+    assert t.member.wait(second.id, timeout_s=60).state == "COMPLETED"
+    done = [t.member.get_job(j.id) for j in (first, second)]
     alloc = t.member.list_allocations("kbtu/tiny")[0]
     used_s, rounding_s = alloc.used_gpu_hours * 3600, 0.5e-6 * 3600
-    assert 2 * (done.end_s - done.start_s) - rounding_s <= used_s <= 2 * (seen_s - done.start_s) + rounding_s
-    assert used_s >= grant_gpu_s - rounding_s and alloc.remaining_gpu_hours == 0
+    ran_s = sum(j.gpus * ((j.end_s or 0.0) - (j.start_s or 0.0)) for j in done)
+    assert ran_s - rounding_s <= used_s  # every second each job ran is charged
+    # the third still waits: 60 minus what the first two used leaves less than its 30 GPU-seconds
+    assert t.member.get_job(third.id).state == "PENDING" and used_s + 30.0 > grant_gpu_s
+    # not overrun: 2 x 20 s + 1 x 10 s at most by their limits, plus the first job's stop after its limit
+    # (grace 1 s and a loop step), well within the 10 GPU-seconds left
+    assert used_s <= grant_gpu_s, (used_s, [(j.start_s, j.end_s) for j in done])
     usage = t.member.usage("kbtu/tiny")
     assert [u.gpu_type for u in usage] == ["H100"]
     assert usage[0].gpu_hours == pytest.approx(alloc.used_gpu_hours, abs=1e-6)
-    assert t.member.get_job(second.id).reason == "AssocGrpGRESMinutes"
+    t.member.cancel(third.id)
 
 
 def test_malformed_requests_change_nothing(hub: HubProcess, tenants: dict[str, Tenant]) -> None:

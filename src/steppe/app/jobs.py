@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from steppe.app.errors import Conflict, Forbidden, Invalid, NotFound, TermsNotAccepted
 from steppe.app.submission import validate_submission
 from steppe.client import models as m
+from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
 
@@ -100,13 +101,29 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
 
 
 def _dataset_ids(hub: Hub, names: list[str]) -> list[int]:
+    """The registered datasets' ids; refused (``datasets``) when one is not registered, or when no
+    site of the hub may process them all (such a job would wait ``DataResidency`` for ever)."""
     if not names:
         return []
     with hub.store.read() as conn:
-        ids = {r.name: r.id for r in gov_repo.list_datasets(conn)}
+        rows = gov_repo.list_datasets(conn)
+    ids = {r.name: r.id for r in rows}
     unknown = [n for n in names if n not in ids]
     if unknown:
         raise Invalid.field("datasets", f"not registered: {', '.join(unknown)}")
+    gov = hub.loop.governance
+    registry = {r.name: gov_repo.dataset_of(r) for r in rows if r.name in names}
+    denials: list[str] = []
+    for site in gov.sites or (gov.site,):
+        denied = [d for d in (decide(registry[n], site, gov.topology) for n in dict.fromkeys(names)) if not d.allowed]
+        if not denied:
+            break
+        denials.append(f"{site}: {denied[0].reason}")
+    else:
+        raise Invalid.field(
+            "datasets", "no site of this hub may ever process them (" + "; ".join(denials) + "); submit it to a hub "
+            "at a site its data may reach, or ask the data owner to allow this jurisdiction",
+        )
     return [ids[n] for n in dict.fromkeys(names)]
 
 

@@ -5,7 +5,9 @@
   one allowed type and none asked, the job gets that type); at most the largest pool of the type
   (a gang spans nodes of one type), the allocation's ``max_gpus`` and the organisation's
   ``gpu_quota`` (such a job could never start). Every refusal is listed, each naming its field;
-* ``walltime_s``: at most the hub's maximum; ``qos``: a QOS the hub defines;
+* ``walltime_s``: at most the hub's maximum; ``gpus`` x ``walltime_s`` at most what is left of the
+  project's GPU-hours for the period (else it could never start: ``AssocGrpGRESMinutes`` at
+  submit); ``qos``: a QOS the hub defines;
 * ``workdir``, ``output``, ``error``: confined to the submitter's own directories: the job's
   own directory ``<data-dir>/spool/%j`` (the default working directory; ``%j`` is the job id)
   or the home directory of the Unix account the user's jobs run as, when it has one. Paths are
@@ -53,6 +55,8 @@ def validate_submission(
     )  # fmt: skip
     if refused:
         raise _refusal_problem(refused)
+    if grant is not None:
+        _fits_balance(hub, body, now)
     if body.walltime_s > hub.settings.max_walltime_s:
         raise Invalid.field("walltime_s", f"at most {hub.settings.max_walltime_s:.0f} s on this hub")
     if body.qos not in cluster.qos:
@@ -83,6 +87,35 @@ def validate_submission(
         "qos": body.qos, "workload": body.workload, "submit_s": now, "stdout_path": paths["output"],
         "stderr_path": paths["error"],
     }  # fmt: skip
+
+
+def _fits_balance(hub: Hub, body: JobSubmit, now: float) -> None:
+    """Refuse a job whose GPUs x walltime exceed what is left of its project's GPU-hours for this
+    period even with nothing of the project running (Slurm's ``AssocGrpGRESMinutes`` at submit); one
+    that may fit once running jobs end is queued and held with a sentence (``GpuHoursCheck``)."""
+    ledger = hub.loop.ledger
+    grant = ledger.current(body.project, now)
+    if grant is None:
+        return
+    need = body.gpus * body.walltime_s
+    left = grant.gpu_seconds - ledger.used_in(body.project, grant)
+    if need > left:
+        raise Invalid.field(
+            "walltime_s",
+            f"{body.gpus} GPUs x {body.walltime_s / 3600:,.2f} h = {need / 3600:,.2f} GPU-hours, but {body.project} "
+            f"has {max(left, 0.0) / 3600:,.2f} of its {grant.gpu_seconds / 3600:,.2f} GPU-hours for {grant.period} "
+            f"left; ask for less time or fewer GPUs, e.g. --time {_hms(max(left, 0.0) / body.gpus)}",
+        )
+
+
+def _hms(seconds: float) -> str:
+    """``HH:MM:SS`` rounded down to the minute (at least 00:01:00).
+
+    >>> _hms(5430.0), _hms(10.0)
+    ('01:30:00', '00:01:00')
+    """
+    minutes = max(int(seconds // 60), 1)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
 @functools.lru_cache(maxsize=8)

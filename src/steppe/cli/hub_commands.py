@@ -23,7 +23,7 @@ from steppe.cli.render import print_error
 from steppe.client import HubClient
 from steppe.client import models as m
 from steppe.client.config import save_config
-from steppe.client.script import DirectiveError, parse_directives, parse_gres
+from steppe.client.script import DirectiveError, looks_like_script, parse_directives, parse_gres, read_script
 from steppe.core.units import format_duration, parse_power, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -192,8 +192,8 @@ def submit(
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
-    elif len(args) == 1 and Path(args[0]).is_file() and Path(args[0]).read_bytes()[:2] == b"#!":
-        script = Path(args[0]).read_text()
+    elif len(args) == 1 and looks_like_script(args[0]):
+        script = read_script(args[0])
         try:
             opts = parse_directives(script)
         except DirectiveError as exc:

@@ -12,7 +12,9 @@ blank; options given on the command line override them.
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 
 from steppe.core.errors import SteppeError
 
@@ -27,6 +29,46 @@ OPTIONS = {
 
 class DirectiveError(SteppeError):
     """A ``#STEPPE`` line is malformed."""
+
+
+class ScriptError(SteppeError):
+    """A batch script that cannot be submitted (missing, unreadable, not a script)."""
+
+
+SCRIPT_SUFFIXES = (".sh", ".bash", ".slurm", ".sbatch", ".job", ".py")
+
+
+def looks_like_script(arg: str) -> bool:
+    """Whether a lone argument to ``submit`` names a batch script (as ``sbatch`` takes one) rather
+    than a command: a file that exists here, or a path with a directory or a script's suffix
+    (``./train.sh``, ``jobs/run.slurm``), which must then exist.
+
+    >>> looks_like_script("hostname"), looks_like_script("train.sh"), looks_like_script("./run")
+    (False, True, True)
+    """
+    return os.path.isfile(arg) or "/" in arg or arg.endswith(SCRIPT_SUFFIXES)
+
+
+def read_script(path: str) -> str:
+    """The script's text; ``ScriptError`` (one line, sbatch's words where it has them) if it is
+    missing, unreadable, not text, or does not start with ``#!``."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ScriptError(f"SCRIPT: {path}: no such file (give a batch script, or a command after --)") from None
+    except IsADirectoryError:
+        raise ScriptError(f"SCRIPT: {path}: is a directory, not a batch script") from None
+    except PermissionError:
+        raise ScriptError(f"SCRIPT: {path}: not readable by you (check its permissions)") from None
+    if not data.startswith(b"#!"):
+        raise ScriptError(
+            f"SCRIPT: {path}: this does not look like a batch script: the first line must start with #! "
+            "(e.g. #!/bin/bash); to run a program, put it after --"
+        )
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ScriptError(f"SCRIPT: {path}: not UTF-8 text") from None
 
 
 def parse_directives(text: str) -> dict[str, str]:

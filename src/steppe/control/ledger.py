@@ -11,20 +11,25 @@ GPUs in use.
 
 Two admission checks read the ledger (Slurm's reasons):
 
-* ``GpuHoursCheck``: the project's usage in the current period has reached its GPU-hours ->
-  ``AssocGrpGRESMinutes`` (and, with ``require_allocation``, a project without an allocation
-  for the current period waits with the same reason);
+* ``GpuHoursCheck``: a job starts only if its whole walltime fits what is left of its project's
+  GPU-hours for the current period, after what is charged and what the project's running jobs
+  (and the jobs it admitted earlier in the cycle) may still use up to their limits; else
+  ``AssocGrpGRESMinutes``, with the sentence ``why`` gives (and, with ``require_allocation``, a
+  project without an allocation for the current period waits with the same reason). So a
+  balance is never overrun by more than the GPU-time not yet charged (at most a charge interval
+  of the running jobs' GPUs); a job that could not fit even with nothing running is refused at
+  submission (``app/submission.py``);
 * ``ProjectGpuLimit``: the project's GPUs in use plus those started earlier in this cycle plus
   the job's would exceed ``max_gpus`` -> ``QOSGrpGRES``.
 
-Example: 10 GPU-hours for 2026-Q1; a 2-GPU job has run 5 hours -> 36,000 GPU-seconds used:
-the project's next job waits with ``AssocGrpGRESMinutes``; the running job goes on (as Slurm
-does without ``safe`` limits).
+Example: 10 GPU-hours for 2026-Q1, 3 charged; a 2-GPU job with a 2-hour limit runs, 1 hour in
+(reserving 2 more GPU-hours): a 1-GPU job asking 4 hours (4 GPU-hours) fits the 5 left and
+starts; one asking 6 hours waits with ``AssocGrpGRESMinutes`` until the running job ends and
+frees what it did not use (as Slurm's ``safe`` limits hold a job that could overrun).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +67,7 @@ class Ledger:
         self.energy: defaultdict[str, list[float]] = defaultdict(lambda: [0.0] * len(ENERGY_FIELDS))  # all time
         self.project_gpus: Counter[str] = Counter()
         self.project_ids: dict[str, int] = {}
+        self.running: dict[str, dict[int, JobRecord]] = defaultdict(dict)  # project -> its running jobs
 
     # -- loading -----------------------------------------------------------------------------------
     def load(self, allocations: list[Any], usage: list[Any], project_keys: dict[int, str]) -> None:
@@ -102,6 +108,13 @@ class Ledger:
         """GPU-seconds charged to ``project`` within ``grant``'s period."""
         return sum(self.used_s.get((project, m), 0.0) for m in months_between(grant.start_s, grant.end_s))
 
+    def reserved_s(self, project: str, now: float) -> float:
+        """GPU-seconds the project's running jobs may still use, up to their walltime limits."""
+        jobs = self.running.get(project)
+        if not jobs:
+            return 0.0
+        return sum(r.gpus * max(r.spec.walltime_s - r.executed_at(now), 0.0) for r in jobs.values())
+
     # -- usage ---------------------------------------------------------------------------------------
     def add(self, records: list[UsageRecord]) -> None:
         """Count the meter's records against their projects."""
@@ -126,17 +139,68 @@ class Ledger:
     def adopt(self, rec: JobRecord) -> None:
         """Count a running job's GPUs against its project (a start, or a job restored after a restart)."""
         self.project_gpus[rec.spec.project] += rec.gpus
+        self.running[rec.spec.project][rec.job_id] = rec
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         if rec.allocation:
             self.project_gpus[rec.spec.project] -= rec.gpus
+        jobs = self.running.get(rec.spec.project)
+        if jobs is not None:
+            jobs.pop(rec.job_id, None)
+            if not jobs:
+                del self.running[rec.spec.project]
+
+
+class StartedThisCycle:
+    """Jobs started earlier in the current cycle, per project, as a check can tell them.
+
+    Checks receive only per-*tenant* GPUs started earlier in the cycle, so a check that needs
+    per-project figures infers them: after it admits a job (``admitted``), its next call
+    (``follow``) sees whether that job's tenant count rose by the job's GPUs (the job started)
+    and counts the job for its project. ``reset`` at each cycle's start.
+
+    >>> from collections import Counter
+    >>> from steppe.core.job import JobSpec
+    >>> seen, extra = StartedThisCycle(), Counter()
+    >>> rec = JobRecord(JobSpec(1, 0.0, 2, 60.0, 60.0, tenant="kaznu", project="kaznu/nlp"), seq=1)
+    >>> seen.admitted(rec, extra); extra["kaznu"] += 2; seen.follow(extra)
+    >>> seen.gpus["kaznu/nlp"], seen.gpu_s["kaznu/nlp"]
+    (2, 120.0)
+    """
+
+    def __init__(self) -> None:
+        self.gpus: Counter[str] = Counter()
+        self.gpu_s: dict[str, float] = {}
+        self._last: tuple[JobRecord, int] | None = None
+
+    def reset(self) -> None:
+        self.gpus.clear()
+        self.gpu_s.clear()
+        self._last = None
+
+    def admitted(self, rec: JobRecord, tenant_extra: Counter[str]) -> None:
+        self._last = (rec, tenant_extra[rec.spec.tenant])
+
+    def follow(self, tenant_extra: Counter[str]) -> None:
+        if self._last is None:
+            return
+        rec, before = self._last
+        self._last = None
+        if tenant_extra[rec.spec.tenant] == before + rec.gpus:
+            project = rec.spec.project
+            self.gpus[project] += rec.gpus
+            self.gpu_s[project] = self.gpu_s.get(project, 0.0) + rec.gpus * rec.remaining_limit_s()
 
 
 class GpuHoursCheck:
-    """Hold jobs of a project whose GPU-hours for the current period are used up."""
+    """Hold a job whose walltime does not fit what is left of its project's GPU-hours (module docstring)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.started = StartedThisCycle()
+
+    def begin_cycle(self, now: float) -> None:
+        self.started.reset()
 
     def epoch(self, now: float) -> tuple[int, int, int]:
         """A new grant, or a new day (periods begin and end at UTC midnights), may release held jobs;
@@ -144,51 +208,59 @@ class GpuHoursCheck:
         return self.ledger.version, self.ledger.charged, int(now // 86400)
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        grant = self.ledger.current(rec.spec.project)
+        self.started.follow(tenant_extra)
+        project = rec.spec.project
+        grant = self.ledger.current(project)
         if grant is None:
             return PendingReason.ASSOC_GRP_GRES_MINUTES if self.ledger.require_allocation else None
-        if self.ledger.used_in(rec.spec.project, grant) >= grant.gpu_seconds:
+        need = rec.gpus * rec.remaining_limit_s()
+        if need > self.left_s(project, grant) - self.started.gpu_s.get(project, 0.0):
             return PendingReason.ASSOC_GRP_GRES_MINUTES
+        self.started.admitted(rec, tenant_extra)
         return None
+
+    def left_s(self, project: str, grant: Grant) -> float:
+        """GPU-seconds of ``grant`` neither charged nor reserved by the project's running jobs."""
+        ledger = self.ledger
+        return grant.gpu_seconds - ledger.used_in(project, grant) - ledger.reserved_s(project, ledger.now)
+
+    def why(self, rec: JobRecord) -> str | None:
+        """The sentence shown with a job this check holds (None when it would not hold it now)."""
+        project, ledger = rec.spec.project, self.ledger
+        grant = ledger.current(project)
+        if grant is None:
+            return f"project {project} has no GPU-hour allocation for now" if ledger.require_allocation else None
+        need = rec.gpus * rec.remaining_limit_s()
+        left, reserved = grant.gpu_seconds - ledger.used_in(project, grant), ledger.reserved_s(project, ledger.now)
+        if need <= left - reserved:
+            return None
+        held = f", {reserved / 3600:,.2f} of them reserved by its running jobs" if reserved > 0 else ""
+        return (f"needs {need / 3600:,.2f} GPU-hours ({rec.gpus} GPUs x its time limit); project {project} has "
+                f"{max(left, 0.0) / 3600:,.2f} of its {grant.gpu_seconds / 3600:,.2f} GPU-hours for {grant.period} "
+                f"left{held}")  # fmt: skip
 
 
 class ProjectGpuLimit:
-    """Hold jobs that would take their project past its allocation's ``max_gpus``.
-
-    Checks only receive per-*tenant* GPUs started earlier in the cycle, so this check infers
-    per-project starts: after it admits a job, the next call sees whether that job's tenant
-    count rose by the job's GPUs (the job started) and counts them for its project. The
-    context's counter is new each cycle, which resets the inference.
-    """
+    """Hold jobs that would take their project past its allocation's ``max_gpus`` (GPUs in use plus
+    those started earlier in this cycle, ``StartedThisCycle``)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._cycle: weakref.ref[Counter[str]] | None = None
-        self._extra: Counter[str] = Counter()
-        self._last: tuple[JobRecord, int] | None = None
+        self.started = StartedThisCycle()
+
+    def begin_cycle(self, now: float) -> None:
+        self.started.reset()
 
     def epoch(self, now: float) -> tuple[int, int]:
         return self.ledger.version, int(now // 86400)
 
     def check(self, rec: JobRecord, snap: Snapshot, tenant_extra: Counter[str]) -> PendingReason | None:
-        self._follow(tenant_extra)
+        self.started.follow(tenant_extra)
         project = rec.spec.project
         grant = self.ledger.current(project)
         if grant is not None and grant.max_gpus is not None:
-            held = self.ledger.project_gpus[project] + self._extra[project]
+            held = self.ledger.project_gpus[project] + self.started.gpus[project]
             if held + rec.gpus > grant.max_gpus:
                 return PendingReason.QOS_GRP_GRES
-        self._last = (rec, tenant_extra[rec.spec.tenant])
+        self.started.admitted(rec, tenant_extra)
         return None
-
-    def _follow(self, tenant_extra: Counter[str]) -> None:
-        if self._cycle is None or self._cycle() is not tenant_extra:
-            self._cycle = weakref.ref(tenant_extra)
-            self._extra = Counter()
-            self._last = None
-            return
-        if self._last is not None:
-            rec, before = self._last
-            if tenant_extra[rec.spec.tenant] == before + rec.gpus:
-                self._extra[rec.spec.project] += rec.gpus
-            self._last = None

@@ -105,12 +105,13 @@ class HubLoop:
         self.governance = governance or GovernanceView(self.ledger, review_gate=False)
         self.usage = StoreSink(self.ledger)  # the meter's records: to the ledger, then the store
         self.meter = (metering or MeterSetup(charge_interval_s=10.0)).build(self.usage)
+        self.gpu_hours = GpuHoursCheck(self.ledger)  # a job runs only if its walltime fits the balance
         up_sites = getattr(executor, "reachable_sites", None)  # a hub at several sites: an engine per site
         self.engine = EngineAvailable(  # nothing starts where the engine does not answer
             executor.reachable, up_sites=up_sites, all_sites=fleet.cluster.site_names if up_sites else ()
         )
         checks = (
-            self.engine, *DEFAULT_CHECKS, GpuHoursCheck(self.ledger), ProjectGpuLimit(self.ledger),
+            self.engine, *DEFAULT_CHECKS, self.gpu_hours, ProjectGpuLimit(self.ledger),
             *self.governance.checks(),
         )  # fmt: skip
         self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules

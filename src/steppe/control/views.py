@@ -259,7 +259,11 @@ class ReadModelPublisher:
         """A pending job's entry; a job held by a governance check says why (as of ``epoch``'s inputs)."""
         reason, spec = rec.reason, rec.spec
         governed = reason in _GOVERNANCE_REASONS
-        detail = self.loop.governance.why(rec) if governed else None
+        detail = None
+        if reason is PendingReason.ASSOC_GRP_GRES_MINUTES:
+            detail = self.loop.gpu_hours.why(rec)  # the allocation's balance; else the approval's cap
+        if governed and detail is None:
+            detail = self.loop.governance.why(rec)
         job = PendingJob(rec.job_id, spec.tenant, spec.project, reason, rec.gpus, spec.gpu_type,
                          rec.remaining_limit_s(), detail)  # fmt: skip
         return reason, rec.executed_s, governed, epoch, job

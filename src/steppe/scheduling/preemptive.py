@@ -65,7 +65,8 @@ def preemptive_cycle(ctx: CycleContext, snap: Snapshot, now: float, queue: Preem
     ctx.open()
     inv = ctx.inv
     taken = ctx.preempted
-    short: dict[str | None, int] | None = {} if ctx.power is None else None  # GPU type -> fewest GPUs found short
+    # GPU type -> fewest GPUs found short (not with power, nor where jobs of one type may be kept to other sites)
+    short: dict[str | None, int] | None = {} if ctx.power is None and not ctx.site_rules_on else None
     for examined, rec in enumerate(queue.ordered(now)):
         if examined >= depth:
             break
