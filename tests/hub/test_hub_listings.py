@@ -233,8 +233,11 @@ def test_version_examples_and_help_at_80_columns(h: CliHub, monkeypatch: pytest.
     assert h.steppe("alice", "--version").out == f"steppe {__version__}\n"
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("TERM", "dumb")
-    for command in (("queue",), ("history",), ("cancel",), ("show",), ("submit",), ("nodes",), ("logs",),
-                    ("admin", "token", "create")):  # fmt: skip
+    admin = [("admin", group, verb) for group, verbs in (("org", "create list share"), ("project", "create list"),
+             ("user", "create list remove"), ("token", "create list revoke"), ("alloc", "create list"))
+             for verb in verbs.split()]  # fmt: skip
+    for command in [("serve",), ("login",), ("submit",), ("queue",), ("logs",), ("cancel",), ("history",), ("show",),
+                    ("nodes",), ("simulate",), ("compare",), ("sweep",), ("admin", "usage"), *admin]:  # fmt: skip
         run = h.steppe("alice", *command, "--help")
         assert run.code == 0 and "Example" in run.out, command
         assert max(len(line) for line in run.out.splitlines()) <= 80, command

@@ -190,10 +190,11 @@ def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
         view.staging = [
             m.Staging(**asdict(decide(registry[n], gov.site, gov.topology))) for n in names if n in registry
         ]
-    if row.state == "PENDING":  # why a governance check holds it, as of the loop's last step
-        known = hub.reads.model.by_id.get(job_id)
+    if row.state == "PENDING":  # why a governance check holds it, and its estimated start, as of the last step
+        model = hub.reads.model
+        known = model.by_id.get(job_id)
         view.reason_detail = known.detail if isinstance(known, PendingJob) else None
-        entry = next((e for e in hub.reads.model.queue if e.job_id == job_id), None) if known is not None else None
+        entry = next((e for e in model.queue if e.job_id == job_id), None) if known is not None else None
         if entry is not None:
             view.position, view.est_start_s = entry.position, entry.est_start_s
     return view

@@ -195,7 +195,7 @@ def submit(
 ) -> None:
     """Submit a job (like sbatch): a script with #STEPPE lines, a command after --, or --wrap.
 
-    Example: steppe submit -A kaznu/nlp -G 2 -t 02:00:00 -J train -- python train.py
+    Example: steppe submit -A kaznu/nlp -G 2 -t 2:00:00 -- python train.py
     """
     args = list(command or [])
     opts: dict[str, str] = {}
@@ -277,9 +277,11 @@ def queue(
 ) -> None:
     """Running and pending jobs (like squeue), with pending reasons and estimated starts.
 
-    Format letters: %i id, %j name, %u user, %a project, %T state, %t state code, %M time used, %l time
-    limit, %L time left, %D nodes, %G GPUs, %b gres, %q QOS, %R nodes or (reason), %r reason, %N nodes, %S
-    start (estimated when pending), %V submit, %e end; %.10i: 10 wide, right-justified.
+    Format letters (-o): %i id, %j name, %u user, %a project, %T state,
+    %t state code, %M time used, %l time limit, %L time left, %D nodes,
+    %G GPUs, %b gres, %q QOS, %R nodes or (reason), %r reason, %N nodes,
+    %S start (estimated when pending), %V submit, %e end, %% a '%'.
+    %.10i: 10 wide, right-justified; %10i: 10 wide; %i: as wide as needed.
 
     Example: steppe queue -u alice -t PD,R -o "%.8i %.10j %.2t %.10M %R"
     """
@@ -347,9 +349,10 @@ def cancel(
 ) -> None:
     """Cancel jobs (like scancel; prints nothing on success).
 
-    Every valid id is cancelled; each one that cannot be is reported in one line and the exit status is 1.
-    With filters (and no ids) every queued job matching all of them that you may cancel is cancelled: your own,
-    or your organisation's if you are its org-admin.
+    Every valid id is cancelled; each one that cannot be is reported in one
+    line, and the exit status is then 1. With filters, the queued jobs that
+    match all of them and that you may cancel are cancelled: your own, or
+    your organisation's if you are its org-admin.
 
     Example: steppe cancel 42 43 ; steppe cancel -u alice -t PD -n sweep
     """
@@ -410,13 +413,15 @@ def history(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Jobs and how they ended (like sacct), by submit time.
+    """Jobs and how they ended (like sacct), selected by submit time.
 
-    Times: now, now-1hour, now-30minutes, now-2days, today, yesterday, or ISO (2026-11-30, 2026-11-30T15:00),
-    local time. Fields: JobID, JobName, Account, User, State, ExitCode, Elapsed, Timelimit, Submit, Start, End,
-    AllocTRES, NGPUS, NodeList, Reason, QOS; JobName%30 sets a width.
+    Times (-S, -E; local): now, now-1hour, now-30minutes, now-2days, today,
+    yesterday, 2026-11-30, 2026-11-30T15:00.
+    Fields (--format): JobID, JobName, Account, User, State, ExitCode,
+    Elapsed, Timelimit, Submit, Start, End, AllocTRES, NGPUS, NodeList,
+    Reason, QOS; JobName%30 sets a width.
 
-    Example: steppe history -S now-1hour -s F,TO --format JobID,JobName,State,ExitCode,Elapsed
+    Example: steppe history -S now-1hour -s F,TO -o JobID,JobName,State,ExitCode
     """
     try:
         parts = listings.parse_sacct(fmt or listings.HISTORY_DEFAULT)
@@ -431,7 +436,9 @@ def history(
 
 
 def show(job_id: int, as_json: JsonOpt = False) -> None:
-    """One job in full (like scontrol show job): Key=Value lines with local ISO times, then its transitions.
+    """One job in full (like scontrol show job).
+
+    Key=Value lines with local ISO times, then its transitions.
 
     Example: steppe show 42 ; steppe show 42 --json
     """
@@ -600,7 +607,8 @@ def alloc_create(
 ) -> None:
     """Grant GPU-hours to a project for a period (audited with its reason).
 
-    Example: steppe admin alloc create kaznu/nlp --gpu-hours 5000 --period 2026-Q4 --reason 'call 2026'
+    Example: steppe admin alloc create kaznu/nlp --gpu-hours 5000 \\
+               --period 2026-Q4 --reason '2026 call'
     """
     a = _client().create_allocation(project, period, gpu_hours, max_gpus, gpu_type, reason=reason)
     typer.echo(f"Allocated {a.gpu_hours:g} GPU-hours to {a.project} for {a.period}")
