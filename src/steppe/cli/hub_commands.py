@@ -19,6 +19,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from steppe.cli import listings
 from steppe.cli.render import print_error
@@ -60,7 +61,7 @@ def _emit(items: list[BaseModel] | BaseModel, as_json: bool, columns: list[str],
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: a name such as "[a-z]" is no markup
     console.print(table)
 
 
