@@ -14,6 +14,7 @@ from steppe.api.routes_jobs import job_view
 from steppe.app import jobs
 from steppe.app.auth import Principal
 from steppe.app.bootstrap import HubSettings, open_hub
+from steppe.cli import listings
 from steppe.client import models as m
 from steppe.executors.mock import MockExecutor
 from steppe.executors.sites import SiteExecutors
@@ -74,7 +75,10 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_shows_the_site
         assert model.running[0].site == "almaty" and model.running[0].pool == "almaty/H100"
         _wait(lambda: (jobs.visible_job(hub, alice, big.job_id).handle or {}).get("site") == "almaty",
               "the job's stored handle to name its site")  # fmt: skip
-        assert job_view(jobs.visible_job(hub, alice, big.job_id), hub.fleet.node_names).site == "almaty"
+        view = job_view(jobs.visible_job(hub, alice, big.job_id), hub.fleet.node_names)
+        assert view.site == "almaty" and "   Site=almaty" in listings.show_lines(view)
+        table = listings.render(listings.parse_squeue(listings.with_site(listings.QUEUE_DEFAULT)), [view])
+        assert table[0].split()[:2] == ["JOBID", "SITE"] and table[1].split()[:2] == [str(big.job_id), "almaty"]
         metrics = generate_latest(hub_registry(hub.loop, hub.reads)).decode()
         assert 'hub_gpus{gpu_type="H100",site="almaty",state="allocated"} 8.0' in metrics
         assert 'hub_gpus{gpu_type="H100",site="astana",state="free"} 4.0' in metrics

@@ -36,7 +36,7 @@ from steppe.api.params import EpochS, Filter, JobId, Offset, PageLimit
 from steppe.api.problems import app_error_response, forbidden, not_found
 from steppe.app import jobs
 from steppe.app.auth import Principal
-from steppe.app.errors import AppError
+from steppe.app.errors import AppError, Invalid
 from steppe.app.jobs import TERMINAL
 from steppe.client import models as m
 from steppe.control.rows import resolve
@@ -66,12 +66,12 @@ def job_view(
         elapsed = (end_s if end_s is not None else time.time()) - start_s
     return m.Job(
         id=row.id, name=row.name, project=f"{row.org}/{row.project_name}", user=row.user, state=row.state,
-        reason=row.reason, exit_code=exit_code, gpus=row.gpus, gpu_type=row.gpu_type,
+        reason=m.no_reason(row.reason), exit_code=exit_code, gpus=row.gpus, gpu_type=row.gpu_type,
         workload=getattr(row, "workload", None) or "training", alloc_gpu_type=getattr(row, "alloc_gpu_type", None),
         nodes=[node_names[n] for n, _ in (getattr(row, "alloc", None) or [])],
         devices=[d for _, ids in handle.get("devices", []) for d in ids], engine_job_id=handle.get("engine_id"),
         site=handle.get("site"),
-        walltime_s=row.walltime_s,
+        walltime_s=row.walltime_s, qos=getattr(row, "qos", None) or "normal",
         submit_s=row.submit_s, start_s=start_s, end_s=end_s, elapsed_s=elapsed, argv=None if summary else row.argv,
         command=m.command_preview(row.argv, getattr(row, "script", None)),
         workdir=resolve(row.workdir, row.id), stdout_path=resolve(row.stdout_path, row.id),
@@ -138,8 +138,11 @@ def list_jobs(
     hub: HubDep,
     who: Who,
     project: Filter = None,
-    state: Annotated[str | None, Query(max_length=256, description="comma-separated states: PENDING,RUNNING")] = None,
+    state: Annotated[
+        str | None, Query(max_length=256, description="states or codes, comma-separated: PENDING,R")
+    ] = None,
     user: Filter = None,
+    jobs_: Annotated[str | None, Query(alias="jobs", max_length=4096, description="job ids: 42,43")] = None,
     since_s: EpochS = None,
     until_s: EpochS = None,
     limit: PageLimit = 100,
@@ -147,7 +150,14 @@ def list_jobs(
     newest_first: bool = False,
 ) -> m.JobPage:
     """Jobs, newest last (or first): summaries without ``argv`` (``GET /jobs/{id}`` has the full job)."""
-    states = [s.strip().upper() for s in state.split(",")] if state else []
+    try:
+        states = m.parse_states(state) if state else []
+    except ValueError as exc:
+        raise Invalid.field("state", str(exc)) from None
+    try:
+        ids = m.parse_ids(jobs_) if jobs_ else None
+    except ValueError as exc:
+        raise Invalid.field("jobs", str(exc)) from None
     with hub.store.read() as conn:
         project_id = user_id = None
         if project is not None:
@@ -160,7 +170,8 @@ def list_jobs(
             user_id = urow.id if urow is not None else -1
         rows, total = job_repo.list_jobs(
             conn, org_id=None if who.is_hub_admin else (who.org_id or -1), project_id=project_id, user_id=user_id,
-            states=states, since_s=since_s, until_s=until_s, limit=limit, offset=offset, newest_first=newest_first,
+            states=states, ids=ids, since_s=since_s, until_s=until_s, limit=limit, offset=offset,
+            newest_first=newest_first,
         )  # fmt: skip
     items = [job_view(r, hub.fleet.node_names, summary=True) for r in rows]
     return m.JobPage(items=items, total=total, limit=limit, offset=offset)
@@ -182,9 +193,13 @@ def get_job(job_id: JobId, hub: HubDep, who: Who) -> m.Job:
             for n in names
             if n in registry
         ]
-    if row.state == "PENDING":  # why a governance check holds it, as of the loop's last step
-        known = hub.reads.model.by_id.get(job_id)
+    if row.state == "PENDING":  # why a governance check holds it, and its estimated start, as of the last step
+        model = hub.reads.model
+        known = model.by_id.get(job_id)
         view.reason_detail = known.detail if isinstance(known, PendingJob) else None
+        entry = next((e for e in model.queue if e.job_id == job_id), None) if known is not None else None
+        if entry is not None:
+            view.position, view.est_start_s = entry.position, entry.est_start_s
     return view
 
 
@@ -227,15 +242,18 @@ def job_logs(
 def queue(
     hub: HubDep,
     who: Who,
-    project: Filter = None,
+    project: Annotated[str | None, Query(max_length=256, description="projects, comma-separated: kaznu/nlp")] = None,
+    user: Annotated[str | None, Query(max_length=256, description="users, comma-separated: alice,bob")] = None,
+    state: Annotated[str | None, Query(max_length=256, description="states or codes, comma-separated: PD,R")] = None,
+    jobs_: Annotated[str | None, Query(alias="jobs", max_length=4096, description="job ids: 42,43")] = None,
     limit: PageLimit = 100,
     offset: Offset = 0,
 ) -> m.JobPage:
     """Running jobs, then pending jobs in the scheduler's order with reasons and estimated starts (summaries),
-    as of the loop's last step (its read model: never waits for a scheduling step)."""
+    as of the loop's last step (its read model: never waits for a scheduling step); filtered as ``squeue -A -u
+    -t -j`` filter (``steppe.app.jobs.queue_selection``)."""
     model = hub.reads.model
-    visible = [j for j in model.listed
-               if (who.is_hub_admin or j.tenant == who.org) and j.project == (project or j.project)]  # fmt: skip
+    visible = jobs.queue_selection(hub, who, project=project, user=user, state=state, jobs=jobs_)
     shown = visible[offset : offset + limit]
     page = [j.job_id for j in shown]
     waiting = any(isinstance(j, PendingJob) for j in shown)  # estimates only when the page shows pending jobs

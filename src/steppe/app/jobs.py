@@ -14,6 +14,12 @@ Example: ``await submit(hub, alice, JobSubmit(project="kaznu/nlp", argv=["true"]
 returns ``Submitted(job_id=17, row=..., replayed=False)``; the job is ``PENDING``/``Priority``
 until the loop's next step gives it its reason.
 
+**The queue** (``queue_selection``): the read model's running and pending jobs the caller may see
+(their organisation's; a hub-admin's: all) that match every filter given, each a comma list as
+``squeue`` takes them: projects (``-A``), users (``-u``), states by name or code (``-t PD,R``) and
+job ids (``-j``). ``queue_selection(hub, alice, user="alice", state="PD")`` is alice's pending
+jobs in the scheduler's order; a bad state or id is ``Invalid`` naming the field.
+
 **Cancel** (``cancel``): the job's owner or an org-admin writes a ``cancel`` request and waits
 (up to 5 s) for the loop's step that acts on it: a pending job ends at once, a running one is
 stopped (SIGTERM, then SIGKILL after the grace period).
@@ -33,9 +39,11 @@ from sqlalchemy.exc import IntegrityError
 from steppe.app.errors import Conflict, Forbidden, Invalid, NotFound, TermsNotAccepted
 from steppe.app.submission import validate_submission
 from steppe.client import models as m
+from steppe.control.views import PendingJob, RunningJob
 from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
+from steppe.store import tenancy as tenancy_repo
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -148,6 +156,48 @@ def visible_job(hub: Hub, who: Principal, job_id: int) -> Any:
     if row is None or not who.sees_org(row.org_id):
         raise NotFound(f"job {job_id}")
     return row
+
+
+def _items(text: str | None) -> set[str] | None:
+    return {p.strip() for p in text.split(",") if p.strip()} if text else None
+
+
+def queue_selection(
+    hub: Hub,
+    who: Principal,
+    *,
+    project: str | None = None,
+    user: str | None = None,
+    state: str | None = None,
+    jobs: str | None = None,
+) -> list[RunningJob | PendingJob]:
+    """The queue's jobs ``who`` may see that match every filter, running first (see the module docstring)."""
+    try:
+        states = set(m.parse_states(state)) if state else None
+    except ValueError as exc:
+        raise Invalid.field("state", str(exc)) from None
+    try:
+        ids = set(m.parse_ids(jobs)) if jobs else None
+    except ValueError as exc:
+        raise Invalid.field("jobs", str(exc)) from None
+    projects, users = _items(project), _items(user)
+    listed = [j for j in hub.reads.model.listed if who.is_hub_admin or j.tenant == who.org]
+    if projects is not None:
+        listed = [j for j in listed if j.project in projects]
+    if states is not None:
+        listed = [j for j in listed if ("RUNNING" if isinstance(j, RunningJob) else "PENDING") in states]
+    if ids is not None:
+        listed = [j for j in listed if j.job_id in ids]
+    if users is not None:
+        theirs: set[int] = set()
+        with hub.store.read() as conn:
+            for name in users:
+                row = tenancy_repo.get_user(conn, name)
+                if row is not None:
+                    found, _ = job_repo.list_jobs(conn, user_id=row.id, states=["PENDING", "RUNNING"], limit=m.MAX_INT)
+                    theirs.update(r.id for r in found)
+        listed = [j for j in listed if j.job_id in theirs]
+    return listed
 
 
 def cancel(hub: Hub, who: Principal, job_id: int) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,16 +19,18 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from steppe.cli import listings
 from steppe.cli.render import print_error
-from steppe.client import HubClient
+from steppe.client import HubClient, HubError
 from steppe.client import models as m
 from steppe.client.config import save_config
 from steppe.client.script import DirectiveError, looks_like_script, parse_directives, parse_gres, read_script
-from steppe.core.units import format_duration, parse_power, parse_time_limit
+from steppe.client.timespec import parse_lifetime, parse_when
+from steppe.core.units import parse_power, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
-STATE_CODES = {"PENDING": "PD", "RUNNING": "R", "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO"}
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-A", help="ORG/PROJECT")]
 admin = typer.Typer(help="Manage organisations, projects, members, tokens and allocations.", no_args_is_help=True)
@@ -46,7 +49,7 @@ def _client() -> HubClient:
 
 
 def _when(t: float | None) -> str:
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S") if t else "N/A"
+    return listings.when(t)
 
 
 def _emit(items: list[BaseModel] | BaseModel, as_json: bool, columns: list[str], rows: list[list[str]]) -> None:
@@ -58,7 +61,7 @@ def _emit(items: list[BaseModel] | BaseModel, as_json: bool, columns: list[str],
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: a name such as "[a-z]" is no markup
     console.print(table)
 
 
@@ -109,7 +112,10 @@ def serve(
     ] = None,
     cap_floor: Annotated[float, typer.Option(help="lowest per-job GPU cap under --power-cap, fraction of TDP")] = 0.6,
 ) -> None:
-    """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster)."""
+    """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster).
+
+    Example: steppe serve --gpus 4 --gpu-type H100 --data-dir /srv/steppe
+    """
     from steppe.api.hub import HubSettings
     from steppe.api.server import serve as run
 
@@ -150,6 +156,8 @@ def login(
 
     The token is read from stdin (a hidden prompt on a terminal) or ``--token-file``, never from
     the command line, where every user of the machine could read it in the process list.
+
+    Example: steppe login --url http://hub:8642 --token-file ~/.steppe-token
     """
     if token_file is not None:
         secret = token_file.read_text().strip()
@@ -186,7 +194,10 @@ def submit(
     parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a job (like sbatch): a script with #STEPPE lines, a command after --, or --wrap."""
+    """Submit a job (like sbatch): a script with #STEPPE lines, a command after --, or --wrap.
+
+    Example: steppe submit -A kaznu/nlp -G 2 -t 2:00:00 -- python train.py
+    """
     args = list(command or [])
     opts: dict[str, str] = {}
     script = argv = None
@@ -234,26 +245,75 @@ def submit(
         typer.echo(str(job.id) if parsable else f"Submitted batch job {job.id}")
 
 
-def _reason_or_nodes(j: m.Job) -> str:
-    return ",".join(j.nodes) if j.state == "RUNNING" else f"({j.reason})"
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _print_lines(lines: list[str]) -> None:
+    typer.echo("\n".join(lines))
+
+
+def _usage(param: str, exc: ValueError) -> typer.BadParameter:
+    return typer.BadParameter(str(exc), param_hint=param)
 
 
 def queue(
-    project: ProjectOpt = None,
+    project: Annotated[
+        str | None, typer.Option("--account", "--project", "-A", help="projects, e.g. kaznu/nlp,kaznu/cv")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="users, e.g. alice,bob")] = None,
+    states: Annotated[
+        str | None, typer.Option("--states", "-t", help="states or codes PD,R,CD,F,CA,TO (comma list)")
+    ] = None,
+    jobs: Annotated[str | None, typer.Option("--jobs", "-j", help="job ids, e.g. 42,43")] = None,
     me: Annotated[bool, typer.Option("--me", help="only my jobs")] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-o", help="squeue format, e.g. '%.10i %j %u %T %M %R' (see below)")
+    ] = None,
+    start: Annotated[bool, typer.Option("--start", help="pending jobs by estimated start time")] = False,
+    iterate: Annotated[
+        float | None, typer.Option("--iterate", "-i", min=0.1, help="reprint every N seconds until Ctrl-C")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Running and pending jobs (like squeue), with pending reasons and estimated starts."""
+    """Running and pending jobs (like squeue), with pending reasons and estimated starts.
+
+    Format letters (-o): %i id, %j name, %u user, %a project, %T state,
+    %t state code, %M time used, %l time limit, %L time left, %D nodes,
+    %G GPUs, %b gres, %q QOS, %R nodes or (reason), %r reason, %N nodes,
+    %S start (estimated when pending), %V submit, %e end, %P site, %% a '%'.
+    %.10i: 10 wide, right-justified; %10i: 10 wide; %i: as wide as needed.
+
+    Example: steppe queue -u alice -t PD,R -o "%.8i %.10j %.2t %.10M %R"
+    """
+    default = listings.QUEUE_START if start else listings.QUEUE_DEFAULT
+    try:
+        parts = listings.parse_squeue(fmt or default)
+    except ValueError as exc:
+        raise _usage("--format", exc) from None
+    sited = parts if fmt else listings.parse_squeue(listings.with_site(default))  # a hub at several sites
     client = _client()
-    jobs = client.queue(project=project).items
     if me:
         user = client.whoami().name
-        jobs = [j for j in jobs if j.user == user]
-    rows = [[str(j.id), j.project, j.name, j.user, STATE_CODES.get(j.state, j.state),
-             format_duration(j.elapsed_s or 0), str(j.gpus), _reason_or_nodes(j),
-             _when(j.est_start_s) if j.state == "PENDING" else _when(j.start_s)] for j in jobs]  # fmt: skip
-    cols = ["JOBID", "PROJECT", "NAME", "USER", "ST", "TIME", "GPUS", "NODELIST(REASON)", "START"]
-    _emit(list(jobs), as_json, cols, rows)
+    if start:
+        states = "PENDING"
+    while True:
+        items = list(client.iter_queue(project=project, user=user, state=states, jobs=jobs))
+        if start:
+            items.sort(key=lambda j: (j.est_start_s is None, j.est_start_s or 0.0, j.position or 0))
+        if as_json:
+            typer.echo(json.dumps([j.model_dump() for j in items], indent=2))
+        else:
+            if iterate is not None:
+                typer.echo(datetime.now().strftime("%a %b %d %H:%M:%S %Y"))
+            _print_lines(listings.render(sited if any(j.site for j in items) else parts, items))
+        if iterate is None:
+            return
+        try:
+            _pause(iterate)
+        except KeyboardInterrupt:
+            return
+        typer.echo("")
 
 
 def logs(
@@ -261,7 +321,10 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the job ends")] = False,
     stderr: Annotated[bool, typer.Option("--stderr", help="the job's stderr instead of stdout")] = False,
 ) -> None:
-    """Print a job's output."""
+    """Print a job's output.
+
+    Example: steppe logs -f 42 ; steppe logs --stderr 42
+    """
     client = _client()
     stream = "stderr" if stderr else "stdout"
     if follow:
@@ -278,51 +341,122 @@ def logs(
         offset = chunk.next_offset
 
 
-def cancel(job_ids: Annotated[list[int], typer.Argument(help="job ids")]) -> None:
-    """Cancel jobs (like scancel; prints nothing on success)."""
+def cancel(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="job ids")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="only jobs of these users")] = None,
+    project: Annotated[str | None, typer.Option("--account", "--project", "-A", help="only jobs of these projects")] = (
+        None
+    ),
+    state: Annotated[str | None, typer.Option("--state", "-t", help="only jobs in these states (PD, R)")] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="only jobs with this name")] = None,
+) -> None:
+    """Cancel jobs (like scancel; prints nothing on success).
+
+    Every valid id is cancelled; each one that cannot be is reported in one
+    line, and the exit status is then 1. With filters, the queued jobs that
+    match all of them and that you may cancel are cancelled: your own, or
+    your organisation's if you are its org-admin.
+
+    Example: steppe cancel 42 43 ; steppe cancel -u alice -t PD -n sweep
+    """
     client = _client()
-    for job_id in job_ids:
-        client.cancel(job_id)
+    failed = 0
+    wanted: list[int] = []
+    for item in job_ids or []:
+        if item.isdigit() and int(item) > 0:
+            wanted.append(int(item))
+        else:
+            print_error(f"job {item}: not a job id (give numbers, e.g. steppe cancel 42 43)")
+            failed += 1
+    if any(v is not None for v in (user, project, state, name)):
+        who = client.whoami()
+        if who.role == "member" and user is None:
+            user = who.name  # a member may cancel only their own jobs
+        ids = ",".join(map(str, wanted)) if wanted else None
+        try:
+            chosen = [j for j in client.iter_queue(project=project, user=user, state=state, jobs=ids)
+                      if name is None or j.name == name]  # fmt: skip
+        except HubError as exc:
+            print_error(str(exc))
+            raise typer.Exit(1) from None
+        wanted = [j.id for j in chosen]
+    elif not job_ids:
+        raise typer.BadParameter("give job ids or a filter (-u, -A, -t, -n); e.g. steppe cancel 42", param_hint="JOB")
+    for job_id in dict.fromkeys(wanted):
+        try:
+            client.cancel(job_id)
+        except HubError as exc:
+            detail = exc.problem.detail or str(exc)
+            print_error(detail if f"job {job_id} " in detail else f"job {job_id}: {detail}")
+            failed += 1
+    if failed:
+        raise typer.Exit(1)
+
+
+def _when_option(param: str, text: str | None) -> float | None:
+    try:
+        return parse_when(text) if text is not None else None
+    except ValueError as exc:
+        raise _usage(param, exc) from None
 
 
 def history(
-    project: ProjectOpt = None,
+    project: Annotated[str | None, typer.Option("--account", "--project", "-A", help="ORG/PROJECT")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u")] = None,
-    state: Annotated[str | None, typer.Option("--state", "-s", help="e.g. COMPLETED,FAILED")] = None,
-    starttime: Annotated[str | None, typer.Option("--starttime", "-S", help="YYYY-MM-DD[THH:MM]")] = None,
-    endtime: Annotated[str | None, typer.Option("--endtime", "-E", help="YYYY-MM-DD[THH:MM]")] = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help="states or codes, e.g. CD,F")] = None,
+    jobs: Annotated[str | None, typer.Option("--jobs", "-j", help="job ids, e.g. 42,43")] = None,
+    starttime: Annotated[
+        str | None, typer.Option("--starttime", "-S", help="submitted at or after: now-1hour, today, 2026-11-30")
+    ] = None,
+    endtime: Annotated[
+        str | None, typer.Option("--endtime", "-E", help="submitted before: now, yesterday, 2026-11-30T15:00")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-o", help="fields, e.g. JobID,JobName,State,ExitCode,Elapsed")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Jobs and how they ended (like sacct)."""
+    """Jobs and how they ended (like sacct), selected by submit time.
+
+    Times (-S, -E; local): now, now-1hour, now-30minutes, now-2days, today,
+    yesterday, 2026-11-30, 2026-11-30T15:00.
+    Fields (--format): JobID, JobName, Account, User, State, ExitCode,
+    Elapsed, Timelimit, Submit, Start, End, AllocTRES, NGPUS, NodeList,
+    Reason, QOS; JobName%30 sets a width.
+
+    Example: steppe history -S now-1hour -s F,TO -o JobID,JobName,State,ExitCode
+    """
     try:
-        since = datetime.fromisoformat(starttime).timestamp() if starttime else None
-        until = datetime.fromisoformat(endtime).timestamp() if endtime else None
+        parts = listings.parse_sacct(fmt or listings.HISTORY_DEFAULT)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    jobs = list(_client().iter_jobs(project=project, user=user, state=state, since_s=since, until_s=until))
-    rows = [[str(j.id), j.name, j.project, j.user, j.state, j.exit_code or "", format_duration(j.elapsed_s or 0),
-             f"gres/gpu={j.gpus}", _when(j.start_s), _when(j.end_s)] for j in jobs]  # fmt: skip
-    cols = ["JobID", "JobName", "Project", "User", "State", "ExitCode", "Elapsed", "AllocTRES", "Start", "End"]
-    _emit(list(jobs), as_json, cols, rows)
+        raise _usage("--format", exc) from None
+    since, until = _when_option("--starttime", starttime), _when_option("--endtime", endtime)
+    items = list(_client().iter_jobs(project=project, user=user, state=state, jobs=jobs, since_s=since, until_s=until))
+    if as_json:
+        typer.echo(json.dumps([j.model_dump() for j in items], indent=2))
+    else:
+        _print_lines(listings.render(listings.spaced(parts), items, dashes=True, mark="+"))
 
 
 def show(job_id: int, as_json: JsonOpt = False) -> None:
-    """One job in full, with its history of transitions (like scontrol show job)."""
+    """One job in full (like scontrol show job).
+
+    Key=Value lines with local ISO times, then its transitions.
+
+    Example: steppe show 42 ; steppe show 42 --json
+    """
     job = _client().get_job(job_id)
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
         return
-    for key, value in job.model_dump(exclude={"events", "staging"}).items():
-        typer.echo(f"{key}={value}")
-    for st in job.staging or []:
-        eta = f"~{st.staging_time_s:,.0f} s" if st.staging_time_s is not None else "not allowed"
-        typer.echo(f"  dataset {st.dataset}: {st.route or 'local'} {eta}: {st.reason}")
-    for e in job.events or []:
-        typer.echo(f"  {_when(e.t_s)}  {e.state:<10} {e.reason}")
+    _print_lines(listings.show_lines(job))
 
 
 def nodes(as_json: JsonOpt = False) -> None:
-    """Nodes and their free GPUs (like sinfo)."""
+    """Nodes and their free GPUs (like sinfo).
+
+    Example: steppe nodes
+    """
     items = _client().nodes()
     rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))] for n in items]
     header = ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
@@ -334,12 +468,20 @@ def nodes(as_json: JsonOpt = False) -> None:
 # -- admin ------------------------------------------------------------------------------------------------
 @org_app.command("create")
 def org_create(name: str, country: Annotated[str, typer.Option(help="ISO 3166 code, e.g. KZ")]) -> None:
+    """Create an organisation (hub-admin).
+
+    Example: steppe admin org create kaznu --country KZ
+    """
     org = _client().create_org(name, country.upper())
     typer.echo(f"Created organisation {org.name} ({org.country})")
 
 
 @org_app.command("list")
 def org_list(as_json: JsonOpt = False) -> None:
+    """Organisations with their fair-share weight and GPU quota.
+
+    Example: steppe admin org list
+    """
     items = _client().list_orgs()
     rows = [[o.name, o.country, _when(o.created_s), "-" if o.fairshare_weight is None else f"{o.fairshare_weight:g}",
              "-" if o.gpu_quota is None else str(o.gpu_quota)] for o in items]  # fmt: skip
@@ -353,7 +495,10 @@ def org_share(
     weight: Annotated[float | None, typer.Option(help="fair-share weight (default: the cluster file's, 1)")] = None,
     gpu_quota: Annotated[int | None, typer.Option(help="GPUs the organisation may hold at once")] = None,
 ) -> None:
-    """Set an organisation's fair-share weight and concurrent-GPU quota (like sacctmgr's Fairshare and GrpTRES)."""
+    """Set an organisation's fair-share weight and concurrent-GPU quota (like sacctmgr's Fairshare and GrpTRES).
+
+    Example: steppe admin org share kaznu --weight 2 --gpu-quota 16 --reason '2027 call'
+    """
     org = _client().set_share(name, m.OrgShare(fairshare_weight=weight, gpu_quota=gpu_quota, reason=reason))
     shown_w = "the cluster file's" if org.fairshare_weight is None else f"{org.fairshare_weight:g}"
     shown_q = "the cluster file's" if org.gpu_quota is None else f"{org.gpu_quota} GPUs"
@@ -362,6 +507,10 @@ def org_share(
 
 @project_app.command("create")
 def project_create(project: Annotated[str, typer.Argument(help="ORG/PROJECT")]) -> None:
+    """Create a project of an organisation (org-admin).
+
+    Example: steppe admin project create kaznu/nlp
+    """
     org, _, name = project.partition("/")
     p = _client().create_project(org, name)
     typer.echo(f"Created project {p.key}")
@@ -369,6 +518,10 @@ def project_create(project: Annotated[str, typer.Argument(help="ORG/PROJECT")]) 
 
 @project_app.command("list")
 def project_list(as_json: JsonOpt = False) -> None:
+    """Projects you may see.
+
+    Example: steppe admin project list
+    """
     items = _client().list_projects()
     _emit(list(items), as_json, ["PROJECT", "CREATED"], [[p.key, _when(p.created_s)] for p in items])
 
@@ -380,6 +533,10 @@ def user_create(
     role: Annotated[str, typer.Option(help="member, org-admin or reviewer (hub-admins only)")] = "member",
     token: Annotated[bool, typer.Option(help="also create and print a token")] = True,
 ) -> None:
+    """Add a member to an organisation (and print a token for them).
+
+    Example: steppe admin user create alice --org kaznu
+    """
     client = _client()
     user = client.add_member(org, name, role)
     typer.echo(f"Created {user.role} {user.name} in {org}")
@@ -389,6 +546,10 @@ def user_create(
 
 @user_app.command("list")
 def user_list(org: Annotated[str, typer.Option(help="organisation")], as_json: JsonOpt = False) -> None:
+    """Members of an organisation.
+
+    Example: steppe admin user list --org kaznu
+    """
     items = _client().list_members(org)
     rows = [[u.name, u.role, "disabled" if u.disabled else "active"] for u in items]
     _emit(list(items), as_json, ["USER", "ROLE", "STATUS"], rows)
@@ -396,7 +557,10 @@ def user_list(org: Annotated[str, typer.Option(help="organisation")], as_json: J
 
 @user_app.command("remove")
 def user_remove(name: str, org: Annotated[str, typer.Option(help="organisation")]) -> None:
-    """Disable a member and revoke their tokens (their jobs and history stay)."""
+    """Disable a member and revoke their tokens (their jobs and history stay).
+
+    Example: steppe admin user remove alice --org kaznu
+    """
     _client().remove_member(org, name)
 
 
@@ -404,15 +568,25 @@ def user_remove(name: str, org: Annotated[str, typer.Option(help="organisation")
 def token_create(
     user: str,
     name: Annotated[str, typer.Option(help="a label")] = "default",
-    expires: Annotated[str | None, typer.Option(help="lifetime, e.g. 30-00:00:00")] = None,
+    expires: Annotated[str | None, typer.Option(help="lifetime: 90m, 12h, 30d, 2w or D-HH:MM:SS")] = None,
 ) -> None:
-    """Create a token (printed once; only its hash is stored)."""
-    lifetime = parse_time_limit(expires) if expires else None
+    """Create a token (printed once; only its hash is stored).
+
+    Example: steppe admin token create alice --name laptop --expires 30d
+    """
+    try:
+        lifetime = parse_lifetime(expires) if expires else None
+    except ValueError as exc:
+        raise _usage("--expires", exc) from None
     typer.echo(_client().create_token(user, name, lifetime).token)
 
 
 @token_app.command("list")
 def token_list(user: str, as_json: JsonOpt = False) -> None:
+    """A user's tokens (prefixes only).
+
+    Example: steppe admin token list alice
+    """
     items = _client().list_tokens(user)
     rows = [[t.prefix, t.name, _when(t.created_s), _when(t.expires_s), "revoked" if t.revoked_s else "active"]
             for t in items]  # fmt: skip
@@ -421,6 +595,10 @@ def token_list(user: str, as_json: JsonOpt = False) -> None:
 
 @token_app.command("revoke")
 def token_revoke(prefix: str) -> None:
+    """Revoke a token by its prefix.
+
+    Example: steppe admin token revoke stp_1a2b3c4d
+    """
     _client().revoke_token(prefix)
 
 
@@ -433,13 +611,21 @@ def alloc_create(
     max_gpus: Annotated[int | None, typer.Option(help="most GPUs in use at once")] = None,
     gpu_type: Annotated[list[str] | None, typer.Option(help="allowed GPU type, repeatable")] = None,
 ) -> None:
-    """Grant GPU-hours to a project for a period (audited with its reason)."""
+    """Grant GPU-hours to a project for a period (audited with its reason).
+
+    Example: steppe admin alloc create kaznu/nlp --gpu-hours 5000 \\
+               --period 2026-Q4 --reason '2026 call'
+    """
     a = _client().create_allocation(project, period, gpu_hours, max_gpus, gpu_type, reason=reason)
     typer.echo(f"Allocated {a.gpu_hours:g} GPU-hours to {a.project} for {a.period}")
 
 
 @alloc_app.command("list")
 def alloc_list(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Allocations with their use and what is left.
+
+    Example: steppe admin alloc list -A kaznu/nlp
+    """
     items = _client().list_allocations(project)
     rows = [[a.project, a.period, f"{a.gpu_hours:g}", f"{a.used_gpu_hours:.2f}", f"{a.remaining_gpu_hours:.2f}",
              str(a.max_gpus or "-"), ",".join(a.gpu_types or []) or "any"] for a in items]  # fmt: skip
@@ -448,7 +634,10 @@ def alloc_list(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
 
 @admin.command("usage")
 def usage(project: Annotated[str, typer.Argument(help="ORG/PROJECT")], as_json: JsonOpt = False) -> None:
-    """GPU-hours charged per month and GPU type."""
+    """GPU-hours charged per month and GPU type.
+
+    Example: steppe admin usage kaznu/nlp
+    """
     items = _client().usage(project)
     rows = [[u.period, u.gpu_type, f"{u.gpu_hours:.3f}"] for u in items]
     _emit(list(items), as_json, ["MONTH", "GPU_TYPE", "GPU_HOURS"], rows)

@@ -144,8 +144,13 @@ def simulate(
     deadline: DeadlineOpt = "1-00:00:00",
     defer_signal: SignalOpt = "carbon",
 ) -> None:
-    """Replay a trace under one policy and print its summary (with --site: energy, carbon, cost; with
-    --power-cap: scheduled under the facility cap; with --defer: deferral savings)."""
+    """Replay a trace under one policy and print its summary.
+
+    With --site: energy, carbon and cost; with --power-cap: scheduled under
+    the facility cap; with --defer: deferral savings.
+
+    Example: steppe simulate --trace philly-sample --cluster 4x8:H100 --policy las
+    """
     tr = _load(trace, walltime_factor, walltime_round, seed, limit)
     power = _power(cluster, site, power_cap, power_policy, cap_floor, start, seed)
     deferral: dict[str, Any] | None = None
@@ -218,7 +223,12 @@ def compare(
     cap_floor: FloorOpt = 0.6,
     start: StartOpt = DEFAULT_START,
 ) -> None:
-    """Replay one trace under several policies; side-by-side table and a PNG of JCT CDFs and utilization."""
+    """Replay one trace under several policies, side by side.
+
+    A table, and a PNG of JCT CDFs and utilization.
+
+    Example: steppe compare --trace philly-sample --cluster 4x8:H100 --policies fifo,las
+    """
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise typer.BadParameter("give at least one policy", param_hint="--policies")
@@ -302,8 +312,13 @@ def sweep(
         bool | None, typer.Option("--check-invariants/--no-check-invariants", help="check invariants (default on)")
     ] = None,
 ) -> None:
-    """Replay one trace at every point of clusters x policies x power caps x sites, in parallel worker
-    processes or on Ray; a table, and with --out a CSV, a JSON list and a PNG of JCT and wait against GPUs."""
+    """Replay one trace at every point of clusters x policies x power caps x sites.
+
+    Replays run in parallel worker processes or on Ray; a table, and with --out
+    a CSV, a JSON list and a PNG of JCT and wait against GPUs.
+
+    Example: steppe sweep --trace philly-sample --clusters 2x8:H100,4x8:H100
+    """
     if workers is not None and workers < 1:
         raise SweepInputError(f"--workers: expected at least 1, got {workers} (e.g. --workers 4)")
     if ray_address is not None and not ray_address.strip():

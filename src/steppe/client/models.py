@@ -75,6 +75,7 @@ MAX_PAGE = 1000
 COMMAND_PREVIEW_CHARS = 200
 """Characters of ``Job.command``, the command line shown in listings."""
 
+
 def check_text(value: str) -> str:
     """``value`` unchanged if it has no NUL character and no lone surrogate, else a ``ValueError``.
 
@@ -486,6 +487,59 @@ def command_preview(argv: list[str] | None, script: str | None = None) -> str:
     return text if len(text) <= COMMAND_PREVIEW_CHARS else text[: COMMAND_PREVIEW_CHARS - 3] + "..."
 
 
+JOB_STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED")
+"""A job's states, by Slurm's names."""
+STATE_CODES = {"PENDING": "PD", "RUNNING": "R", "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO",
+               "PREEMPTED": "PR"}  # fmt: skip
+"""Slurm's short code of each state (``squeue``'s ST column)."""
+_BY_CODE = {**{s: s for s in JOB_STATES}, **{c: s for s, c in STATE_CODES.items()}, "CANCELED": "CANCELLED"}
+
+
+def no_reason(reason: str | None) -> str | None:
+    """A stored reason as the API shows it: Slurm's ``None`` (no reason) is ``null``, never the string.
+
+    >>> no_reason("None"), no_reason("Resources")
+    (None, 'Resources')
+    """
+    return None if reason in (None, "", "None") else reason
+
+
+def parse_states(text: str) -> list[str]:
+    """A comma list of state names or Slurm's codes as state names, in order, each once (``ValueError`` else).
+
+    >>> parse_states("pd,R,completed")
+    ['PENDING', 'RUNNING', 'COMPLETED']
+    >>> parse_states("all")
+    ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'PREEMPTED']
+    """
+    names: list[str] = []
+    for item in (p.strip().upper() for p in text.split(",")):
+        if item == "ALL":
+            names.extend(JOB_STATES)
+        elif item in _BY_CODE:
+            names.append(_BY_CODE[item])
+        elif item:
+            codes = ", ".join(f"{s} ({c})" for s, c in STATE_CODES.items())
+            raise ValueError(f"unknown state {item!r}; valid: {codes} or all (e.g. PD,R)")
+    return list(dict.fromkeys(names))
+
+
+def parse_ids(text: str) -> list[int]:
+    """A comma list of job ids (``ValueError`` naming the bad item else).
+
+    >>> parse_ids("42, 43,42")
+    [42, 43]
+    """
+    ids: list[int] = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if not item.isdigit() or not 1 <= int(item) <= MAX_INT:
+            raise ValueError(f"{item!r} is not a job id; give numbers separated by commas (e.g. 42,43)")
+        ids.append(int(item))
+    return list(dict.fromkeys(ids))
+
+
 class Staging(BaseModel):
     """Whether a dataset may be used at the hub's site, over which route, and the estimated staging time."""
 
@@ -509,7 +563,7 @@ class Job(BaseModel):
     project: str
     user: str
     state: str
-    reason: str
+    reason: str | None = Field(None, description="Slurm's reason, e.g. Resources; null when there is none")
     exit_code: str | None = Field(None, description="Slurm's exit:signal")
     gpus: int
     gpu_type: str | None
@@ -520,6 +574,7 @@ class Job(BaseModel):
     engine_job_id: str | None = None  # the engine's own id of the job (Slurm job id, Ray submission id)
     site: str | None = None  # where it runs or ran, in a hub at several sites (else null)
     walltime_s: float
+    qos: str = "normal"
     submit_s: float
     start_s: float | None = None
     end_s: float | None = None

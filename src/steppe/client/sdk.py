@@ -147,8 +147,9 @@ class HubClient:
     ) -> m.Allocation:
         """Grant GPU-hours for a period; ``reason`` goes to the audit log (required)."""
         org, _, name = project.partition("/")
-        body = m.AllocationCreate(period=period, gpu_hours=gpu_hours, max_gpus=max_gpus, gpu_types=gpu_types or None,
-                                  reason=reason)
+        body = m.AllocationCreate(
+            period=period, gpu_hours=gpu_hours, max_gpus=max_gpus, gpu_types=gpu_types or None, reason=reason
+        )
         return self._post(m.Allocation, f"/api/v1/orgs/{org}/projects/{name}/allocations", body)
 
     def list_allocations(self, project: str | None = None) -> list[m.Allocation]:
@@ -177,8 +178,8 @@ class HubClient:
         return self._get(m.Job, f"/api/v1/jobs/{job_id}")
 
     def list_jobs(self, **filters: Any) -> m.JobPage:
-        """Filters: ``project``, ``state`` (``PENDING,RUNNING``), ``user``, ``since_s``, ``until_s``,
-        ``limit``, ``offset``, ``newest_first``."""
+        """Filters: ``project``, ``state`` (names or codes: ``PENDING,R``), ``user``, ``jobs`` (ids: ``42,43``),
+        ``since_s``, ``until_s`` (submit time), ``limit``, ``offset``, ``newest_first``."""
         return self._get(m.JobPage, "/api/v1/jobs", **filters)
 
     def iter_jobs(self, page_size: int = 500, **filters: Any) -> Iterator[m.Job]:
@@ -221,8 +222,30 @@ class HubClient:
                 raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
             time.sleep(poll_s)
 
-    def queue(self, project: str | None = None, limit: int = 1000, offset: int = 0) -> m.JobPage:
-        return self._get(m.JobPage, "/api/v1/queue", project=project, limit=limit, offset=offset)
+    def queue(
+        self,
+        project: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        *,
+        user: str | None = None,
+        state: str | None = None,
+        jobs: str | None = None,
+    ) -> m.JobPage:
+        """The queue (running, then pending in the scheduler's order); each filter a comma list, as squeue's:
+        ``project`` (``-A``), ``user`` (``-u``), ``state`` (names or codes, ``-t PD,R``), ``jobs`` (ids, ``-j``)."""
+        return self._get(m.JobPage, "/api/v1/queue", project=project, user=user, state=state, jobs=jobs,
+                         limit=limit, offset=offset)  # fmt: skip
+
+    def iter_queue(self, page_size: int = 1000, **filters: Any) -> Iterator[m.Job]:
+        """Every queued job matching ``filters`` (those of ``queue``), page by page."""
+        offset = 0
+        while True:
+            page = self.queue(limit=page_size, offset=offset, **filters)
+            yield from page.items
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     def nodes(self) -> list[m.Node]:
         return self._list(m.Node, "/api/v1/nodes")
