@@ -23,7 +23,7 @@ from steppe.cli.render import print_error
 from steppe.client import HubClient
 from steppe.client import models as m
 from steppe.client.config import save_config
-from steppe.client.script import DirectiveError, looks_like_script, parse_directives, parse_gres, read_script
+from steppe.client.script import DirectiveError, is_script, parse_directives, parse_gres, read_script
 from steppe.core.units import format_duration, parse_power, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -192,7 +192,7 @@ def submit(
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
-    elif len(args) == 1 and looks_like_script(args[0]):
+    elif len(args) == 1 and "--" not in sys.argv[1:] and is_script(args[0]):
         script = read_script(args[0])
         try:
             opts = parse_directives(script)
