@@ -26,7 +26,7 @@ from steppe.cli.render import print_error
 from steppe.client import HubClient, HubError
 from steppe.client import models as m
 from steppe.client.config import save_config
-from steppe.client.script import DirectiveError, looks_like_script, parse_directives, parse_gres, read_script
+from steppe.client.script import DirectiveError, is_script, parse_directives, parse_gres, read_script
 from steppe.client.timespec import parse_lifetime, parse_when
 from steppe.core.units import parse_power, parse_time_limit
 
@@ -203,7 +203,7 @@ def submit(
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
-    elif len(args) == 1 and looks_like_script(args[0]):
+    elif len(args) == 1 and "--" not in sys.argv[1:] and is_script(args[0]):
         script = read_script(args[0])
         try:
             opts = parse_directives(script)
