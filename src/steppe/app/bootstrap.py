@@ -171,7 +171,7 @@ def _executor(settings: HubSettings, fleet: Fleet, accounts: AccountMap) -> Exec
         for executor in built.values():
             executor.close()
         raise
-    return SiteExecutors(built, [n.site for n in cluster.nodes])
+    return SiteExecutors(built, [n.site for n in cluster.nodes], [n.name for n in cluster.nodes])
 
 
 def _power(settings: HubSettings, cluster: Cluster) -> tuple[PowerSetup | None, PowerCeiling | None]:

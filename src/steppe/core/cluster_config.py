@@ -10,6 +10,7 @@ TOML layout (every key is validated; an error names the file, the key and the pr
     gpus = 8
     gpu_type = "H200"
     host_power_w = 1800   # optional: CPUs, memory, NICs, fans of one node
+    # names = ["gpu-a", "gpu-b"]  # instead of prefix and count: the nodes' own names (an engine's)
 
     [tenants.kaznu]
     weight = 2.0          # fair-share weight (default 1)
@@ -96,7 +97,7 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
         key = f"nodes[{gi}]"
         if not isinstance(group, dict):
             raise ConfigError(source, key, "must be a table")
-        _only_keys(group, {"prefix", "count", "gpus", "gpu_type", "host_power_w", "site"}, source, key)
+        _only_keys(group, {"prefix", "count", "names", "gpus", "gpu_type", "host_power_w", "site"}, source, key)
         site = group.get("site", "")
         if sites and not site:
             raise ConfigError(source, f"{key}.site", f"required once sites are declared; one of {', '.join(sites)}")
@@ -104,7 +105,7 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
             declared = ", ".join(sites) or "none"
             raise ConfigError(source, f"{key}.site", f"{site!r} is not a declared site (declared: {declared}); "
                               f"add a [sites.{site}] table")
-        count = _positive_int(group, "count", source, key, default=1)
+        count = _positive_int(group, "count", source, key, default=1) if "names" not in group else 0
         gpus = _positive_int(group, "gpus", source, key)
         type_name = group.get("gpu_type")
         if not isinstance(type_name, str):
@@ -119,8 +120,7 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
         prefix = group.get("prefix", f"{gtype.name.lower()}-")
         if not isinstance(prefix, str):
             raise ConfigError(source, f"{key}.prefix", "must be a string")
-        for i in range(count):
-            node_name = f"{prefix}{i + 1:03d}"
+        for node_name in _names(group, prefix, count, source, key):
             if node_name in seen:
                 raise ConfigError(source, f"{key}.prefix", f"node name {node_name!r} repeats an earlier group")
             seen.add(node_name)
@@ -131,6 +131,19 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
     tenants = _tenants(data.get("tenants", {}), source)
     qos = _qos(data.get("qos", {}), source)
     return Cluster(name, tuple(nodes), tenants, qos, sites)
+
+
+def _names(group: dict[str, Any], prefix: str, count: int, source: str, key: str) -> list[str]:
+    """A group's node names: ``names`` as given (an engine's node names, e.g. Slurm's ``NodeName``),
+    else ``prefix`` numbered from 001 (``h200-001``, ``h200-002``, ...)."""
+    if "names" not in group:
+        return [f"{prefix}{i + 1:03d}" for i in range(count)]
+    names = group["names"]
+    if "count" in group or "prefix" in group:
+        raise ConfigError(source, f"{key}.names", "give either names, or prefix and count")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(source, f"{key}.names", 'must be a non-empty list of node names, e.g. ["gpu-a", "gpu-b"]')
+    return list(names)
 
 
 _SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")

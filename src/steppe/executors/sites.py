@@ -10,7 +10,10 @@ to the site the job runs at, which its allocation says (every node of a gang is 
   restart go back to the engine that launched the job; ``take_launched`` tags them so;
 * ``find_launch``, ``outcome``, ``outputs``: every site in turn (they take a job id alone; a
   restart asks them before the job is adopted, and the logs endpoint rarely);
-* ``inventory``: every engine's nodes together; ``reachable``: at least one engine answers;
+* ``inventory``: every engine's nodes together, each engine's only for its own site's nodes
+  when the hub knows their names (two sites' engines may both see a host of the same name, e.g.
+  a Slurm node and a Ray head on one machine: each site's ``busy`` stays its own);
+  ``reachable``: at least one engine answers;
   ``reachable_sites``: the sites whose engine answers, which the ``EngineAvailable`` check turns
   into the sites a job may start at (a site whose engine is down takes no new jobs; the others
   go on).
@@ -30,9 +33,14 @@ from steppe.executors.base import Executor, ExitInfo, Handle, Inventory, Launch,
 class SiteExecutors:
     """One executor per site (module docstring); ``node_site[i]`` is node ``i``'s site."""
 
-    def __init__(self, executors: Mapping[str, Executor], node_site: list[str]) -> None:
+    def __init__(
+        self, executors: Mapping[str, Executor], node_site: list[str], node_names: list[str] | None = None
+    ) -> None:
         self.executors = dict(executors)
         self.node_site = node_site
+        self._site_nodes: dict[str, frozenset[str]] = {}  # site -> its nodes' names (filters ``inventory``)
+        for site, name in zip(node_site, node_names or (), strict=False):
+            self._site_nodes[site] = self._site_nodes.get(site, frozenset()) | {name}
 
     # -- routing -------------------------------------------------------------------------------
     def _for(self, rec: JobRecord) -> Executor:
@@ -106,10 +114,11 @@ class SiteExecutors:
     def inventory(self) -> Inventory:
         gpus: dict[str, tuple[int, ...]] = {}
         busy: dict[str, int] = {}
-        for executor in self.executors.values():
+        for site, executor in self.executors.items():
             seen = executor.inventory()
-            gpus.update(seen.gpus)
-            busy.update(seen.busy)
+            mine = self._site_nodes.get(site)
+            gpus.update((n, ids) for n, ids in seen.gpus.items() if mine is None or n in mine)
+            busy.update((n, held) for n, held in seen.busy.items() if mine is None or n in mine)
         return Inventory(gpus, busy)
 
     def reachable(self) -> bool:
