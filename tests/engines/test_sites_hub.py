@@ -165,3 +165,19 @@ def test_each_sites_engine_reports_only_its_own_sites_nodes() -> None:
     sites = SiteExecutors({"astana": slurm_side, "almaty": ray_side}, ["astana", "almaty"], ["vm", "alm-001"])
     seen = sites.inventory()
     assert (seen.gpus, seen.busy) == ({"vm": (0, 1, 2, 3)}, {"vm": 3})
+
+
+class TakesEveryStartAsLaunched(MockExecutor):
+    """An engine that cannot tell (Ray while its head is silent): every start counts as launched."""
+
+    def find_launch(self, job_id: int, start_s: float, wait_s: float = 10.0) -> dict[str, object] | None:
+        return {"job_id": job_id, "start_s": start_s, "unconfirmed": True}
+
+
+def test_a_restart_asks_only_the_engine_of_the_site_the_job_was_placed_at() -> None:
+    """A start at astana that never reached Slurm is not launched, whatever almaty's engine says."""
+    slurm_side, ray_side = MockExecutor(), TakesEveryStartAsLaunched()
+    sites = SiteExecutors({"astana": slurm_side, "almaty": ray_side}, ["astana", "almaty"], ["vm", "alm-001"])
+    assert sites.find_launch_at(0, 7, 100.0) is None  # astana's engine never saw it: requeue it
+    assert sites.find_launch(7, 100.0) == {"job_id": 7, "start_s": 100.0, "unconfirmed": True, "site": "almaty"}
+    assert sites.find_launch_at(1, 7, 100.0) == {"job_id": 7, "start_s": 100.0, "unconfirmed": True, "site": "almaty"}

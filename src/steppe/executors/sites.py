@@ -9,7 +9,10 @@ to the site the job runs at, which its allocation says (every node of a gang is 
 * handles are the site executor's own, with ``"site"`` added, so ``adopt`` and ``kill`` after a
   restart go back to the engine that launched the job; ``take_launched`` tags them so;
 * ``find_launch``, ``outcome``, ``outputs``: every site in turn (they take a job id alone; a
-  restart asks them before the job is adopted, and the logs endpoint rarely);
+  restart asks them before the job is adopted, and the logs endpoint rarely); a restart that
+  knows where the job was placed asks ``find_launch_at`` instead: only that site's engine, since
+  another engine's answer is not about this job (Ray takes a start as launched while its head is
+  silent, so a Slurm job never launched would be adopted from Ray rather than requeued);
 * ``inventory``: every engine's nodes together, each engine's only for its own site's nodes
   when the hub knows their names (two sites' engines may both see a host of the same name, e.g.
   a Slurm node and a Ray head on one machine: each site's ``busy`` stays its own);
@@ -84,6 +87,12 @@ class SiteExecutors:
             if handle is not None:
                 return self._tag(site, handle)
         return None
+
+    def find_launch_at(self, node: int, job_id: int, start_s: float, wait_s: float = 10.0) -> Handle | None:
+        """``find_launch`` asked of the engine of node ``node``'s site only (where the job was placed)."""
+        site = self.node_site[node]
+        handle = self.executors[site].find_launch(job_id, start_s, wait_s)
+        return None if handle is None else self._tag(site, handle)
 
     def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None:
         for executor in self.executors.values():
