@@ -99,10 +99,13 @@ def slurm_comments(slurm: ThrowawaySlurm) -> list[str]:
                           text=True, check=True).stdout.split()  # fmt: skip
 
 
-def ray_submissions(head: RayHead, job_id: int) -> list[dict[str, object]]:
-    """Ray's jobs that ran Steppe's job ``job_id`` (claims excluded: they never run anything)."""
+def ray_submissions(head: RayHead, hub: HubProcess, job_id: int) -> list[dict[str, object]]:
+    """Ray's jobs that ran ``hub``'s job ``job_id`` (claims excluded: they never run anything; the
+    head is shared with other tests' hubs, whose job ids repeat)."""
+    hub_id = (hub.data_dir / "ray-hub-id").read_text().strip()
     jobs = httpx.get(f"{head.job_api}/api/jobs/", timeout=10).json()
     return [j for j in jobs if (j.get("metadata") or {}).get("steppe_job") == str(job_id)
+            and (j.get("metadata") or {}).get("steppe_hub") == hub_id
             and "steppe_claim" not in (j.get("metadata") or {})]  # fmt: skip
 
 
@@ -125,9 +128,9 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_adopts_both_af
     assert astana.engine_job_id == str(record["slurm_id"])  # Slurm's job id: it ran in Slurm
     assert slurm_comments(slurm).count(record["marker"]) == 1
     assert not (sites_hub.data_dir / "slurm" / f"{h100.id}.json").exists()  # never given to Slurm
-    ran = ray_submissions(live_head, h100.id)
+    ran = ray_submissions(live_head, sites_hub, h100.id)
     assert [(j["submission_id"], j["status"]) for j in ran] == [(almaty.engine_job_id, "RUNNING")]
-    assert ray_submissions(live_head, big.id) == []  # never given to Ray
+    assert ray_submissions(live_head, sites_hub, big.id) == []  # never given to Ray
 
     sites_hub.kill()  # kill -9: both jobs run on in their engines
     sites_hub.start()
@@ -141,7 +144,7 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_adopts_both_af
     assert {j: (v.state, v.site) for j, v in done.items()} == {big.id: ("CANCELLED", "astana"),
                                                                  h100.id: ("CANCELLED", "almaty")}  # fmt: skip
     assert slurm_comments(slurm).count(record["marker"]) == 1  # each ran once on its engine
-    wait_for(lambda: [j["status"] for j in ray_submissions(live_head, h100.id)] == ["STOPPED"], DEADLINE_S,
+    wait_for(lambda: [j["status"] for j in ray_submissions(live_head, sites_hub, h100.id)] == ["STOPPED"], DEADLINE_S,
              "Ray's job stopped")  # fmt: skip
     assert t.member.get_job(big.id).engine_job_id == astana.engine_job_id
 
