@@ -3,7 +3,9 @@
 ``throwaway_slurm(gpus=8, gpu_type="h200")`` is a context manager yielding a ``ThrowawaySlurm``:
 it makes a temporary directory and starts, all inside it,
 
-* ``munged`` with its own key, socket, pid, seed and log file;
+* ``munged`` with its own key, pid, seed and log file (private to root) and its socket in a
+  directory every account can enter, as ``/run/munge`` on a real node (a job may then run
+  Slurm's commands, e.g. ``scontrol show job $SLURM_JOB_ID`` to read its GPU cap);
 * ``slurmctld`` and ``slurmd`` (both as root, on free loopback ports) from a generated
   ``slurm.conf``: one node, this host, with ``gpus`` GPUs of ``gpu_type`` declared in a
   ``gres.conf`` whose ``File=`` entries are empty files in the directory (no GPU is needed:
@@ -90,7 +92,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={base}/munge/munge.socket
+AuthInfo=socket={base}/munge-run/munge.socket
 StateSaveLocation={base}/ctld-state
 SlurmdSpoolDir={base}/slurmd-spool
 SlurmctldPidFile={base}/slurmctld.pid
@@ -185,10 +187,10 @@ class ThrowawaySlurm:
     def start_munged(self) -> None:
         munge = self.base / "munge"
         self._spawn("munged", [
-            "--foreground", "--force", f"--socket={munge}/munge.socket", f"--key-file={munge}/munge.key",
+            "--foreground", "--force", f"--socket={self.base}/munge-run/munge.socket", f"--key-file={munge}/munge.key",
             f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/munged.seed", f"--log-file={munge}/munged.log",
         ])  # fmt: skip
-        self._wait("munged", (munge / "munge.socket").exists, "munged", 20)
+        self._wait("munged", (self.base / "munge-run" / "munge.socket").exists, "munged", 20)
 
     def start_controller(self) -> None:
         """Start ``slurmctld`` (again) and wait until it answers."""
@@ -292,7 +294,7 @@ def throwaway_slurm(
         key = munge / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        for sub in ("ctld-state", "slurmd-spool", "dev"):
+        for sub in ("ctld-state", "slurmd-spool", "dev", "munge-run"):
             (base / sub).mkdir(mode=0o755)
         for i in range(gpus):
             (base / "dev" / f"nvidia{i}").touch()

@@ -118,7 +118,8 @@ def test_a_hub_at_two_sites_budgets_power_per_site_and_reports_each_sites_draw(t
             body = m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"], gpus=4)
             ids.append(asyncio.run(jobs.submit(hub, alice, body, None)).job_id)
         _wait(lambda: ("start", ids[0]) in astana.calls and ("start", ids[1]) in almaty.calls,
-              "one job at each site")  # fmt: skip
+              f"one job at each site: {astana.calls} {almaty.calls} "
+              f"{[(r.job_id, r.state, r.reason, r.site) for r in list(hub.loop.state.jobs.values())]}")  # fmt: skip
         draw = hub.loop.state.site_draw_w
         assert 0 < draw["astana"] <= budget["astana"] and draw["almaty"] > 0
         _wait(lambda: len(hub.reads.model.running) == 2, "the read model to show both jobs")

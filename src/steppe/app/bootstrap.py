@@ -5,10 +5,14 @@
 1. refuse a hub that is not root without ``--single-user`` (nothing written yet);
 2. load the account map, make the data directory private (``control/datadir.py``), open (and
    migrate) the store named by ``--db`` or ``<data-dir>/steppe.db``;
-3. read the GPU inventory (a cluster file, ``--gpus`` or NVML) and build the executor named by
-    ``--executor`` (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``ray``, ``mock``); a
-    cluster file that declares sites names each site's engine and its options instead, and the
-    hub drives them all (``executors/sites.py``);
+3. read the GPU inventory (a cluster file, ``--gpus``, the engine's own with
+   ``--gpus-from-engine``, or NVML) and build the executor named by ``--executor``
+   (``steppe.executors.EXECUTORS``: ``local``, ``slurm``, ``ray``, ``mock``); a cluster file
+   that declares sites names each site's engine and its options instead, and the hub drives
+   them all (``executors/sites.py``). Reading the engine's inventory is bounded: ``read_engine``
+   asks a first executor for its nodes, waits at most ``--engine-wait`` seconds for an answer
+   that lists GPUs, closes it, and the hub's executor is then built on the nodes it reported
+   (an engine that does not answer fails the start in one line);
 4. the allocation ledger, the governance view (review gate, site, the hub's calendar in its
    site's time zone: ``steppe.power.hub_clock``), with ``--power-cap`` the facility power budget
    and the submission gate's power ceiling, and the meter (``live_meter``: the site's timeline,
@@ -32,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,13 +45,13 @@ from steppe.control.datadir import DataDirLock, secure, unreachable_ancestor
 from steppe.control.governance import GovernanceView
 from steppe.control.ledger import Ledger
 from steppe.control.loop import HubLoop
-from steppe.control.machine import Fleet, build_fleet
+from steppe.control.machine import Fleet, build_fleet, engine_nodes, fleet_from_engine
 from steppe.core.cluster import Cluster
 from steppe.core.errors import SteppeError
 from steppe.energy.site import load_site
 from steppe.executors import ExecutorSetup, make_executor
 from steppe.executors.accounts import UID_BASE, AccountMap, running_as_root
-from steppe.executors.base import Executor
+from steppe.executors.base import Executor, Inventory
 from steppe.executors.sites import SiteExecutors
 from steppe.governance.admission import local_date
 from steppe.governance.residency import load_topology
@@ -84,6 +88,8 @@ class HubSettings:
     accounts_file: Path | None = None
     executor: str = "local"
     executor_options: tuple[tuple[str, str], ...] = ()  # how to reach the engine (--executor-opt KEY=VALUE)
+    gpus_from_engine: bool = False  # the fleet is the engine's nodes and GPUs (its inventory at start)
+    engine_wait_s: float = 30.0  # the longest wait for the engine's first inventory
     power_cap_w: float | None = None  # schedule under this facility base cap (the site's windows keep their ratio)
     cap_floor: float = 0.6  # lowest per-job GPU cap under the facility cap, fraction of TDP
 
@@ -126,7 +132,7 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
     secure(settings.data_dir, shared_spool=root)
     store = open_store(settings.db_url or sqlite_url(settings.data_dir / "steppe.db"))
     secure(settings.data_dir, shared_spool=root)  # the database file the store may just have created
-    fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
+    fleet = _fleet(settings, accounts)
     executor = _executor(settings, fleet, accounts)
     ledger = Ledger(settings.require_allocation)
     shift = settings.clock_offset_days * 86400.0
@@ -144,6 +150,81 @@ def wire(settings: HubSettings, root: bool, hub_class: type[H]) -> H:
         metering=meter,
     )  # fmt: skip
     return hub_class(settings, store, fleet, loop, accounts, ceiling)
+
+
+def _fleet(settings: HubSettings, accounts: AccountMap) -> Fleet:
+    """The fleet the settings name: declared, NVML's, or (``gpus_from_engine``) the engine's."""
+    if not settings.gpus_from_engine:
+        fleet = build_fleet(settings.cluster, settings.gpus, settings.gpu_type)
+        return _engine_sites(fleet, settings, accounts)
+    if settings.cluster is not None or settings.gpus is not None:
+        raise SteppeError("--gpus-from-engine reads the nodes from the engine: give it without --cluster or --gpus")
+    if settings.executor not in REMOTE_ENGINES:
+        raise SteppeError(
+            f"--gpus-from-engine reads a remote engine's nodes ({', '.join(REMOTE_ENGINES)}), not the "
+            f"{settings.executor} executor's; without it the hub reads this machine's GPUs from NVML"
+        )
+    setup = ExecutorSetup(settings.data_dir, {}, [], settings.grace_s, accounts, dict(settings.executor_options))
+    seen = read_engine(settings.executor, setup, settings.engine_wait_s)
+    return fleet_from_engine(settings.executor, seen, settings.gpu_type)
+
+
+def _engine_sites(fleet: Fleet, settings: HubSettings, accounts: AccountMap) -> Fleet:
+    """``fleet`` with the nodes of each site whose GPUs its engine reports (``gpus = "engine"``),
+    numbered after the declared ones; a node name at two sites is refused."""
+    readers = [spec for spec in fleet.cluster.sites.values() if spec.gpus_from_engine]
+    if not readers:
+        return fleet
+    nodes, devices = list(fleet.cluster.nodes), dict(fleet.devices)
+    for spec in readers:
+        if spec.executor not in REMOTE_ENGINES:
+            raise SteppeError(f'site {spec.name}: gpus = "engine" reads a remote engine\'s nodes '
+                              f"({', '.join(REMOTE_ENGINES)}), not the {spec.executor} executor's")  # fmt: skip
+        setup = ExecutorSetup(settings.data_dir, {}, [], settings.grace_s, accounts, dict(spec.options))
+        try:
+            seen = read_engine(spec.executor, setup, settings.engine_wait_s)
+        except SteppeError as exc:
+            raise SteppeError(f"site {spec.name}: {exc}") from None
+        more, more_devices = engine_nodes(seen, settings.gpu_type, spec.name, len(nodes))
+        where = {n.name: n.site for n in nodes}
+        for node in more:
+            if node.name in where:
+                raise SteppeError(f"site {spec.name}: its engine's node {node.name} is also a node of site "
+                                  f"{where[node.name]}; a node belongs to one site")  # fmt: skip
+        nodes += more
+        devices.update(more_devices)
+        log.info("site %s: %d nodes read from its %s engine", spec.name, len(more), spec.executor)
+    return Fleet(replace(fleet.cluster, nodes=tuple(nodes)), devices, f"{fleet.source}, engines' nodes")
+
+
+REMOTE_ENGINES = ("slurm", "ray")
+"""The executors whose inventory a fleet may be read from."""
+
+
+def read_engine(name: str, setup: ExecutorSetup, wait_s: float, poll_s: float = 0.1) -> Inventory:
+    """The inventory of engine ``name`` once it answers with GPUs, waiting at most ``wait_s``; an
+    engine that does not answer in time, or lists no GPU, is a ``SteppeError`` saying which."""
+    probe = make_executor(name, setup)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            seen = probe.inventory()
+            if probe.reachable() and seen.total_gpus:
+                return seen
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(poll_s)
+        if not probe.reachable():
+            raise SteppeError(
+                f"the {name} engine did not answer within {wait_s:g} s, so the hub cannot read its GPUs; "
+                "check --executor-opt (slurm: conf=, ray: address=) or declare the GPUs with --cluster or --gpus"
+            )
+        raise SteppeError(
+            f"the {name} engine answered but lists no node with GPUs (slurm: GRES gpu on nodes of the partition; "
+            "ray: nodes started with --num-gpus); declare the GPUs with --cluster or --gpus"
+        )
+    finally:
+        probe.close()
 
 
 def _executor(settings: HubSettings, fleet: Fleet, accounts: AccountMap) -> Executor:
@@ -166,7 +247,7 @@ def _executor(settings: HubSettings, fleet: Fleet, accounts: AccountMap) -> Exec
         for executor in built.values():
             executor.close()
         raise
-    return SiteExecutors(built, [n.site for n in cluster.nodes])
+    return SiteExecutors(built, [n.site for n in cluster.nodes], [n.name for n in cluster.nodes])
 
 
 def _power(settings: HubSettings, cluster: Cluster, home: str) -> tuple[PowerSetup | None, PowerCeiling | None]:

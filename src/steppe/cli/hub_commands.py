@@ -111,6 +111,17 @@ def serve(
         str | None, typer.Option(help="facility cap to schedule under, e.g. 500kW (--site's windows keep their ratio)")
     ] = None,
     cap_floor: Annotated[float, typer.Option(help="lowest per-job GPU cap under --power-cap, fraction of TDP")] = 0.6,
+    gpus_from_engine: Annotated[
+        bool,
+        typer.Option(
+            "--gpus-from-engine",
+            help="read the nodes and GPUs from the engine at start (--executor slurm or ray) instead of "
+            "declaring them; GPUs the engine leaves untyped are --gpu-type",
+        ),
+    ] = False,
+    engine_wait: Annotated[
+        float, typer.Option(help="with --gpus-from-engine: the longest wait in seconds for the engine to answer")
+    ] = 30.0,
 ) -> None:
     """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster).
 
@@ -129,6 +140,11 @@ def serve(
             raise typer.BadParameter(f"must be positive, got {power_cap}", param_hint="--power-cap")
     if not 0.4 <= cap_floor <= 1.0:
         raise typer.BadParameter(f"must be within 0.4-1.0 of TDP, got {cap_floor:g}", param_hint="--cap-floor")
+    if gpus_from_engine and (gpus is not None or cluster is not None):
+        raise typer.BadParameter("reads the nodes from the engine: give it without --gpus or --cluster",
+                                 param_hint="--gpus-from-engine")  # fmt: skip
+    if engine_wait <= 0:
+        raise typer.BadParameter(f"must be positive seconds, got {engine_wait:g}", param_hint="--engine-wait")
     options: dict[str, str] = {}
     for item in executor_opt or []:
         key, eq, value = item.partition("=")
@@ -143,7 +159,7 @@ def serve(
         public_metrics=public_metrics, review_gate=review_gate, site=site, clock_offset_days=clock_offset_days,
         single_user=single_user, uid_base=uid_base, accounts_file=accounts, executor=executor,
         executor_options=tuple(sorted(options.items())),
-        power_cap_w=power_cap_w, cap_floor=cap_floor,
+        power_cap_w=power_cap_w, cap_floor=cap_floor, gpus_from_engine=gpus_from_engine, engine_wait_s=engine_wait,
     )  # fmt: skip
     run(settings, host, port, reset_admin_token)
 

@@ -4,10 +4,17 @@
   every node's jobs on this machine, each node's GPUs numbered from 0);
 * ``--gpus N [--gpu-type T]``: one node named after this host with N GPUs of type T (for
   machines without GPUs, and for tests);
+* ``--gpus-from-engine``: the nodes a Slurm or Ray engine reports (``Executor.inventory()``,
+  read once at start by ``app/bootstrap.py``): ``engine_nodes`` names each node as the engine
+  does and types its GPUs from the engine's name for them (``h200`` -> ``H200``; untyped:
+  ``--gpu-type``);
 * otherwise NVML: one node per GPU model found, with the NVML device indices.
 
 >>> nvml_type_name("NVIDIA H200"), nvml_type_name("NVIDIA GB200"), nvml_type_name("Tesla T4")
 ('H200', 'GB200', 'T4')
+>>> seen = Inventory({"gpu02": (0, 1), "gpu01": (0, 1, 2, 3), "login": ()}, types={"gpu01": "h100"})
+>>> [(n.index, n.name, n.gpu_type.name, n.gpus) for n in engine_nodes(seen, "H200", first_index=5)[0]]
+[(5, 'gpu01', 'H100', 4), (6, 'gpu02', 'H200', 2)]
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from steppe.core.cluster import Cluster, Node
 from steppe.core.cluster_config import load_cluster
 from steppe.core.errors import ConfigError
 from steppe.core.gpu import GPU_TYPES, gpu_type
+from steppe.executors.base import Inventory
 from steppe.executors.local import GpuDevice, discover_gpus
 
 
@@ -62,6 +70,35 @@ def build_fleet(cluster: str | None = None, gpus: int | None = None, gpu_type_na
             "GPU inventory", "", "NVML found no GPUs; declare them with --gpus N [--gpu-type T] or --cluster FILE"
         )
     return fleet_from_devices(host, found)
+
+
+def engine_nodes(
+    seen: Inventory, default_type: str, site: str = "", first_index: int = 0
+) -> tuple[list[Node], dict[int, list[int]]]:
+    """The nodes with GPUs an engine reports (by name), numbered from ``first_index``, at ``site``,
+    and their device indices; a GPU type the engine does not name, or one Steppe does not know, is
+    ``default_type``."""
+    nodes: list[Node] = []
+    devices: dict[int, list[int]] = {}
+    for name in sorted(n for n, ids in seen.gpus.items() if ids):
+        engine_type = nvml_type_name(seen.types.get(name, "")) if seen.types.get(name) else "GENERIC"
+        index = first_index + len(nodes)
+        kind = gpu_type(engine_type if engine_type != "GENERIC" else default_type)
+        nodes.append(Node(index, name, kind, len(seen.gpus[name]), site=site))
+        devices[index] = list(seen.gpus[name])
+    return nodes, devices
+
+
+def fleet_from_engine(engine: str, seen: Inventory, default_type: str) -> Fleet:
+    """The fleet of one engine's nodes (``steppe serve --gpus-from-engine``)."""
+    nodes, devices = engine_nodes(seen, default_type)
+    if not nodes:
+        raise ConfigError("--gpus-from-engine", "", f"the {engine} engine reports no node with GPUs")
+    by_type: dict[str, int] = defaultdict(int)
+    for node in nodes:
+        by_type[node.gpu_type.name] += node.gpus
+    models = ", ".join(f"{v} x {k}" for k, v in sorted(by_type.items()))
+    return Fleet(Cluster(engine, tuple(nodes)), devices, f"{engine}: {len(nodes)} nodes, {models}")
 
 
 def fleet_from_devices(host: str, found: list[GpuDevice]) -> Fleet:

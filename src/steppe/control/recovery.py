@@ -52,7 +52,7 @@ def recover(loop: HubLoop, now: float) -> None:
             continue
         handle = row.handle
         if handle is None or handle.get("start_s", row.start_s) != row.start_s:
-            handle = loop.executor.find_launch(row.id, row.start_s)
+            handle = _find_launch(loop, row)
         if handle is None and not row.stop_intent:
             _requeue_unlaunched(loop, row, now)
             continue
@@ -75,6 +75,16 @@ def recover(loop: HubLoop, now: float) -> None:
     for rec in list(loop.state.running.values()):
         if rec.job_id in loop.stopping:
             loop.executor.stop(rec, now)
+
+
+def _find_launch(loop: HubLoop, row: Any) -> dict[str, Any] | None:
+    """Whether the start of ``row`` was launched: its handle, else None. A hub at several sites asks
+    only the engine of the site the job was placed at (``SiteExecutors.find_launch_at``)."""
+    at_site = getattr(loop.executor, "find_launch_at", None)
+    if callable(at_site) and row.alloc:
+        found: dict[str, Any] | None = at_site(int(row.alloc[0][0]), row.id, row.start_s)
+        return found
+    return loop.executor.find_launch(row.id, row.start_s)
 
 
 def _adopt(loop: HubLoop, row: Any, handle: dict[str, Any]) -> bool:

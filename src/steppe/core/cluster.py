@@ -52,7 +52,8 @@ class SiteSpec:
     ``site_file`` names its energy and network facts (a bundled site such as ``astana``, or a TOML
     path; ``energy/site.py``), ``executor`` the engine that runs its jobs (``local``, ``slurm``,
     ``ray``, ``mock``) with its ``options`` (the ``--executor-opt`` keys), and ``power_cap_w`` an
-    optional facility cap that replaces the site file's base cap.
+    optional facility cap that replaces the site file's base cap. With ``gpus_from_engine`` the
+    site's nodes are not declared: the live hub reads them from its engine at start.
     """
 
     name: str
@@ -60,6 +61,7 @@ class SiteSpec:
     executor: str = "local"
     options: tuple[tuple[str, str], ...] = ()
     power_cap_w: float | None = None
+    gpus_from_engine: bool = False
 
 
 @dataclass(frozen=True, slots=True)

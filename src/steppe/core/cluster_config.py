@@ -10,6 +10,7 @@ TOML layout (every key is validated; an error names the file, the key and the pr
     gpus = 8
     gpu_type = "H200"
     host_power_w = 1800   # optional: CPUs, memory, NICs, fans of one node
+    # names = ["gpu-a", "gpu-b"]  # instead of prefix and count: the nodes' own names (an engine's)
 
     [tenants.kaznu]
     weight = 2.0          # fair-share weight (default 1)
@@ -24,6 +25,7 @@ A hub at several sites declares each site and says where each group of nodes is:
     [sites.astana]
     site_file = "astana"      # energy and network facts: a bundled site or a TOML path (default: the name)
     executor = "slurm"        # the engine that runs the site's jobs (default local)
+    gpus = "engine"           # optional: no [[nodes]] here, the live hub reads them from the engine
     power_cap_kw = 40000      # optional: replaces the site file's base facility cap
     [sites.astana.executor_options]
     partition = "gpu"         # as --executor-opt partition=gpu
@@ -86,17 +88,18 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str):
         raise ConfigError(source, "name", "must be a string")
-    groups = data.get("nodes")
-    if not isinstance(groups, list) or not groups:
-        raise ConfigError(source, "nodes", "at least one [[nodes]] block is required")
     sites = _sites(data.get("sites", {}), source)
+    from_engine = {s for s, spec in sites.items() if spec.gpus_from_engine}
+    groups = data.get("nodes", [] if from_engine else None)
+    if not isinstance(groups, list) or not (groups or from_engine):
+        raise ConfigError(source, "nodes", "at least one [[nodes]] block is required")
     nodes: list[Node] = []
     seen: set[str] = set()
     for gi, group in enumerate(groups):
         key = f"nodes[{gi}]"
         if not isinstance(group, dict):
             raise ConfigError(source, key, "must be a table")
-        _only_keys(group, {"prefix", "count", "gpus", "gpu_type", "host_power_w", "site"}, source, key)
+        _only_keys(group, {"prefix", "count", "names", "gpus", "gpu_type", "host_power_w", "site"}, source, key)
         site = group.get("site", "")
         if sites and not site:
             raise ConfigError(source, f"{key}.site", f"required once sites are declared; one of {', '.join(sites)}")
@@ -104,7 +107,10 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
             declared = ", ".join(sites) or "none"
             raise ConfigError(source, f"{key}.site", f"{site!r} is not a declared site (declared: {declared}); "
                               f"add a [sites.{site}] table")
-        count = _positive_int(group, "count", source, key, default=1)
+        if site in from_engine:
+            raise ConfigError(source, f"{key}.site", f"site {site!r} reads its nodes from its engine "
+                              '(gpus = "engine"); declare them here or there, not both')
+        count = _positive_int(group, "count", source, key, default=1) if "names" not in group else 0
         gpus = _positive_int(group, "gpus", source, key)
         type_name = group.get("gpu_type")
         if not isinstance(type_name, str):
@@ -119,18 +125,30 @@ def cluster_from_dict(data: dict[str, Any], source: str) -> Cluster:
         prefix = group.get("prefix", f"{gtype.name.lower()}-")
         if not isinstance(prefix, str):
             raise ConfigError(source, f"{key}.prefix", "must be a string")
-        for i in range(count):
-            node_name = f"{prefix}{i + 1:03d}"
+        for node_name in _names(group, prefix, count, source, key):
             if node_name in seen:
                 raise ConfigError(source, f"{key}.prefix", f"node name {node_name!r} repeats an earlier group")
             seen.add(node_name)
             nodes.append(Node(len(nodes), node_name, gtype, gpus, float(host_power), site))
-    empty = [s for s in sites if not any(n.site == s for n in nodes)]
+    empty = [s for s in sites if s not in from_engine and not any(n.site == s for n in nodes)]
     if empty:
         raise ConfigError(source, f"sites.{empty[0]}", "has no nodes: give a [[nodes]] block site = " + repr(empty[0]))
     tenants = _tenants(data.get("tenants", {}), source)
     qos = _qos(data.get("qos", {}), source)
     return Cluster(name, tuple(nodes), tenants, qos, sites)
+
+
+def _names(group: dict[str, Any], prefix: str, count: int, source: str, key: str) -> list[str]:
+    """A group's node names: ``names`` as given (an engine's node names, e.g. Slurm's ``NodeName``),
+    else ``prefix`` numbered from 001 (``h200-001``, ``h200-002``, ...)."""
+    if "names" not in group:
+        return [f"{prefix}{i + 1:03d}" for i in range(count)]
+    names = group["names"]
+    if "count" in group or "prefix" in group:
+        raise ConfigError(source, f"{key}.names", "give either names, or prefix and count")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(source, f"{key}.names", 'must be a non-empty list of node names, e.g. ["gpu-a", "gpu-b"]')
+    return list(names)
 
 
 _SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -147,7 +165,10 @@ def _sites(raw: Any, source: str) -> dict[str, SiteSpec]:
             raise ConfigError(source, key, "a site name is lower-case letters, digits and '-', e.g. astana")
         if not isinstance(body, dict):
             raise ConfigError(source, key, "must be a table")
-        _only_keys(body, {"site_file", "executor", "executor_options", "power_cap_kw"}, source, key)
+        _only_keys(body, {"site_file", "executor", "executor_options", "power_cap_kw", "gpus"}, source, key)
+        gpus = body.get("gpus", "declared")
+        if gpus not in ("declared", "engine"):
+            raise ConfigError(source, f"{key}.gpus", f'"declared" ([[nodes]]) or "engine" (read from it), got {gpus!r}')
         site_file = body.get("site_file", sname)
         if not isinstance(site_file, str) or not site_file:
             raise ConfigError(source, f"{key}.site_file", "must be a bundled site name or a path, e.g. astana")
@@ -161,7 +182,8 @@ def _sites(raw: Any, source: str) -> dict[str, SiteSpec]:
         if cap is not None and (not isinstance(cap, int | float) or isinstance(cap, bool) or cap <= 0):
             raise ConfigError(source, f"{key}.power_cap_kw", f"must be a positive number of kW, got {cap!r}")
         pairs = tuple((str(k), str(v)) for k, v in options.items())
-        out[sname] = SiteSpec(sname, site_file, executor, pairs, None if cap is None else float(cap) * 1000.0)
+        cap_w = None if cap is None else float(cap) * 1000.0
+        out[sname] = SiteSpec(sname, site_file, executor, pairs, cap_w, gpus_from_engine=gpus == "engine")
     return out
 
 

@@ -92,16 +92,19 @@ class Exited(NamedTuple):
 
 @dataclass(frozen=True)
 class Inventory:
-    """The nodes and GPUs an engine sees: node name -> the device indices it may hand out, and
+    """The nodes and GPUs an engine sees: node name -> the device indices it may hand out;
     ``busy``: node name -> GPUs held there by work the hub did not start (jobs others submitted
-    to the engine directly), which the hub must not give out.
+    to the engine directly), which the hub must not give out; ``types``: node name -> its GPUs'
+    type as the engine names it (Slurm's GRES type ``h200``, Ray's GPU-type resource ``H200``;
+    absent or ``""`` when the engine does not say), from which a hub may build its fleet.
 
-    >>> Inventory({"node001": (0, 1)}, busy={"node001": 1}).total_gpus
+    >>> Inventory({"node001": (0, 1)}, busy={"node001": 1}, types={"node001": "h200"}).total_gpus
     2
     """
 
     gpus: dict[str, tuple[int, ...]]
     busy: dict[str, int] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_gpus(self) -> int:

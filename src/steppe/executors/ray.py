@@ -157,6 +157,23 @@ def parse_options(options: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
+def resource_type(pattern: str, resources: Mapping[str, Any]) -> str:
+    """The GPU type a node's resources name through ``pattern`` (``gpu_type:{type}``), ``""`` if none.
+
+    >>> resource_type("gpu_type:{type}", {"GPU": 8.0, "gpu_type:H200": 8.0, "CPU": 4.0})
+    'H200'
+    >>> resource_type("", {"GPU": 8.0}), resource_type("gpu_type:{type}", {"GPU": 8.0})
+    ('', '')
+    """
+    head, mark, tail = pattern.partition("{type}")
+    if not mark:
+        return ""
+    for key, amount in sorted(resources.items()):
+        if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail) and amount:
+            return key[len(head) : len(key) - len(tail)]
+    return ""
+
+
 def hub_id_of(data_dir: Path) -> str:
     """This hub's id in submission ids: kept in ``<data-dir>/ray-hub-id`` (made on first use)."""
     path = Path(data_dir) / "ray-hub-id"
@@ -529,6 +546,7 @@ class RayExecutor:
             return
         names: dict[str, str] = {}
         gpus: dict[str, tuple[int, ...]] = {}
+        types: dict[str, str] = {}
         ips: dict[str, str] = {}
         resources: set[str] = set()
         for info in sorted(nodes, key=lambda n: str(n.get("node_id"))):
@@ -540,6 +558,7 @@ class RayExecutor:
             names[str(info["node_id"])] = name
             ips[name] = str(info.get("node_ip"))
             gpus[name] = tuple(range(int(total.get("GPU", 0))))
+            types[name] = resource_type(self.gpu_resource, total)
         mine = f"{SUPERVISOR_PREFIX}steppe-{self.hub_id}-"
         with self._lock:
             my_jobs = {r.ray_job_id for r in self._tracked.values() if r.ray_job_id}
@@ -553,4 +572,4 @@ class RayExecutor:
                 continue
             busy[node] = busy.get(node, 0.0) + held
         self._node_ips, self._resources = ips, resources
-        self._inventory = Inventory(gpus, {n: math.ceil(v) for n, v in busy.items()})
+        self._inventory = Inventory(gpus, {n: math.ceil(v) for n, v in busy.items()}, types)

@@ -9,8 +9,14 @@ to the site the job runs at, which its allocation says (every node of a gang is 
 * handles are the site executor's own, with ``"site"`` added, so ``adopt`` and ``kill`` after a
   restart go back to the engine that launched the job; ``take_launched`` tags them so;
 * ``find_launch``, ``outcome``, ``outputs``: every site in turn (they take a job id alone; a
-  restart asks them before the job is adopted, and the logs endpoint rarely);
-* ``inventory``: every engine's nodes together; ``reachable``: at least one engine answers;
+  restart asks them before the job is adopted, and the logs endpoint rarely); a restart that
+  knows where the job was placed asks ``find_launch_at`` instead: only that site's engine, since
+  another engine's answer is not about this job (Ray takes a start as launched while its head is
+  silent, so a Slurm job never launched would be adopted from Ray rather than requeued);
+* ``inventory``: every engine's nodes together, each engine's only for its own site's nodes
+  when the hub knows their names (two sites' engines may both see a host of the same name, e.g.
+  a Slurm node and a Ray head on one machine: each site's ``busy`` stays its own);
+  ``reachable``: at least one engine answers;
   ``reachable_sites``: the sites whose engine answers, which the ``EngineAvailable`` check turns
   into the sites a job may start at (a site whose engine is down takes no new jobs; the others
   go on).
@@ -30,9 +36,14 @@ from steppe.executors.base import Executor, ExitInfo, Handle, Inventory, Launch,
 class SiteExecutors:
     """One executor per site (module docstring); ``node_site[i]`` is node ``i``'s site."""
 
-    def __init__(self, executors: Mapping[str, Executor], node_site: list[str]) -> None:
+    def __init__(
+        self, executors: Mapping[str, Executor], node_site: list[str], node_names: list[str] | None = None
+    ) -> None:
         self.executors = dict(executors)
         self.node_site = node_site
+        self._site_nodes: dict[str, frozenset[str]] = {}  # site -> its nodes' names (filters ``inventory``)
+        for site, name in zip(node_site, node_names or (), strict=False):
+            self._site_nodes[site] = self._site_nodes.get(site, frozenset()) | {name}
 
     # -- routing -------------------------------------------------------------------------------
     def _for(self, rec: JobRecord) -> Executor:
@@ -77,6 +88,12 @@ class SiteExecutors:
                 return self._tag(site, handle)
         return None
 
+    def find_launch_at(self, node: int, job_id: int, start_s: float, wait_s: float = 10.0) -> Handle | None:
+        """``find_launch`` asked of the engine of node ``node``'s site only (where the job was placed)."""
+        site = self.node_site[node]
+        handle = self.executors[site].find_launch(job_id, start_s, wait_s)
+        return None if handle is None else self._tag(site, handle)
+
     def outcome(self, job_id: int, start_s: float | None = None) -> ExitInfo | None:
         for executor in self.executors.values():
             got = executor.outcome(job_id, start_s)
@@ -106,10 +123,11 @@ class SiteExecutors:
     def inventory(self) -> Inventory:
         gpus: dict[str, tuple[int, ...]] = {}
         busy: dict[str, int] = {}
-        for executor in self.executors.values():
+        for site, executor in self.executors.items():
             seen = executor.inventory()
-            gpus.update(seen.gpus)
-            busy.update(seen.busy)
+            mine = self._site_nodes.get(site)
+            gpus.update((n, ids) for n, ids in seen.gpus.items() if mine is None or n in mine)
+            busy.update((n, held) for n, held in seen.busy.items() if mine is None or n in mine)
         return Inventory(gpus, busy)
 
     def reachable(self) -> bool:

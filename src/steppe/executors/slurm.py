@@ -578,13 +578,14 @@ class SlurmExecutor:
         part = self.opts.partition
         offered = [n for n in nodes if n.gpus and n.usable and (part is None or part in n.partitions)]
         gpus = {n.name: tuple(range(n.gpus)) for n in offered}
+        types = {n.name: n.gpu_type for n in offered}
         busy: dict[str, int] = {}
         for j in jobs:
             if j.holds_gpus and j.slurm_id not in ours:
                 for node, count in j.gpus.items():
                     if node in gpus:
                         busy[node] = busy.get(node, 0) + count
-        return Inventory(gpus, busy)
+        return Inventory(gpus, busy, types)
 
     # -- internals -----------------------------------------------------------------------------------
     def _submission(self, rec: JobRecord, launch: Launch, job: _Job) -> _Submission:

@@ -104,12 +104,14 @@ class SlurmJob:
 
 @dataclass(frozen=True)
 class SlurmNode:
-    """One node: its GPUs (all GRES ``gpu`` entries) and whether new work may run there."""
+    """One node: its GPUs (all GRES ``gpu`` entries), whether new work may run there, its
+    partitions and its GPUs' GRES type (``""`` when untyped)."""
 
     name: str
     gpus: int
     usable: bool
     partitions: tuple[str, ...] = ()
+    gpu_type: str = ""
 
 
 def exit_and_signal(raw: Any) -> tuple[int, int]:
@@ -148,6 +150,19 @@ def gres_gpus(gres: str) -> int:
         if fields[0] == "gpu" and len(fields) >= 2 and fields[-1].isdigit():
             total += int(fields[-1])
     return total
+
+
+def gres_type(gres: str) -> str:
+    """The type of a node's GPUs in a GRES string, the first typed ``gpu`` entry's (``""`` if none).
+
+    >>> gres_type("gpu:h200:8(S:0),nic:1"), gres_type("gpu:4"), gres_type("nic:1")
+    ('h200', '', '')
+    """
+    for item in re.split(r",(?![^()]*\))", gres):
+        fields = item.split("(")[0].split(":")
+        if fields[0] == "gpu" and len(fields) >= 3:
+            return fields[1]
+    return ""
 
 
 def gres_devices(gres: str) -> tuple[int, ...]:
@@ -198,8 +213,9 @@ def parse_node(data: Mapping[str, Any]) -> SlurmNode:
     state = data.get("state", "")
     flags = {str(s).upper() for s in ([*state] if isinstance(state, list) else [state])}
     flags |= {str(s).upper() for s in data.get("state_flags", []) or []}
-    return SlurmNode(str(data["name"]), gres_gpus(str(data.get("gres", ""))), not flags & NODE_UNUSABLE,
-                     tuple(str(p) for p in data.get("partitions", []) or []))  # fmt: skip
+    gres = str(data.get("gres", ""))
+    return SlurmNode(str(data["name"]), gres_gpus(gres), not flags & NODE_UNUSABLE,
+                     tuple(str(p) for p in data.get("partitions", []) or []), gres_type(gres))  # fmt: skip
 
 
 def one_line(text: str) -> str:
