@@ -360,3 +360,24 @@ def test_the_bundled_two_site_hub_replays_the_philly_excerpt_with_every_job_at_o
     big = [r for r in ran if r.gpus > 8]
     assert big and all(site_of[r.allocation[0][0]] == "astana" for r in big)
     assert result.summary["rejected"] == replay(trace, whole, "easy-backfill").summary["rejected"] == 0
+
+
+def test_a_site_with_power_to_spare_is_preferred_to_capping_jobs_at_another(two_sites: Path) -> None:
+    """Astana could take a second job only by capping the first; Almaty has power and GPUs to spare:
+    the second job starts at Almaty at full power and nothing is capped, whether the two jobs start
+    in one cycle or in two (capping is the last resort while another site has power to spare)."""
+    cluster = load_cluster(two_sites)
+    full = _full_w(cluster, 4)
+    floor = _site_budget(cluster, 0.0, 0.0, capping=True).floor_w(JobRecord(job(0, 4, gpu_type="H100"), 0), "H100")
+    for together in (True, False):
+        budget = _site_budget(cluster, full + floor + 1.0, 10 * full, capping=True)
+        hub = Hub(cluster, make_policy("fifo", power=budget))
+        hub.submit(job(1, 4, gpu_type="H100"))
+        if not together:
+            hub.state.apply(hub.cycle(0.0), 0.0)
+        hub.submit(job(2, 4, gpu_type="H100", submit=1.0), at=1.0)
+        plan = hub.cycle(1.0)
+        hub.state.apply(plan, 1.0)
+        assert not plan.recaps, together
+        assert (hub.state.jobs[1].site, hub.state.jobs[2].site) == ("astana", "almaty"), together
+        assert hub.state.jobs[1].cap_fraction == hub.state.jobs[2].cap_fraction == 1.0

@@ -211,13 +211,14 @@ class CycleContext:
             start = _new_start(Start, (rec.job_id, alloc, 1.0, 0.0, 0.0))  # ``Start(job_id, alloc)``, made in C
             power_w = 0.0
         else:
-            site = inv.pool_site[inv.node_pool[first]] if self.power_sites else None
-            got = self.power.fit(rec, t, self.power_headroom_w(site)) or self.power.make_room(self, rec, t, site)
-            if got is None and site is not None and pool is None:  # short of power there: another site?
-                elsewhere = self._start_elsewhere(rec, inv.node_pool[first])
-                if elsewhere is not None:
-                    alloc, got, site, t = elsewhere
-                    first = alloc[0][0]
+            site: str | None
+            if self.power_sites and pool is None:  # several sites: where its power fits best
+                alloc, got, t = self._power_at_sites(rec, alloc, t)
+                first = alloc[0][0]
+                site = inv.pool_site[inv.node_pool[first]]
+            else:
+                site = inv.pool_site[inv.node_pool[first]] if self.power_sites else None
+                got = self.power.fit(rec, t, self.power_headroom_w(site)) or self.power.make_room(self, rec, t, site)
             if got is None:
                 self.blocked = PendingReason.POWER_CAP
                 return False
@@ -234,25 +235,41 @@ class CycleContext:
         self.started.append((self.now + (limit_s if limit_s > 0.0 else 0.0), rec, inv.node_pool[first], power_w))
         return True
 
-    def _start_elsewhere(
-        self, rec: JobRecord, tried: str
-    ) -> tuple[Allocation, tuple[float, float], str, str] | None:
-        """With several sites, a job whose placement's site lacks power: the first other pool it may
-        use (in pool order; another site, or another GPU type) where its gang fits and its power
-        fits or can be made by capping; its allocation, (cap, power), site and GPU type."""
+    def _power_at_sites(
+        self, rec: JobRecord, alloc: Allocation, gpu_type: str
+    ) -> tuple[Allocation, tuple[float, float] | None, str]:
+        """With several sites, where the job's power fits best, in this order: the placement
+        ``alloc`` at full power; the first other pool it may use (pool order) where its gang fits
+        at full power; the placement under a GPU cap; another pool under a cap; then, capping
+        running jobs to make room, the placement's site and the others. A job runs capped, or caps
+        others, only while no site has the power to run it at full power. Returns the allocation,
+        (cap, power) or None, and the GPU type."""
         inv, power = self.inv, self.power
         assert power is not None
-        for p in candidate_pools(inv, rec.spec.gpu_type, self.sites_of(rec) if self.site_rules_on else None):
-            if p == tried:
-                continue
-            alloc = place_in(inv, p, rec.gpus)
-            if alloc is None:
-                continue
-            site, t = inv.pool_site[p], inv.pool_type[p]
-            got = power.fit(rec, t, self.power_headroom_w(site)) or power.make_room(self, rec, t, site)
+        placed = inv.node_pool[alloc[0][0]]
+        got = power.fit(rec, gpu_type, self.power_headroom_w(inv.pool_site[placed]))
+        if got is not None and got[0] >= 1.0:
+            return alloc, got, gpu_type
+        capped_here = got
+        others = [
+            (p, a)
+            for p in candidate_pools(inv, rec.spec.gpu_type, self.sites_of(rec) if self.site_rules_on else None)
+            if p != placed and (a := place_in(inv, p, rec.gpus)) is not None
+        ]
+        fits = [(p, a, power.fit(rec, inv.pool_type[p], self.power_headroom_w(inv.pool_site[p]))) for p, a in others]
+        for p, a, fit in fits:
+            if fit is not None and fit[0] >= 1.0:
+                return a, fit, inv.pool_type[p]
+        if capped_here is not None:
+            return alloc, capped_here, gpu_type
+        for p, a, fit in fits:
+            if fit is not None:
+                return a, fit, inv.pool_type[p]
+        for p, a in ((placed, alloc), *others):
+            got = power.make_room(self, rec, inv.pool_type[p], inv.pool_site[p])
             if got is not None:
-                return alloc, got, site, t
-        return None
+                return a, got, inv.pool_type[p]
+        return alloc, None, gpu_type
 
     def hold(self, rec: JobRecord, reason: PendingReason) -> None:
         if reason is PendingReason.POWER_CAP:
