@@ -28,14 +28,7 @@ from steppe.client import HubClient, HubError
 from steppe.client import models as m
 from steppe.client.config import save_config
 from steppe.client.export import ExportError, export_env
-from steppe.client.script import (
-    DirectiveError,
-    Directives,
-    looks_like_script,
-    parse_directives,
-    read_script,
-    set_option,
-)
+from steppe.client.script import DirectiveError, Directives, is_script, parse_directives, read_script, set_option
 from steppe.client.timespec import parse_lifetime, parse_when
 from steppe.core.units import parse_power, parse_time_limit
 
@@ -218,7 +211,7 @@ def submit(
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
-    elif len(args) == 1 and looks_like_script(args[0]):
+    elif len(args) == 1 and "--" not in sys.argv[1:] and is_script(args[0]):
         script = read_script(args[0])
         try:
             directives = parse_directives(script)

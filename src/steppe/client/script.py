@@ -57,37 +57,53 @@ class ScriptError(SteppeError):
 SCRIPT_SUFFIXES = (".sh", ".bash", ".slurm", ".sbatch", ".job", ".py")
 
 
-def looks_like_script(arg: str) -> bool:
-    """Whether a lone argument to ``submit`` names a batch script (as ``sbatch`` takes one) rather
-    than a command: a file that exists here, or a path with a directory or a script's suffix
-    (``./train.sh``, ``jobs/run.slurm``), which must then exist.
+def is_script(arg: str) -> bool:
+    """Whether a lone argument to ``submit`` (not after ``--``) is a batch script, as ``sbatch`` takes
+    one, rather than a command; raises ``ScriptError`` (one line, sbatch's words where it has them)
+    for one that could never run:
 
-    >>> looks_like_script("hostname"), looks_like_script("train.sh"), looks_like_script("./run")
-    (False, True, True)
+    * a file starting with ``#!`` is a script; one without, named like a script (``.sh``,
+      ``.slurm``, ...), is refused (sbatch: the first line must start with ``#!``); any other
+      file is a program to run (``/bin/true``);
+    * a name that is no file here but a path (``./run``, ``jobs/a``) or named like a script
+      (``train.sh``) is refused: no such file; a directory named so, too;
+    * anything else is a command (``hostname``).
+
+    >>> is_script("hostname"), is_script("/bin/true")
+    (False, False)
     """
-    return os.path.isfile(arg) or "/" in arg or arg.endswith(SCRIPT_SUFFIXES)
+    named_like = "/" in arg or arg.endswith(SCRIPT_SUFFIXES)
+    if os.path.isdir(arg):
+        if named_like:
+            raise ScriptError(f"SCRIPT: {arg}: is a directory, not a batch script")
+        return False
+    if not os.path.exists(arg):
+        if named_like:
+            raise ScriptError(f"SCRIPT: {arg}: no such file (give a batch script, or a command after --)")
+        return False
+    try:
+        with open(arg, "rb") as fh:
+            head = fh.read(2)
+    except PermissionError:
+        raise ScriptError(f"SCRIPT: {arg}: not readable by you (check its permissions)") from None
+    if head == b"#!":
+        return True
+    if arg.endswith(SCRIPT_SUFFIXES):
+        raise ScriptError(
+            f"SCRIPT: {arg}: this does not look like a batch script: the first line must start with #! "
+            "(e.g. #!/bin/bash); to run a program, put it after --"
+        )
+    return False
 
 
 def read_script(path: str) -> str:
-    """The script's text; ``ScriptError`` (one line, sbatch's words where it has them) if it is
-    missing, unreadable, not text, or does not start with ``#!``."""
+    """The text of a script ``is_script`` accepted (``ScriptError`` if it is not UTF-8)."""
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ScriptError(f"SCRIPT: {path}: no such file (give a batch script, or a command after --)") from None
-    except IsADirectoryError:
-        raise ScriptError(f"SCRIPT: {path}: is a directory, not a batch script") from None
-    except PermissionError:
-        raise ScriptError(f"SCRIPT: {path}: not readable by you (check its permissions)") from None
-    if not data.startswith(b"#!"):
-        raise ScriptError(
-            f"SCRIPT: {path}: this does not look like a batch script: the first line must start with #! "
-            "(e.g. #!/bin/bash); to run a program, put it after --"
-        )
-    try:
-        return data.decode()
+        return Path(path).read_text()
     except UnicodeDecodeError:
         raise ScriptError(f"SCRIPT: {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ScriptError(f"SCRIPT: {path}: {exc.strerror or exc}") from None
 
 
 @dataclass

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import bisect
 import math
+from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
-
-from sortedcontainers import SortedList
+from typing import Any
 
 from steppe.core.cluster import Cluster
 from steppe.core.job import JobState
@@ -41,8 +41,18 @@ from steppe.scheduling.preemptive import preemptive_cycle
 _record = itemgetter(3)
 
 
+def _discard(entries: list[Any], entry: tuple[Any, ...]) -> None:
+    """Remove ``entry`` from the sorted plain list ``entries`` (a bisection and one ``del``, in C)."""
+    del entries[bisect_left(entries, entry)]
+
+
 class LasQueue:
-    """Pending and running jobs by (queue level, submit order); demotion and starvation timers."""
+    """Pending and running jobs by (queue level, submit order); demotion and starvation timers.
+
+    Each index is a plain sorted list kept with ``bisect`` (insertions, removals and the first
+    entry are C calls; a hub's queue is thousands of entries, so a ``memmove`` is cheaper than a
+    sorted container's Python code).
+    """
 
     def __init__(self, thresholds_gpu_s: Sequence[float], starve_factor: float, starve_min_s: float) -> None:
         self.thresholds = sorted(thresholds_gpu_s)
@@ -51,11 +61,11 @@ class LasQueue:
         self.service: dict[int, float] = {}  # attained GPU-seconds (since the last promotion), as of last stop
         self.level: dict[int, int] = {}
         # entries (level, submit, seq, rec), sorted as tuples: seq is unique, so records are never compared
-        self._pending: SortedList = SortedList()
-        self._running: SortedList = SortedList()
+        self._pending: list[tuple[int, float, int, JobRecord]] = []
+        self._running: list[tuple[int, float, int, JobRecord]] = []
         self._entry: dict[int, tuple[int, float, int, JobRecord]] = {}  # each job's entry in one of them
-        self._demotions: SortedList = SortedList()  # (time, job id)
-        self._starving: SortedList = SortedList()  # (deadline, job id)
+        self._demotions: list[tuple[float, int]] = []  # (time, job id), sorted
+        self._starving: list[tuple[float, int]] = []  # (deadline, job id), sorted
         self._starve_at: dict[int, float] = {}
         self._demote_at: dict[int, float] = {}
         self._records: dict[int, JobRecord] = {}
@@ -74,19 +84,19 @@ class LasQueue:
         self._records[jid] = rec
         service = self.service.setdefault(jid, 0.0)
         self.level[jid] = self.level_of(service)
-        self._pending.add(self._enter(rec))
+        insort(self._pending, self._enter(rec))
         if self.level[jid] > 0:
             last_run = (rec.end_s or now) - rec.last_start_s
             deadline = now + max(self.starve_factor * last_run, self.starve_min_s)
             self._starve_at[jid] = deadline
-            self._starving.add((deadline, jid))
+            insort(self._starving, (deadline, jid))
             self._timer_added(deadline)
 
     def remove(self, rec: JobRecord) -> None:
-        self._pending.remove(self._entry.pop(rec.job_id))
+        _discard(self._pending, self._entry.pop(rec.job_id))
         deadline = self._starve_at.pop(rec.job_id, None)
         if deadline is not None:
-            self._starving.remove((deadline, rec.job_id))
+            _discard(self._starving, (deadline, rec.job_id))
             self._timer_removed(deadline)
 
     def ordered(self, now: float) -> Iterator[JobRecord]:
@@ -97,15 +107,15 @@ class LasQueue:
 
     # -- running -----------------------------------------------------------------------------
     def on_start(self, rec: JobRecord, now: float) -> None:
-        self._running.add(self._enter(rec))
+        insort(self._running, self._enter(rec))
         self._schedule_demotion(rec, now)
 
     def on_stop(self, rec: JobRecord, now: float) -> None:
         jid = rec.job_id
-        self._running.remove(self._entry.pop(jid))
+        _discard(self._running, self._entry.pop(jid))
         when = self._demote_at.pop(jid, None)
         if when is not None:
-            self._demotions.remove((when, jid))
+            _discard(self._demotions, (when, jid))
             self._timer_removed(when)
         self.service[jid] += rec.gpus * (now - rec.last_start_s)
         if rec.state is not JobState.PREEMPTED:
@@ -130,18 +140,18 @@ class LasQueue:
             _, jid = self._demotions.pop(0)
             del self._demote_at[jid]
             rec = self._records[jid]
-            self._running.remove(self._entry[jid])
+            _discard(self._running, self._entry[jid])
             self.level[jid] += 1
-            self._running.add(self._enter(rec))
+            insort(self._running, self._enter(rec))
             self._schedule_demotion(rec, now)
         while self._starving and self._starving[0][0] <= now:
             _, jid = self._starving.pop(0)
             del self._starve_at[jid]
             rec = self._records[jid]
-            self._pending.remove(self._entry[jid])
+            _discard(self._pending, self._entry[jid])
             self.service[jid] = 0.0
             self.level[jid] = 0
-            self._pending.add(self._enter(rec))
+            insort(self._pending, self._enter(rec))
         self._due_s = -math.inf
 
     def next_wakeup(self, now: float) -> float | None:
@@ -166,7 +176,7 @@ class LasQueue:
         served = self.service[jid] + rec.gpus * (now - rec.last_start_s)
         when = now + max(self.thresholds[level] - served, 0.0) / rec.gpus
         self._demote_at[jid] = when
-        self._demotions.add((when, jid))
+        insort(self._demotions, (when, jid))
         self._timer_added(when)
 
     def _forget(self, jid: int) -> None:
