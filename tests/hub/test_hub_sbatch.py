@@ -74,6 +74,13 @@ def test_the_command_line_wins_and_export_chooses_what_goes(h: CliHub, run_dir: 
     assert h.hub.loop.launches[job.id].env == {"OMP_NUM_THREADS": "8", "SEED": "4"}
 
 
+def test_a_script_without_a_name_is_named_after_its_file_as_sbatch_names_it(h: CliHub, run_dir: Path) -> None:
+    (run_dir / "prep.sbatch").write_text("#!/bin/sh\n#SBATCH -A kaznu/nlp -o logs/%x-%j.out\ntrue\n")
+    job = h.wait(int(h.steppe("alice", "submit", "--parsable", "prep.sbatch").out), "RUNNING")
+    assert job.name == "prep.sbatch"
+    assert h.hub.loop.launches[job.id].stdout_path.endswith(f"/{job.id}/logs/prep.sbatch-{job.id}.out")
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

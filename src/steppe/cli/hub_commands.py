@@ -28,7 +28,16 @@ from steppe.client import HubClient, HubError
 from steppe.client import models as m
 from steppe.client.config import save_config
 from steppe.client.export import ExportError, export_env
-from steppe.client.script import DirectiveError, Directives, is_script, parse_directives, read_script, set_option
+from steppe.client.script import (
+    DirectiveError,
+    Directives,
+    default_name,
+    fill_name,
+    is_script,
+    parse_directives,
+    read_script,
+    set_option,
+)
 from steppe.client.timespec import parse_lifetime, parse_when
 from steppe.core.units import parse_power, parse_time_limit
 
@@ -232,10 +241,11 @@ def submit(
             except DirectiveError as exc:
                 raise typer.BadParameter(str(exc), param_hint=f"--{key.replace('_', '-')}") from None
     body: dict[str, Any] = {"argv": argv, "script": script, "datasets": list(dataset or []), "submit_dir": _cwd()}
+    name = opts.get("job_name", default_name(args[0]) if script is not None else "")
     try:
         body.update(
-            project=opts.get("project"), gpus=int(opts.get("gpus", 1)), gpu_type=opts.get("gpu_type"),
-            name=opts.get("job_name", ""), output=opts.get("output"), error=opts.get("error"),
+            project=opts.get("project"), gpus=int(opts.get("gpus", 1)), gpu_type=opts.get("gpu_type"), name=name,
+            output=fill_name(opts.get("output"), name), error=fill_name(opts.get("error"), name),
             workdir=opts.get("chdir"), qos=opts.get("qos", "normal"),
         )  # fmt: skip
         if "time" in opts:

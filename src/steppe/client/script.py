@@ -26,10 +26,12 @@ is still submitted; an option that is not sbatch's, or one without its value, is
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steppe.client.models import MAX_JOB_NAME
 from steppe.client.sbatch import Arity, arity, long_name
 from steppe.core.errors import SteppeError
 
@@ -44,6 +46,7 @@ OPTIONS = {
 """The options Steppe supports in a script (and on ``submit``'s command line), by the field they set."""
 PREFIXES = ("#SBATCH", "#STEPPE")
 """The directives' prefixes, in rising precedence."""
+_NAME_PATTERN = re.compile(r"(?<!%)%x")
 
 
 class DirectiveError(SteppeError):
@@ -210,6 +213,24 @@ def _as_written(flag: str, value: str | None) -> str:
     if value is None:
         return flag
     return f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}"
+
+
+def default_name(path: str) -> str:
+    """A script's job name when it gives none, as sbatch names it: the script's file name.
+
+    >>> default_name("jobs/train.sbatch")
+    'train.sbatch'
+    """
+    return os.path.basename(path.rstrip("/"))[:MAX_JOB_NAME]
+
+
+def fill_name(path: str | None, name: str) -> str | None:
+    """An output path with sbatch's ``%x`` (the job's name) filled in; ``%j`` is the hub's to fill.
+
+    >>> fill_name("logs/%x-%j.out", "train"), fill_name("100%%x", "train"), fill_name(None, "t")
+    ('logs/train-%j.out', '100%%x', None)
+    """
+    return None if path is None else _NAME_PATTERN.sub(name, path)
 
 
 def parse_gres(text: str) -> tuple[str | None, int]:
