@@ -85,6 +85,34 @@ def test_environment_gpus_and_exit_codes(data_dir: Path) -> None:
     assert info.detail == "launch failed: cannot run 'no-such-command-xyz': No such file or directory"
 
 
+def test_a_job_sees_slurms_variables_and_its_exported_environment(data_dir: Path) -> None:
+    """A Slurm script reads SLURM_* with Slurm's meaning; what its user exported (PATH included) reaches it, and
+    the hub's own variables win over anything of the same name."""
+    h = Harness(data_dir)
+    names = ("SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_JOB_NUM_NODES",
+             "SLURM_NNODES", "SLURM_SUBMIT_DIR", "SLURM_JOB_ACCOUNT", "SLURM_JOB_USER", "SLURM_JOB_PARTITION",
+             "SLURM_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_NTASKS", "SLURM_CLUSTER_NAME",
+             "CUDA_VISIBLE_DEVICES", "STEPPE_JOB_ID", "OMP_NUM_THREADS", "PATH")  # fmt: skip
+    script = "#!/bin/sh\n" + "".join(f'echo "{n}=${n}"\n' for n in names)
+    work = str(h.ex.work_dir(5))
+    own = {"OMP_NUM_THREADS": "8", "PATH": "/opt/x/bin:/usr/bin:/bin", "SLURM_JOB_ID": "9"}
+    h.launches[5] = Launch(None, script, work, own, f"{work}/o", f"{work}/e", "train", "kaznu/nlp", "alice", 7,
+                           submit_dir="/home/alice/run")  # fmt: skip
+    rec = record(5, 2)
+    rec.site = "astana"
+    h.ex.start(rec, 0.0)
+    assert h.ends(1)[5].slurm == "0:0", h.out(5, "e")
+    seen = dict(line.split("=", 1) for line in h.out(5).splitlines())
+    assert seen == {
+        "SLURM_JOB_ID": "5", "SLURM_JOB_NAME": "train", "SLURM_JOB_NODELIST": "node1", "SLURM_NODELIST": "node1",
+        "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_SUBMIT_DIR": "/home/alice/run",
+        "SLURM_JOB_ACCOUNT": "kaznu/nlp", "SLURM_JOB_USER": "alice", "SLURM_JOB_PARTITION": "astana",
+        "SLURM_GPUS": "2", "SLURM_GPUS_ON_NODE": "2", "SLURM_JOB_GPUS": "0,1", "SLURM_NTASKS": "1",
+        "SLURM_CLUSTER_NAME": "steppe", "CUDA_VISIBLE_DEVICES": "0,1", "STEPPE_JOB_ID": "5", "OMP_NUM_THREADS": "8",
+        "PATH": "/opt/x/bin:/usr/bin:/bin",
+    }  # fmt: skip
+
+
 def test_job_runs_as_its_users_account_and_cannot_reach_hub_secrets(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

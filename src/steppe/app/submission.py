@@ -15,7 +15,10 @@
   may write them, is decided at launch, as that account, with no symlink followed (a failure
   ends the job ``LaunchFailed`` with the reason), never by the hub at submission;
 * ``env``: variable names only, and not the ones the hub sets itself (``STEPPE_*``,
-  ``CUDA_VISIBLE_DEVICES``, ``SLURM_JOB_ID`` and the other ``SLURM_*`` it sets).
+  ``CUDA_VISIBLE_DEVICES``, ``SLURM_JOB_ID`` and the other ``SLURM_*`` it sets: ``HUB_SET_ENV``);
+* ``submit_dir``: the directory the job was submitted from, on the submitter's machine (the
+  job's ``SLURM_SUBMIT_DIR``): absolute, stored normalised; no ``..``. It is a name only: the hub
+  neither reads nor writes it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steppe.app.errors import Invalid
-from steppe.client.models import JobSubmit
+from steppe.client.models import HUB_SET_ENV, JobSubmit
 from steppe.core.cluster import Cluster
 from steppe.core.job import WorkloadClass
 from steppe.scheduling.gate import PowerCeiling, Refusal, SubmissionGate, default_gpu_type
@@ -35,7 +38,6 @@ from steppe.scheduling.gate import PowerCeiling, Refusal, SubmissionGate, defaul
 if TYPE_CHECKING:
     from steppe.app.hub import Hub
 
-HUB_SET_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_GPUS"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -85,8 +87,22 @@ def validate_submission(
         "project_id": project.id, "name": body.name or _default_name(body), "argv": body.argv, "script": body.script,
         "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
         "qos": body.qos, "workload": body.workload, "submit_s": now, "stdout_path": paths["output"],
-        "stderr_path": paths["error"],
+        "stderr_path": paths["error"], "submit_dir": _submit_dir(body.submit_dir),
     }  # fmt: skip
+
+
+def _submit_dir(path: str | None) -> str | None:
+    """The submit directory, normalised; ``Invalid`` unless it is absolute and free of ``..``.
+
+    >>> _submit_dir("/home/alice//run/"), _submit_dir(None)
+    ('/home/alice/run', None)
+    """
+    if path is None:
+        return None
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise Invalid.field("submit_dir", "must be an absolute path without '..', e.g. /home/alice/run")
+    norm = posixpath.normpath(path)
+    return "/" + norm.lstrip("/")
 
 
 def _fits_balance(hub: Hub, body: JobSubmit, now: float) -> None:

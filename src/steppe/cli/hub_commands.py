@@ -9,6 +9,7 @@ usage.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -22,11 +23,21 @@ from rich.table import Table
 from rich.text import Text
 
 from steppe.cli import listings
-from steppe.cli.render import print_error
+from steppe.cli.render import print_error, print_warning
 from steppe.client import HubClient, HubError
 from steppe.client import models as m
 from steppe.client.config import save_config
-from steppe.client.script import DirectiveError, is_script, parse_directives, parse_gres, read_script
+from steppe.client.export import ExportError, export_env
+from steppe.client.script import (
+    DirectiveError,
+    Directives,
+    default_name,
+    fill_name,
+    is_script,
+    parse_directives,
+    read_script,
+    set_option,
+)
 from steppe.client.timespec import parse_lifetime, parse_when
 from steppe.core.units import parse_power, parse_time_limit
 
@@ -204,25 +215,31 @@ def submit(
     ] = None,
     qos: Annotated[str | None, typer.Option("--qos", "-q")] = None,
     wrap: Annotated[str | None, typer.Option(help="run this shell command line")] = None,
+    export: Annotated[
+        str | None, typer.Option("--export", help="ALL (default), NONE, or VAR1,VAR=value,... (as sbatch)")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="a dataset it reads, repeatable")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="resubmitting with the same key is a no-op")] = None,
     parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a job (like sbatch): a script with #STEPPE lines, a command after --, or --wrap.
+    """Submit a job (like sbatch): a script with #SBATCH or #STEPPE lines, a command after --, or --wrap.
+
+    Your environment goes with the job (--export=ALL, as sbatch); sbatch options
+    Steppe does not support yet are named in one warning.
 
     Example: steppe submit -A kaznu/nlp -G 2 -t 2:00:00 -- python train.py
     """
     args = list(command or [])
-    opts: dict[str, str] = {}
+    directives = Directives()
     script = argv = None
     if wrap is not None:
         argv = ["/bin/sh", "-c", wrap]
     elif len(args) == 1 and "--" not in sys.argv[1:] and is_script(args[0]):
         script = read_script(args[0])
         try:
-            opts = parse_directives(script)
+            directives = parse_directives(script)
         except DirectiveError as exc:
             raise typer.BadParameter(str(exc), param_hint="SCRIPT") from None
     elif args:
@@ -230,17 +247,22 @@ def submit(
     else:
         raise typer.BadParameter("give a script, a command after --, or --wrap", param_hint="COMMAND")
     given = {"project": project, "gpus": gpus, "gpu_type": gpu_type, "gres": gres, "time": time_limit,
-             "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos}  # fmt: skip
-    opts.update({k: str(v) for k, v in given.items() if v is not None})
-    body: dict[str, Any] = {"argv": argv, "script": script, "env": {}, "datasets": list(dataset or [])}
-    if "gres" in opts:
-        body["gpu_type"], body["gpus"] = parse_gres(opts["gres"])
+             "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos,
+             "export": export}  # fmt: skip
+    opts = dict(directives.options)  # the script's, then the command line's over them
+    for key, value in given.items():
+        if value is not None:
+            try:
+                set_option(opts, key, str(value))
+            except DirectiveError as exc:
+                raise typer.BadParameter(str(exc), param_hint=f"--{key.replace('_', '-')}") from None
+    body: dict[str, Any] = {"argv": argv, "script": script, "datasets": list(dataset or []), "submit_dir": _cwd()}
+    name = opts.get("job_name", default_name(args[0]) if script is not None else "")
     try:
         body.update(
-            project=opts.get("project"), gpus=int(opts.get("gpus", body.get("gpus", 1))),
-            gpu_type=opts.get("gpu_type", body.get("gpu_type")), name=opts.get("job_name", ""),
-            output=opts.get("output"), error=opts.get("error"), workdir=opts.get("chdir"),
-            qos=opts.get("qos", "normal"),
+            project=opts.get("project"), gpus=int(opts.get("gpus", 1)), gpu_type=opts.get("gpu_type"), name=name,
+            output=fill_name(opts.get("output"), name), error=fill_name(opts.get("error"), name),
+            workdir=opts.get("chdir"), qos=opts.get("qos", "normal"),
         )  # fmt: skip
         if "time" in opts:
             body["walltime_s"] = parse_time_limit(opts["time"])
@@ -248,17 +270,36 @@ def submit(
         print_error(f"bad value: {exc}")  # one line, exit 2 (bad usage)
         raise typer.Exit(2) from None
     if not body["project"]:
-        raise typer.BadParameter("which project? give --project ORG/PROJECT or #STEPPE -A", param_hint="--project")
+        raise typer.BadParameter("which project? give --project ORG/PROJECT or #SBATCH -A", param_hint="--project")
+    explicit: dict[str, str] = {}
     for item in env or []:
         key, eq, value = item.partition("=")
         if not eq:
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-        body["env"][key] = value
+        explicit[key] = value
+    try:
+        exported = export_env(opts.get("export", "ALL"), os.environ, explicit, m.command_bytes(argv, {}, script))
+    except ExportError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--export: "), param_hint="--export") from None
+    body["env"] = exported.env
+    if directives.unsupported:
+        print_warning(f"not supported yet, ignored: {', '.join(directives.unsupported)} (the job is submitted "
+                      "without them)")  # fmt: skip
+    if exported.dropped:
+        print_warning(exported.note(), label="note")
     job = _client().submit(m.JobSubmit(**{k: v for k, v in body.items() if v is not None}), idempotency_key)
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
     else:
         typer.echo(str(job.id) if parsable else f"Submitted batch job {job.id}")
+
+
+def _cwd() -> str | None:
+    """The directory ``submit`` runs in (the job's ``SLURM_SUBMIT_DIR``), if it still exists."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _pause(seconds: float) -> None:

@@ -36,6 +36,12 @@ def print_error(message: str) -> None:
     Console(stderr=True, soft_wrap=True).print(text, highlight=False)
 
 
+def print_warning(message: str, label: str = "warning") -> None:
+    """``warning: MESSAGE`` (or ``note:``) on stderr as one line of plain text, as ``print_error``."""
+    text = Text.assemble((f"{label}:", "yellow"), " ", " ".join(message.split()))
+    Console(stderr=True, soft_wrap=True).print(text, highlight=False)
+
+
 def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "-"

@@ -61,7 +61,7 @@ MAX_COMMAND_BYTES = 2 * 1024 * 1024
 MAX_JOB_NAME = 128
 """Characters of a job's ``name``."""
 MAX_PATH = 4096
-"""Characters of ``workdir``, ``output`` and ``error`` (Linux ``PATH_MAX``)."""
+"""Characters of ``workdir``, ``output``, ``error`` and ``submit_dir`` (Linux ``PATH_MAX``)."""
 MAX_REASON = 4096
 """Characters of a reason (allocations, reviews)."""
 MAX_TERMS_TEXT = 256 * 1024
@@ -72,6 +72,13 @@ MAX_ITEMS = 64
 """Items of short lists: datasets of a job, GPU types, sites, jurisdictions."""
 MAX_PAGE = 1000
 """Jobs per page of ``GET /jobs`` and ``GET /queue``."""
+HUB_SET_ENV = frozenset({
+    "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_NODELIST",
+    "SLURM_JOB_NUM_NODES", "SLURM_NNODES", "SLURM_SUBMIT_DIR", "SLURM_JOB_ACCOUNT", "SLURM_JOB_PARTITION",
+    "SLURM_JOB_USER", "SLURM_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_NTASKS", "SLURM_CPUS_PER_TASK",
+    "SLURM_CLUSTER_NAME",
+})  # fmt: skip
+"""Variables the hub sets in every job (besides ``STEPPE_*``): a job's ``env`` may not name them."""
 COMMAND_PREVIEW_CHARS = 200
 """Characters of ``Job.command``, the command line shown in listings."""
 
@@ -444,6 +451,11 @@ class JobSubmit(_Request):
     )
     workdir: Annotated[FilePath | None, Field(examples=["/home/alice/run"])] = None
     env: Annotated[dict[EnvName, EnvValue], Field(max_length=MAX_ENV, examples=[{"OMP_NUM_THREADS": "8"}])] = {}
+    submit_dir: Annotated[
+        FilePath | None,
+        Field(description="the absolute directory it was submitted from (the job's SLURM_SUBMIT_DIR)",
+              examples=["/home/alice/run"]),
+    ] = None
     output: Annotated[
         FilePath | None, Field(description="stdout file; %j is replaced by the job id", examples=["logs/%j.out"])
     ] = None

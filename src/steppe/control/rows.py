@@ -50,4 +50,5 @@ def launch_from_row(row: Any) -> Launch:
         project=project_key(row),
         user=row.user,
         user_id=row.user_id,
+        submit_dir=getattr(row, "submit_dir", None),
     )

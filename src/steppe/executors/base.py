@@ -39,7 +39,8 @@ carries ``engine_id``, the engine's own job id as text (Slurm's job id, Ray's su
 
 @dataclass(frozen=True)
 class Launch:
-    """What the store knows about how to run a job (the scheduler's ``JobSpec`` does not carry it)."""
+    """What the store knows about how to run a job (the scheduler's ``JobSpec`` does not carry it);
+    ``submit_dir``: where its user submitted it from (None: not known; ``executors/jobenv.py``)."""
 
     argv: list[str] | None
     script: str | None
@@ -51,6 +52,7 @@ class Launch:
     project: str
     user: str
     user_id: int = 0
+    submit_dir: str | None = None
 
 
 @dataclass(frozen=True)

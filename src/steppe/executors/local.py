@@ -12,12 +12,12 @@ spawns form one process group:
   list it or reach another job's directory.
 
 The job runs as its user's account (``steppe.executors.accounts``) with umask 077 and an
-explicit environment: what the job asked for; ``STEPPE_JOB_ID``, ``STEPPE_JOB_NAME``,
-``STEPPE_PROJECT``, ``STEPPE_USER``, ``STEPPE_GPUS``, ``STEPPE_GPU_TYPE``, ``STEPPE_NODELIST``,
-``SLURM_JOB_ID``, ``SLURM_JOB_NAME``, ``SLURM_JOB_NODELIST``, ``SLURM_GPUS``,
-``CUDA_VISIBLE_DEVICES`` (the GPUs it was given); ``HOME``, ``USER``, ``LOGNAME``, ``TMPDIR``
-and a standard ``PATH``; and, from the hub's own environment, only the allow-list
-``JOB_ENV_ALLOW`` (locale and time zone). Nothing else of the hub's environment reaches a job.
+explicit environment: ``HOME``, ``USER``, ``LOGNAME``, ``TMPDIR`` and a standard ``PATH``; from
+the hub's own environment, only the allow-list ``JOB_ENV_ALLOW`` (locale and time zone); then
+what the job asked for (the submitter's exported variables and ``--env``, which may replace
+``PATH`` and the others); then, over them all, the hub's own: ``STEPPE_*`` and Slurm's ``SLURM_*``
+(``executors/jobenv.py``; ``SLURM_JOB_GPUS`` are the device indices on its first node) and
+``CUDA_VISIBLE_DEVICES`` (the GPUs it was given). Nothing else of the hub's environment reaches a job.
 
 A launch that fails in any way (a bad byte, a missing command, an output it may not open)
 ends that job ``FAILED`` with reason ``LaunchFailed`` and the cause, and frees its GPUs;
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from steppe.core.text import text_problem
 from steppe.executors.accounts import AccountMap, JobAccount, running_as_root
 from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
+from steppe.executors.jobenv import job_variables
 from steppe.executors.proclist import command_lines
 from steppe.executors.wrapper import LAUNCH_FAILED, process_start_ticks, write_json
 
@@ -351,13 +352,10 @@ class LocalExecutor:
                    USER=account.name, LOGNAME=account.name, TMPDIR=str(work))  # fmt: skip
         env.update(launch.env)
         visible = ",".join(str(d) for ids in devices.values() for d in ids)
-        nodes = ",".join(self.node_names[n] for n, _ in rec.allocation)
-        env.update(
-            STEPPE_JOB_ID=str(rec.job_id), STEPPE_JOB_NAME=launch.name, STEPPE_PROJECT=launch.project,
-            STEPPE_USER=launch.user, STEPPE_GPUS=str(rec.gpus), STEPPE_GPU_TYPE=rec.gpu_type,
-            STEPPE_NODELIST=nodes, SLURM_JOB_ID=str(rec.job_id), SLURM_JOB_NAME=launch.name,
-            SLURM_JOB_NODELIST=nodes, SLURM_GPUS=str(rec.gpus), CUDA_VISIBLE_DEVICES=visible,
-        )  # fmt: skip
+        nodes = [self.node_names[n] for n, _ in rec.allocation]
+        first = devices.get(rec.allocation[0][0], []) if rec.allocation else []
+        env.update(job_variables(rec, launch, nodes, first))
+        env["CUDA_VISIBLE_DEVICES"] = visible
         return env
 
     def _take_devices(self, rec: JobRecord) -> dict[int, list[int]]:

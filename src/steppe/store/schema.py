@@ -138,6 +138,7 @@ jobs = Table(
     Column("idempotency_key", String(128), nullable=True),
     Column("request_sha256", String(64), nullable=True),
     Column("charged_until_s", Float, nullable=True),
+    Column("submit_dir", Text, nullable=True),  # revision 0005; None: submitted without one (SLURM_SUBMIT_DIR)
     UniqueConstraint("user_id", "idempotency_key"),
     Index(None, "state"),
     Index(None, "project_id", "submit_s"),
