@@ -361,7 +361,7 @@ class RayExecutor:
         sid = submission_id(self.hub_id, rec.job_id, rec.last_start_s)
         nodes = [self.node_names[n] if n < len(self.node_names) else str(n) for n, _ in rec.allocation]
         share = rec.allocation[0][1] if rec.allocation else rec.gpus
-        env = job_env(rec.job_id, rec.epoch, launch, rec.gpus, rec.gpu_type, ",".join(nodes))
+        env = job_env(rec, launch, nodes)
         env["RAY_JOB_STOP_WAIT_TIME_S"] = stop_wait_s(self.grace_s)
         cap_file = self._cap_path(rec.job_id)
         env.update(STEPPE_GPU_CAP=f"{rec.cap_fraction:g}", STEPPE_GPU_CAP_FILE=str(cap_file))

@@ -43,9 +43,12 @@ import math
 import re
 import shlex
 import signal
+from collections.abc import Sequence
 from typing import Any
 
+from steppe.core.records import JobRecord
 from steppe.executors.base import ExitInfo, Launch
+from steppe.executors.jobenv import job_variables
 from steppe.executors.wrapper import LAUNCH_FAILED
 
 _RAY_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\t[A-Z]+ \S+\.py:\d+ -- ")
@@ -73,15 +76,12 @@ def entrypoint(argv: list[str] | None, script: str | None, workdir: str) -> str:
     return f"{where} && {run}"
 
 
-def job_env(job_id: int, epoch: int, launch: Launch, gpus: int, gpu_type: str, nodes: str) -> dict[str, str]:
-    """The variables Steppe sends with a job: its own, then the hub's names (which it may not override)."""
+def job_env(rec: JobRecord, launch: Launch, nodes: Sequence[str]) -> dict[str, str]:
+    """The variables Steppe sends with a job: its own, then the hub's names (which it may not
+    override): ``STEPPE_*`` and Slurm's (``executors/jobenv.py``), and the run's epoch."""
     env = dict(launch.env)
-    env.update(
-        STEPPE_JOB_ID=str(job_id), STEPPE_JOB_NAME=launch.name, STEPPE_PROJECT=launch.project,
-        STEPPE_USER=launch.user, STEPPE_GPUS=str(gpus), STEPPE_GPU_TYPE=gpu_type, STEPPE_NODELIST=nodes,
-        STEPPE_EPOCH=str(epoch), SLURM_JOB_ID=str(job_id), SLURM_JOB_NAME=launch.name,
-        SLURM_JOB_NODELIST=nodes, SLURM_GPUS=str(gpus),
-    )  # fmt: skip
+    env.update(job_variables(rec, launch, nodes))
+    env["STEPPE_EPOCH"] = str(rec.epoch)
     if launch.script is not None and not launch.argv:
         env[SCRIPT_VAR] = launch.script
     return env

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 from steppe.core.errors import SteppeError
 from steppe.executors.accounts import AccountMap, running_as_root
 from steppe.executors.base import ExitInfo, Handle, Inventory, Launch, OnExit
+from steppe.executors.jobenv import steppe_variables
 from steppe.executors.proclist import command_lines
 from steppe.executors.safefile import open_no_symlinks
 from steppe.executors.slurm_cli import (
@@ -609,9 +610,8 @@ class SlurmExecutor:
         base = {"PATH": os.environ.get("PATH", JOB_PATH) if account.shared else JOB_PATH,
                 "HOME": str(account.home or work), "USER": account.name, "LOGNAME": account.name,
                 "TMPDIR": str(work)}  # fmt: skip
-        steppe = {"STEPPE_JOB_ID": str(rec.job_id), "STEPPE_JOB_NAME": launch.name, "STEPPE_PROJECT": launch.project,
-                  "STEPPE_USER": launch.user, "STEPPE_GPUS": str(rec.gpus), "STEPPE_GPU_TYPE": rec.gpu_type,
-                  "STEPPE_NODELIST": ",".join(nodes), "STEPPE_GPU_CAP": f"{rec.cap_fraction:.2f}"}  # fmt: skip
+        steppe = steppe_variables(rec, launch, nodes)  # Slurm sets its own SLURM_* in the job
+        steppe["STEPPE_GPU_CAP"] = f"{rec.cap_fraction:.2f}"
         env = job_env(base, launch.env, steppe)
         script = batch_script(rec.job_id, job.start_s, launch.argv, launch.script, launch.workdir, f"{work}/script")
         args = ["--parsable", "--no-requeue", "--open-mode=append", f"--job-name={launch.name or rec.job_id}",
