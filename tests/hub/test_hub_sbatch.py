@@ -111,3 +111,18 @@ def test_the_hub_refuses_what_it_sets_and_a_relative_submit_dir(h: CliHub) -> No
     job_id = alice.submit(m.JobSubmit(project="kaznu/nlp", argv=["true"], submit_dir="/home/alice//run/")).id
     h.wait(job_id, "RUNNING")
     assert h.hub.loop.launches[job_id].submit_dir == "/home/alice/run"
+
+
+def test_dependency_and_begin_from_a_script_and_the_command_line(h: CliHub, run_dir: Path) -> None:
+    first = h.steppe("alice", "submit", "--parsable", "-A", "kaznu/nlp", "--", "/bin/true")
+    assert first.code == 0, first.err
+    parent = int(first.out)
+    (run_dir / "after.sh").write_text(f"#!/bin/sh\n#SBATCH -A kaznu/nlp -d afterok:{parent}\n#SBATCH --begin now+1hour\n"
+                                      "echo next\n")  # fmt: skip
+    r = h.steppe("alice", "submit", "--parsable", "after.sh")
+    assert r.code == 0 and "warning" not in r.err, r.err
+    job_view = h.client("alice").get_job(int(r.out))
+    assert job_view.dependency == f"afterok:{parent}" and job_view.begin_s is not None
+    assert job_view.begin_s > job_view.submit_s + 3500
+    bad = h.steppe("alice", "submit", "-A", "kaznu/nlp", "-d", "afterok:abc", "--", "/bin/true")
+    assert bad.code == 2 and "dependency: 'abc' is not a job id" in bad.err and len(bad.err.strip().splitlines()) == 1

@@ -41,6 +41,7 @@ from steppe.app.jobs import TERMINAL
 from steppe.client import models as m
 from steppe.control.rows import resolve
 from steppe.control.views import PendingJob, QueueEntry
+from steppe.core.dependency import format_dependency
 from steppe.executors.safefile import open_recorded
 from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
@@ -79,7 +80,13 @@ def job_view(
         stop_requested=getattr(row, "stop_intent", None) is not None and row.state not in TERMINAL,
         position=entry.position if entry else None, est_start_s=entry.est_start_s if entry else None,
         events=None if events is None else [m.JobEvent(t_s=e.t_s, state=e.state, reason=e.reason) for e in events],
+        dependency=_dependency_text(getattr(row, "dependency", None)), begin_s=getattr(row, "begin_s", None),
     )  # fmt: skip
+
+
+def _dependency_text(stored: Any) -> str | None:
+    """A stored dependency (``[[kind, id], ...]``) in sbatch's syntax."""
+    return format_dependency(tuple((str(k), int(j)) for k, j in stored)) if stored else None
 
 
 @router.post("/jobs", status_code=201, response_model=m.Job)

@@ -14,6 +14,8 @@
   absolute or relative to ``workdir``; no ``..``. Whether they exist, and whether the account
   may write them, is decided at launch, as that account, with no symlink followed (a failure
   ends the job ``LaunchFailed`` with the reason), never by the hub at submission;
+* ``dependency``: every job it names is one of the organisation's (it is then held with
+  ``Dependency`` until it is met; ``DependencyNeverSatisfied`` once it cannot be);
 * ``env``: variable names only, and not the ones the hub sets itself (``STEPPE_*``,
   ``CUDA_VISIBLE_DEVICES``, ``SLURM_JOB_ID`` and the other ``SLURM_*`` it sets: ``HUB_SET_ENV``);
 * ``submit_dir``: the directory the job was submitted from, on the submitter's machine (the
@@ -32,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 from steppe.app.errors import Invalid
 from steppe.client.models import HUB_SET_ENV, JobSubmit
 from steppe.core.cluster import Cluster
+from steppe.core.dependency import parse_dependency
 from steppe.core.job import WorkloadClass
 from steppe.scheduling.gate import PowerCeiling, Refusal, SubmissionGate, default_gpu_type
+from steppe.store import jobs as job_repo
 
 if TYPE_CHECKING:
     from steppe.app.hub import Hub
@@ -88,7 +92,27 @@ def validate_submission(
         "workdir": workdir, "env": body.env, "gpus": body.gpus, "gpu_type": gpu_type, "walltime_s": body.walltime_s,
         "qos": body.qos, "workload": body.workload, "submit_s": now, "stdout_path": paths["output"],
         "stderr_path": paths["error"], "submit_dir": _submit_dir(body.submit_dir),
+        "dependency": _dependency(hub, body, project), "begin_s": body.begin_s,
     }  # fmt: skip
+
+
+def _dependency(hub: Hub, body: JobSubmit, project: Any) -> list[list[Any]] | None:
+    """The parsed dependency as stored; every job it names must be one of the submitter's
+    organisation's (another organisation's jobs do not exist for it, as everywhere else)."""
+    if body.dependency is None:
+        return None
+    dep = parse_dependency(body.dependency)
+    ids = sorted({j for kind, j in dep if kind != "singleton"})
+    if ids:
+        with hub.store.read() as conn:
+            found = job_repo.jobs_by_id(conn, ids)
+        missing = [j for j in ids if j not in found or found[j].org_id != project.org_id]
+        if missing:
+            raise Invalid.field(
+                "dependency", f"no job {', '.join(map(str, missing))} in {project.org}; e.g. afterok:123 with "
+                "a job id from steppe queue",
+            )
+    return [[kind, job_id] for kind, job_id in dep]
 
 
 def _submit_dir(path: str | None) -> str | None:

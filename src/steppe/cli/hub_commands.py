@@ -39,6 +39,7 @@ from steppe.client.script import (
     set_option,
 )
 from steppe.client.timespec import parse_lifetime, parse_when
+from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.units import parse_power, parse_time_limit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -220,6 +221,10 @@ def submit(
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="a dataset it reads, repeatable")] = None,
+    dependency: Annotated[
+        str | None, typer.Option("--dependency", "-d", help="afterok|afterany|afternotok|after:ID[:ID],singleton")
+    ] = None,
+    begin: Annotated[str | None, typer.Option("--begin", "-b", help="not before: now+1hour, 2026-12-01T18:00")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="resubmitting with the same key is a no-op")] = None,
     parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
     as_json: JsonOpt = False,
@@ -248,7 +253,7 @@ def submit(
         raise typer.BadParameter("give a script, a command after --, or --wrap", param_hint="COMMAND")
     given = {"project": project, "gpus": gpus, "gpu_type": gpu_type, "gres": gres, "time": time_limit,
              "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos,
-             "export": export}  # fmt: skip
+             "export": export, "dependency": dependency, "begin": begin}  # fmt: skip
     opts = dict(directives.options)  # the script's, then the command line's over them
     for key, value in given.items():
         if value is not None:
@@ -266,6 +271,10 @@ def submit(
         )  # fmt: skip
         if "time" in opts:
             body["walltime_s"] = parse_time_limit(opts["time"])
+        if "dependency" in opts:
+            body["dependency"] = format_dependency(parse_dependency(opts["dependency"]))
+        if "begin" in opts:
+            body["begin_s"] = parse_when(opts["begin"])
     except ValueError as exc:
         print_error(f"bad value: {exc}")  # one line, exit 2 (bad usage)
         raise typer.Exit(2) from None

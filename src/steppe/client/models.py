@@ -28,11 +28,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.text import text_problem
 
 # -- input limits (docs/live-hub.md, "Input limits") -------------------------------------------------------
@@ -466,6 +468,25 @@ class JobSubmit(_Request):
         list[Name],
         Field(max_length=MAX_ITEMS, description="registered datasets the job reads", examples=[["kazcorpus"]]),
     ] = []
+    dependency: Annotated[
+        str | None,
+        Field(max_length=1024, description="what it waits for, in sbatch's --dependency syntax",
+              examples=["afterok:12:13,singleton"]),
+    ] = None
+    begin_s: Annotated[
+        float | None, Field(gt=0, description="not before this time (POSIX seconds; sbatch --begin)",
+                            examples=[1_796_100_000])
+    ] = None
+
+    @field_validator("dependency")
+    @classmethod
+    def _dependency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return format_dependency(parse_dependency(value))  # one canonical spelling
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("dependency: ")) from None
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSubmit:
@@ -603,6 +624,8 @@ class Job(BaseModel):
     datasets: list[str] = []
     reason_detail: str | None = Field(default=None, description="why a governance check holds the job")
     staging: list[Staging] | None = Field(default=None, description="per dataset: route, staging time")
+    dependency: str | None = Field(default=None, description="what it waits for (sbatch --dependency syntax)")
+    begin_s: float | None = Field(default=None, description="not before this time (sbatch --begin)")
 
 
 class JobPage(BaseModel):

@@ -42,6 +42,7 @@ OPTIONS = {
     "-t": "time", "--time": "time", "-J": "job_name", "--job-name": "job_name",
     "-o": "output", "--output": "output", "-e": "error", "--error": "error",
     "-D": "chdir", "--chdir": "chdir", "-q": "qos", "--qos": "qos", "--export": "export",
+    "-d": "dependency", "--dependency": "dependency", "-b": "begin", "--begin": "begin",
 }  # fmt: skip
 """The options Steppe supports in a script (and on ``submit``'s command line), by the field they set."""
 PREFIXES = ("#SBATCH", "#STEPPE")

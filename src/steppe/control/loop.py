@@ -65,6 +65,7 @@ from steppe.pipeline.endings import Ending, exit_ending, intent_ending
 from steppe.pipeline.environment import WallClock
 from steppe.pipeline.step import PipelineStep
 from steppe.scheduling.admission import DEFAULT_CHECKS, EngineAvailable
+from steppe.scheduling.dependency import BeginAt, DependencyCheck
 from steppe.scheduling.policies import make_policy
 from steppe.scheduling.power import PowerBudget
 from steppe.store import Store, tenancy
@@ -110,14 +111,16 @@ class HubLoop:
         self.engine = EngineAvailable(  # nothing starts where the engine does not answer
             executor.reachable, up_sites=up_sites, all_sites=fleet.cluster.site_names if up_sites else ()
         )
+        self.dependencies = DependencyCheck(lookup=self._ended_state)  # sbatch --dependency
         checks = (
             self.engine, *DEFAULT_CHECKS, self.gpu_hours, ProjectGpuLimit(self.ledger),
-            *self.governance.checks(),
+            *self.governance.checks(), self.dependencies, BeginAt(),
         )  # fmt: skip
         self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules
         self.policy = make_policy(policy, checks=checks, **({"power": power} if power is not None else {}))
         usage = DecayedUsage()
         self.state = HubState(fleet.cluster, self.policy.new_queue(fleet.cluster, usage), usage)
+        self.state.listeners.append(self.dependencies)  # from the first job restored on: singleton counts runs
         self.journal = Journal()
         self.journal.node_names = fleet.node_names
         self.launches: dict[int, Launch] = {}
@@ -366,6 +369,13 @@ class HubLoop:
                 self.journal.set(job_id, handle=handle)
             with self.store.write() as conn:
                 self.journal.flush(conn, [], [], self.store)
+
+    def _ended_state(self, job_id: int) -> JobState | None:
+        """How a job no longer in memory ended, from the store (None: no such job); a job others
+        depend on, read once (``DependencyCheck`` keeps the answer)."""
+        with self.store.read() as conn:
+            row = job_repo.jobs_by_id(conn, [job_id]).get(job_id)
+        return None if row is None else JobState(row.state)
 
     def _read_inbox(self) -> tuple[list[Any], dict[int, Any]]:
         """The requests the API wrote, and the rows of the jobs submitted by them (handed over or read)."""

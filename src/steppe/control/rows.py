@@ -35,6 +35,8 @@ def spec_from_row(row: Any) -> JobSpec:
         workload=WorkloadClass(getattr(row, "workload", None) or "training"),
         name=row.name,
         user=row.user,
+        dependency=tuple((str(k), int(j)) for k, j in (getattr(row, "dependency", None) or ())),
+        begin_s=getattr(row, "begin_s", None),
     )
 
 

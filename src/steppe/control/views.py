@@ -58,6 +58,8 @@ _NO_ESTIMATE = frozenset(
         PendingReason.REQ_NODE_NOT_AVAIL,
         PendingReason.AWAITING_REVIEW,
         PendingReason.DATA_RESIDENCY,
+        PendingReason.DEPENDENCY,
+        PendingReason.DEPENDENCY_NEVER_SATISFIED,
     }
 )
 

@@ -250,9 +250,11 @@ class InventoryOverlay:
         best: tuple[int, int] | None = None
         buckets = self.base.buckets[pool]
         for k in range(gpus, len(buckets)):  # the best untouched node: as the base's, skipping touched ones
-            node = next((n for n in buckets[k] if n not in taken), None)
-            if node is not None:
-                best = (k, node)
+            for node in buckets[k]:
+                if node not in taken:
+                    best = (k, node)
+                    break
+            if best is not None:
                 break
         free, node_pool = self.base.free, self.node_pool
         for node, took in taken.items():

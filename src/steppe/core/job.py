@@ -65,6 +65,8 @@ class PendingReason(StrEnum):
     DATA_RESIDENCY = "DataResidency"  # its data may not go where GPUs are free
     BEGIN_TIME = "BeginTime"  # deferred to a later (cheaper or cleaner) window
     ENGINE_DOWN = "EngineDown"  # the engine that runs the hub's jobs (Slurm, Ray) does not answer
+    DEPENDENCY = "Dependency"  # a job it depends on has not ended (or started) as it must yet
+    DEPENDENCY_NEVER_SATISFIED = "DependencyNeverSatisfied"  # a job it depends on ended otherwise: never
 
 
 class WorkloadClass(StrEnum):
@@ -99,6 +101,8 @@ class JobSpec:
     user: str = ""
     deferrable: bool = False
     deadline_s: float | None = None
+    dependency: tuple[tuple[str, int], ...] = ()  # Slurm's --dependency, parsed (core/dependency.py)
+    begin_s: float | None = None  # Slurm's --begin: not before this time
 
     def __post_init__(self) -> None:
         if not self.project:

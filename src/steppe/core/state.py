@@ -68,6 +68,7 @@ class Snapshot(Protocol):
     cluster: Cluster
     inventory: GpuInventory
     queue: PendingQueue
+    jobs: dict[int, JobRecord]
     running: dict[int, JobRecord]
     running_by_end: list[tuple[float, int]]
     tenant_gpus: Counter[str]

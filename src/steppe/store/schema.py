@@ -139,6 +139,8 @@ jobs = Table(
     Column("request_sha256", String(64), nullable=True),
     Column("charged_until_s", Float, nullable=True),
     Column("submit_dir", Text, nullable=True),  # revision 0005; None: submitted without one (SLURM_SUBMIT_DIR)
+    Column("dependency", JSON, nullable=True),  # revision 0006: [[kind, job id], ...] (core/dependency.py)
+    Column("begin_s", Float, nullable=True),  # revision 0006: not before this time (sbatch --begin)
     UniqueConstraint("user_id", "idempotency_key"),
     Index(None, "state"),
     Index(None, "project_id", "submit_s"),

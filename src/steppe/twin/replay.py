@@ -36,7 +36,8 @@ from steppe.executors.fake import FakeExecutor
 from steppe.metering import MemorySink
 from steppe.pipeline.step import PipelineStep
 from steppe.power import PowerSetup, power_ceiling_w
-from steppe.scheduling.admission import AdmissionCheck
+from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.dependency import BeginAt, DependencyCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
 from steppe.twin.arrivals import TraceArrivals
@@ -92,12 +93,15 @@ def replay(
     """
     wall0 = time.perf_counter()
     cluster = cluster.with_tenants(trace.tenants)
+    dependencies = _dependency_check(trace)
+    begins = (BeginAt(),) if any(j.begin_s is not None for j in trace.jobs) else ()
     if isinstance(policy, str):
         options: dict[str, Any] = {}
         if power is not None and power.budget is not None:
             options["power"] = power.budget
-        if checks is not None:
-            options["checks"] = tuple(checks)
+        if checks is not None or dependencies is not None or begins:
+            base = tuple(checks) if checks is not None else DEFAULT_CHECKS
+            options["checks"] = (*base, *((dependencies,) if dependencies is not None else ()), *begins)
         pol = make_policy(policy, **options)
     else:
         pol = policy
@@ -109,6 +113,8 @@ def replay(
     log = EventLog()
     checker = InvariantChecker(state) if check_invariants else None
     state.listeners.extend([meter, log, *([checker] if checker else []), *listeners])
+    if dependencies is not None:
+        state.listeners.append(dependencies)
     site_power = {s: EnergyMeter(state, power, s) for s in power.site_timelines} if power is not None else {}
     hub_power = EnergyMeter(state, power) if power is not None and not site_power else None
     state.listeners.extend([hub_power] if hub_power is not None else site_power.values())
@@ -141,6 +147,9 @@ def replay(
 
     env.run(step, arrivals, report if progress is not None else None)
     cycles, submitted, rejected, t_last = step.cycles, arrivals.submitted, arrivals.rejected, env.now_s
+    if dependencies is not None:  # what still waits can never run: dependencies never met (as sbatch's
+        for rec in list(state.queue.ordered(t_last)):  # kill_invalid_depend: cancelled at the end)
+            state.cancel(rec.job_id, t_last)
     if checker is not None:
         checker.at_end(submitted)
     if progress is not None:
@@ -169,6 +178,14 @@ def replay(
         wall_s=time.perf_counter() - wall0,
     )
     return ReplayResult(pol.name, pol.oracle, summary, metrics, log.digest(), state, rejected, cycles, energy, trace)
+
+
+def _dependency_check(trace: Trace) -> DependencyCheck | None:
+    """The trace's dependencies' check (None when no job has one: a replay then pays nothing)."""
+    targets = [j for spec in trace.jobs for kind, j in spec.dependency if kind != "singleton"]
+    if not targets and not any(spec.dependency for spec in trace.jobs):
+        return None
+    return DependencyCheck(targets)
 
 
 def _no_launch(job_id: int) -> None:

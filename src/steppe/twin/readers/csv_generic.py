@@ -26,6 +26,9 @@ workload     training, inference or interactive; default training
 name, user   free text; default empty
 deferrable   true/false; default false (may the job wait for a cheaper or cleaner window)
 deadline_s   seconds on the same clock as submit_s (shifted with it); default none
+dependency   what it waits for, sbatch's syntax (``afterok:3:4,singleton``; job ids are the
+             trace's job_id); default none
+begin_s      not before this time, on submit_s's clock (shifted with it); default none
 ===========  ============================================================================
 
 Jobs are sorted by ``submit_s`` (stable). ``write_csv`` writes every column, so a trace read
@@ -43,6 +46,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.errors import SteppeError, TraceError
 from steppe.core.gpu import gpu_type
 from steppe.core.job import JobSpec, WorkloadClass
@@ -52,11 +56,11 @@ from steppe.twin.trace import Trace
 REQUIRED = ("submit_s", "gpus", "runtime_s", "tenant")
 OPTIONAL = (
     "job_id", "walltime_s", "project", "gpu_type", "qos", "preemptible", "workload", "name", "user",
-    "deferrable", "deadline_s",
+    "deferrable", "deadline_s", "dependency", "begin_s",
 )  # fmt: skip
 COLUMNS = (
     "job_id", "submit_s", "gpus", "runtime_s", "walltime_s", "tenant", "project", "gpu_type", "qos",
-    "preemptible", "workload", "name", "user", "deferrable", "deadline_s",
+    "preemptible", "workload", "name", "user", "deferrable", "deadline_s", "dependency", "begin_s",
 )  # fmt: skip
 _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -119,6 +123,13 @@ def _workload(text: str) -> WorkloadClass:
         raise ValueError(f"not one of {', '.join(w.value for w in WorkloadClass)}: {text!r}") from None
 
 
+def _dependency(text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return parse_dependency(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("dependency: ")) from None
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "submit_s": _number,
     "gpus": _integer(1),
@@ -135,6 +146,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "user": _text,
     "deferrable": _boolean,
     "deadline_s": _number,
+    "dependency": _dependency,
+    "begin_s": _number,
 }
 
 
@@ -185,6 +198,8 @@ def read_csv(
         fields["submit_s"] -= t0
         if "deadline_s" in fields:
             fields["deadline_s"] -= t0
+        if "begin_s" in fields:
+            fields["begin_s"] -= t0
         if "walltime_s" not in fields:
             runtime = fields["runtime_s"]
             wall = max(1, math.ceil(runtime * walltime_factor / walltime_round_s)) * walltime_round_s
@@ -209,6 +224,7 @@ def write_csv(jobs: Iterable[JobSpec], path: str | Path) -> None:
                     j.job_id, repr(j.submit_s), j.gpus, repr(j.runtime_s), repr(j.walltime_s), j.tenant,
                     j.project, j.gpu_type or "", j.qos, _flag(j.preemptible), j.workload.value, j.name,
                     j.user, _flag(j.deferrable), "" if j.deadline_s is None else repr(j.deadline_s),
+                    format_dependency(j.dependency), "" if j.begin_s is None else repr(j.begin_s),
                 ]
             )  # fmt: skip
 
