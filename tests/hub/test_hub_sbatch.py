@@ -117,8 +117,8 @@ def test_dependency_and_begin_from_a_script_and_the_command_line(h: CliHub, run_
     first = h.steppe("alice", "submit", "--parsable", "-A", "kaznu/nlp", "--", "/bin/true")
     assert first.code == 0, first.err
     parent = int(first.out)
-    (run_dir / "after.sh").write_text(f"#!/bin/sh\n#SBATCH -A kaznu/nlp -d afterok:{parent}\n#SBATCH --begin now+1hour\n"
-                                      "echo next\n")  # fmt: skip
+    lines = ["#!/bin/sh", f"#SBATCH -A kaznu/nlp -d afterok:{parent}", "#SBATCH --begin now+1hour", "echo next", ""]
+    (run_dir / "after.sh").write_text("\n".join(lines))
     r = h.steppe("alice", "submit", "--parsable", "after.sh")
     assert r.code == 0 and "warning" not in r.err, r.err
     job_view = h.client("alice").get_job(int(r.out))
