@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from builders import Hub, job
 
+from steppe.core.arrays import parse_array
 from steppe.core.cluster import Cluster
 from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.errors import SteppeError
 from steppe.core.job import JobSpec, JobState, PendingReason
+from steppe.core.records import JobRecord
 from steppe.scheduling.admission import DEFAULT_CHECKS
 from steppe.scheduling.dependency import BeginAt, DependencyCheck
 from steppe.scheduling.policies import make_policy
@@ -104,3 +106,34 @@ def test_a_csv_trace_carries_dependencies_and_begin_times_and_writes_them_back(t
     path.write_text("submit_s,gpus,runtime_s,tenant,dependency\n0,1,10,a,afterok:x\n")
     with pytest.raises(SteppeError, match=r"deps.csv:2: dependency: 'x' is not a job id; e.g."):
         read_csv(path)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "easy-backfill", "multifactor", "las"])
+def test_an_array_of_100_with_a_throttle_of_8_never_runs_more_than_8(policy: str) -> None:
+    """``--array 0-99%8`` on a 64-GPU fleet (1 GPU each): at most 8 tasks run at once, every task runs,
+    and a job that is not part of the array is not held by the throttle."""
+    tasks, limit = parse_array("0-99%8")
+    jobs = [spec(1 + i, 0.0, 100.0 + i, 400.0, array_job=1, array_task=t, array_limit=limit)
+            for i, t in enumerate(tasks)]  # fmt: skip
+    jobs.append(spec(500, 1.0, 50.0, 100.0))
+    peak = [0]
+
+    class Peak:
+        def __init__(self) -> None:
+            self.now = 0
+
+        def on_submit(self, rec: object, now: float) -> None: ...
+
+        def on_start(self, rec: JobRecord, now: float) -> None:
+            if rec.spec.array_job:
+                self.now += 1
+                peak[0] = max(peak[0], self.now)
+
+        def on_stop(self, rec: JobRecord, now: float) -> None:
+            if rec.spec.array_job and rec.allocation:
+                self.now -= 1
+
+    result = replay(Trace("array", jobs), Cluster.uniform(8, 8, "H100"), policy, listeners=[Peak()], keep_jobs=True)
+    r = result.state.jobs
+    assert peak[0] == 8 and all(r[1 + i].state is JobState.COMPLETED for i in range(100))
+    assert r[500].first_start_s == 1.0  # not held by the array's throttle

@@ -32,8 +32,8 @@ def script(*lines: str) -> str:
 
 def test_the_issues_script_keeps_its_gpus_time_and_name_and_names_what_is_ignored() -> None:
     d = parse_directives(ISSUE_SCRIPT)
-    assert d.options == {"gpus": "1", "time": "00:05:00", "job_name": "train"}
-    assert d.unsupported == ["--cpus-per-task=8", "--mem=32G", "--array=0-3"]
+    assert d.options == {"gpus": "1", "time": "00:05:00", "job_name": "train", "array": "0-3"}
+    assert d.unsupported == ["--cpus-per-task=8", "--mem=32G"]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,9 @@ def test_export_all_keeps_within_the_requests_limits() -> None:
 def test_the_hub_refuses_in_a_jobs_env_exactly_the_variables_it_sets() -> None:
     rec = JobRecord(JobSpec(7, 0.0, 2, 60.0, 60.0, "kaznu", "kaznu/nlp"), seq=7)
     rec.allocation, rec.gpu_type, rec.site = ((0, 2),), "H100", "astana"
-    launch = Launch(None, "#!/bin/sh\n", "/w", {}, "o", "e", "n", "kaznu/nlp", "alice", submit_dir="/home/alice")
+    launch = Launch(None, "#!/bin/sh\n", "/w", {}, "o", "e", "n", "kaznu/nlp", "alice", submit_dir="/home/alice",
+                    array=(5, 2, 10))  # fmt: skip
     env = job_variables(rec, launch, ["node001"], (2, 3), cpus_per_task=8)
+    assert (env["SLURM_ARRAY_JOB_ID"], env["SLURM_ARRAY_TASK_ID"], env["STEPPE_ARRAY_TASK_ID"]) == ("5", "2", "2")
     assert {k for k in env if not k.startswith("STEPPE_")} | {"CUDA_VISIBLE_DEVICES"} == m.HUB_SET_ENV
     assert (env["SLURM_JOB_PARTITION"], env["SLURM_JOB_GPUS"], env["SLURM_CPUS_PER_TASK"]) == ("astana", "2,3", "8")

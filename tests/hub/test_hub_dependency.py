@@ -13,6 +13,7 @@ from apphub import AppHub, app_hub
 from steppe.app import jobs
 from steppe.app.errors import Invalid
 from steppe.client import models as m
+from steppe.control.rows import launch_from_row
 from steppe.executors.mock import MockExecutor
 
 
@@ -74,3 +75,30 @@ def test_a_job_waits_for_its_begin_time(tmp_path: Path) -> None:
         _wait(lambda: _reason(a, soon) == "BeginTime", "BeginTime")
         assert ("start", soon) not in executor.calls
         _wait(lambda: ("start", soon) in executor.calls, "the job to start at its begin time")
+
+
+def test_an_array_of_ten_with_a_throttle_of_two_runs_two_at_a_time(tmp_path: Path) -> None:
+    """``--array 0-9%2``: ten tasks in the store and the queue, the first task's id is the array's; at most
+    two run at once (the others wait with JobArrayTaskLimit); each task's launch carries its index."""
+    with app_hub(tmp_path, start=True) as a:
+        executor = a.hub.loop.executor
+        assert isinstance(executor, MockExecutor)
+        first = _submit(a, a.alice, array="0-9%2")
+        _wait(lambda: len([j for j in a.hub.loop.state.jobs.values() if j.spec.array_job == first]) == 10,
+              "ten tasks queued")  # fmt: skip
+        ended: list[int] = []
+        for _ in range(5):
+            _wait(lambda: len(executor.running) == 2, "two tasks running")
+            held = [j for j in a.hub.loop.state.jobs.values() if j.state.value == "PENDING"]
+            assert all(j.reason.value == "JobArrayTaskLimit" for j in held), [j.reason for j in held]
+            for job_id in sorted(executor.running):
+                executor.end(job_id, 0)
+                ended.append(job_id)
+        _wait(lambda: all(j.state.value != "PENDING" for j in a.hub.loop.state.jobs.values()), "every task ran")
+        assert len(ended) == 10
+        arrays = sorted(launch_from_row(jobs.visible_job(a.hub, a.alice, j)).array or () for j in ended)
+        assert arrays == [(first, task, 10) for task in range(10)]  # each launch: the array, its index, its size
+        view = jobs.visible_job(a.hub, a.alice, ended[-1])
+        assert view.array_job_id == first and view.array_count == 10 and view.array_limit == 2
+        with pytest.raises(ValueError, match="array"):
+            m.JobSubmit.model_validate({"project": "kaznu/nlp", "argv": ["x"], "array": "5-1"})

@@ -51,8 +51,10 @@ def test_the_issues_script_submitted_unchanged(h: CliHub, run_dir: Path) -> None
     job = h.wait(int(r.out), "RUNNING")
     assert (job.gpus, job.walltime_s, job.name) == (1, 300.0, "train")
     warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: not supported yet, ignored: --cpus-per-task=8, --mem=32G, --array=0-3 (the job "
+    assert warnings == ["warning: not supported yet, ignored: --cpus-per-task=8, --mem=32G (the job "
                         "is submitted without them)"], r.err  # fmt: skip
+    tasks = [j for j in h.hub.loop.state.jobs.values() if j.spec.array_job == int(r.out)]
+    assert sorted(t.spec.array_task for t in tasks) == [0, 1, 2, 3]  # --array=0-3: four tasks
     assert "error" not in r.err
     launch = h.hub.loop.launches[job.id]
     assert launch.submit_dir == str(run_dir)

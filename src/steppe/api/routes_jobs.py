@@ -81,6 +81,7 @@ def job_view(
         position=entry.position if entry else None, est_start_s=entry.est_start_s if entry else None,
         events=None if events is None else [m.JobEvent(t_s=e.t_s, state=e.state, reason=e.reason) for e in events],
         dependency=_dependency_text(getattr(row, "dependency", None)), begin_s=getattr(row, "begin_s", None),
+        array_job_id=getattr(row, "array_job_id", None), array_task_id=getattr(row, "array_task_id", None),
     )  # fmt: skip
 
 

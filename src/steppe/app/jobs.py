@@ -40,6 +40,7 @@ from steppe.app.errors import Conflict, Forbidden, Invalid, NotFound, TermsNotAc
 from steppe.app.submission import validate_submission
 from steppe.client import models as m
 from steppe.control.views import PendingJob, RunningJob
+from steppe.core.arrays import parse_array
 from steppe.governance.residency import decide
 from steppe.store import governance as gov_repo
 from steppe.store import jobs as job_repo
@@ -88,11 +89,23 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
         raise TermsNotAccepted(terms)
     dataset_ids = _dataset_ids(hub, body.datasets)
     actor = who.name
+    tasks, limit = parse_array(body.array) if body.array is not None else ((), 0)
+    if tasks:
+        values.update(array_task_id=tasks[0], array_count=len(tasks), array_limit=limit or None)
+    task_ids: list[int] = []
 
     def write(conn: Connection) -> int:
         job_id = job_repo.insert_job(conn, values, actor)
         if dataset_ids:
             gov_repo.link_job_datasets(conn, job_id, dataset_ids)
+        if tasks:  # an array: its first task's id is the array's; the others follow in one transaction
+            job_repo.set_array_job(conn, job_id, job_id)
+            task_ids[:] = [job_id]
+            for task in tasks[1:]:
+                more = job_repo.insert_job(conn, {**values, "array_job_id": job_id, "array_task_id": task}, actor)
+                if dataset_ids:
+                    gov_repo.link_job_datasets(conn, more, dataset_ids)
+                task_ids.append(more)
         return job_id
 
     try:
@@ -103,7 +116,12 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
             raise
         return found
     row = SimpleNamespace(**job_repo.NEW_JOB, **values, id=job_id, org=org, project_name=name, user=who.name)
-    hub.loop.submitted(row, list(dict.fromkeys(body.datasets)) if dataset_ids else [])  # the row, not re-read
+    names = list(dict.fromkeys(body.datasets)) if dataset_ids else []
+    if tasks:
+        row.array_job_id = job_id
+        for task_id, task in zip(task_ids[1:], tasks[1:], strict=True):
+            hub.loop.submitted(SimpleNamespace(**{**vars(row), "id": task_id, "array_task_id": task}), names)
+    hub.loop.submitted(row, names)  # the row, not re-read
     hub.loop.wake()
     return Submitted(job_id, row)
 

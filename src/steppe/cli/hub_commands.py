@@ -39,6 +39,7 @@ from steppe.client.script import (
     set_option,
 )
 from steppe.client.timespec import parse_lifetime, parse_when
+from steppe.core.arrays import parse_array
 from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.units import parse_power, parse_time_limit
 
@@ -225,6 +226,7 @@ def submit(
         str | None, typer.Option("--dependency", "-d", help="afterok|afterany|afternotok|after:ID[:ID],singleton")
     ] = None,
     begin: Annotated[str | None, typer.Option("--begin", "-b", help="not before: now+1hour, 2026-12-01T18:00")] = None,
+    array: Annotated[str | None, typer.Option("--array", "-a", help="tasks and throttle, e.g. 0-99%8")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="resubmitting with the same key is a no-op")] = None,
     parsable: Annotated[bool, typer.Option(help="print only the job id")] = False,
     as_json: JsonOpt = False,
@@ -253,7 +255,7 @@ def submit(
         raise typer.BadParameter("give a script, a command after --, or --wrap", param_hint="COMMAND")
     given = {"project": project, "gpus": gpus, "gpu_type": gpu_type, "gres": gres, "time": time_limit,
              "job_name": job_name, "output": output, "error": error, "chdir": chdir, "qos": qos,
-             "export": export, "dependency": dependency, "begin": begin}  # fmt: skip
+             "export": export, "dependency": dependency, "begin": begin, "array": array}  # fmt: skip
     opts = dict(directives.options)  # the script's, then the command line's over them
     for key, value in given.items():
         if value is not None:
@@ -275,6 +277,9 @@ def submit(
             body["dependency"] = format_dependency(parse_dependency(opts["dependency"]))
         if "begin" in opts:
             body["begin_s"] = parse_when(opts["begin"])
+        if "array" in opts:
+            parse_array(opts["array"])
+            body["array"] = opts["array"]
     except ValueError as exc:
         print_error(f"bad value: {exc}")  # one line, exit 2 (bad usage)
         raise typer.Exit(2) from None

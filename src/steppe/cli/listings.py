@@ -95,8 +95,13 @@ def tres(j: m.Job) -> str:
     return f"gres/gpu:{kind}={j.gpus}" if kind else f"gres/gpu={j.gpus}"
 
 
+def _job_id(j: m.Job) -> str:
+    """squeue's ``%i``: an array task as ``ARRAY_TASK`` (``123_4``), else the job id."""
+    return f"{j.array_job_id}_{j.array_task_id}" if j.array_job_id is not None else str(j.id)
+
+
 SQUEUE: dict[str, tuple[str, Get]] = {
-    "i": ("JOBID", lambda j: str(j.id)),
+    "i": ("JOBID", _job_id),
     "j": ("NAME", lambda j: j.name),
     "u": ("USER", lambda j: j.user),
     "a": ("ACCOUNT", lambda j: j.project),
@@ -283,6 +288,10 @@ def show_lines(j: m.Job) -> list[str]:
         lines.insert(3, f"   Position={j.position}")
     if j.site:
         lines.append(f"   Site={j.site}")
+    if j.array_job_id is not None:
+        lines.append(f"   ArrayJobId={j.array_job_id} ArrayTaskId={j.array_task_id}")
+    if j.dependency:
+        lines.append(f"   Dependency={j.dependency}")
     if j.engine_job_id:
         lines.append(f"   EngineJobId={j.engine_job_id}")
     if j.stop_requested:

@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from steppe.core.arrays import parse_array
 from steppe.core.dependency import format_dependency, parse_dependency
 from steppe.core.text import text_problem
 
@@ -78,7 +79,7 @@ HUB_SET_ENV = frozenset({
     "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_JOB_NODELIST", "SLURM_NODELIST",
     "SLURM_JOB_NUM_NODES", "SLURM_NNODES", "SLURM_SUBMIT_DIR", "SLURM_JOB_ACCOUNT", "SLURM_JOB_PARTITION",
     "SLURM_JOB_USER", "SLURM_GPUS", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_NTASKS", "SLURM_CPUS_PER_TASK",
-    "SLURM_CLUSTER_NAME",
+    "SLURM_CLUSTER_NAME", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
 })  # fmt: skip
 """Variables the hub sets in every job (besides ``STEPPE_*``): a job's ``env`` may not name them."""
 COMMAND_PREVIEW_CHARS = 200
@@ -477,6 +478,22 @@ class JobSubmit(_Request):
         float | None, Field(gt=0, description="not before this time (POSIX seconds; sbatch --begin)",
                             examples=[1_796_100_000])
     ] = None
+    array: Annotated[
+        str | None,
+        Field(max_length=256, description="submit an array: its task indices and throttle, as sbatch's --array",
+              examples=["0-99%8"]),
+    ] = None
+
+    @field_validator("array")
+    @classmethod
+    def _array(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_array(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("array: ")) from None
+        return value.strip()
 
     @field_validator("dependency")
     @classmethod
@@ -626,6 +643,8 @@ class Job(BaseModel):
     staging: list[Staging] | None = Field(default=None, description="per dataset: route, staging time")
     dependency: str | None = Field(default=None, description="what it waits for (sbatch --dependency syntax)")
     begin_s: float | None = Field(default=None, description="not before this time (sbatch --begin)")
+    array_job_id: int | None = Field(default=None, description="a task of this array (its first task's job id)")
+    array_task_id: int | None = Field(default=None, description="its index in the array")
 
 
 class JobPage(BaseModel):

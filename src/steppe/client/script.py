@@ -43,6 +43,7 @@ OPTIONS = {
     "-o": "output", "--output": "output", "-e": "error", "--error": "error",
     "-D": "chdir", "--chdir": "chdir", "-q": "qos", "--qos": "qos", "--export": "export",
     "-d": "dependency", "--dependency": "dependency", "-b": "begin", "--begin": "begin",
+    "-a": "array", "--array": "array",
 }  # fmt: skip
 """The options Steppe supports in a script (and on ``submit``'s command line), by the field they set."""
 PREFIXES = ("#SBATCH", "#STEPPE")

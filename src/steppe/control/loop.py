@@ -65,6 +65,7 @@ from steppe.pipeline.endings import Ending, exit_ending, intent_ending
 from steppe.pipeline.environment import WallClock
 from steppe.pipeline.step import PipelineStep
 from steppe.scheduling.admission import DEFAULT_CHECKS, EngineAvailable
+from steppe.scheduling.arrays import ArrayThrottle
 from steppe.scheduling.dependency import BeginAt, DependencyCheck
 from steppe.scheduling.policies import make_policy
 from steppe.scheduling.power import PowerBudget
@@ -112,15 +113,16 @@ class HubLoop:
             executor.reachable, up_sites=up_sites, all_sites=fleet.cluster.site_names if up_sites else ()
         )
         self.dependencies = DependencyCheck(lookup=self._ended_state)  # sbatch --dependency
+        self.arrays = ArrayThrottle()  # sbatch --array ...%N
         checks = (
             self.engine, *DEFAULT_CHECKS, self.gpu_hours, ProjectGpuLimit(self.ledger),
-            *self.governance.checks(), self.dependencies, BeginAt(),
+            *self.governance.checks(), self.dependencies, BeginAt(), self.arrays,
         )  # fmt: skip
         self.power = power  # the facility cap, read at POSIX seconds (steppe.power.live); None: no power rules
         self.policy = make_policy(policy, checks=checks, **({"power": power} if power is not None else {}))
         usage = DecayedUsage()
         self.state = HubState(fleet.cluster, self.policy.new_queue(fleet.cluster, usage), usage)
-        self.state.listeners.append(self.dependencies)  # from the first job restored on: singleton counts runs
+        self.state.listeners.extend([self.dependencies, self.arrays])  # from the first job restored on
         self.journal = Journal()
         self.journal.node_names = fleet.node_names
         self.launches: dict[int, Launch] = {}

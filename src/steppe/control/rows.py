@@ -37,7 +37,14 @@ def spec_from_row(row: Any) -> JobSpec:
         user=row.user,
         dependency=tuple((str(k), int(j)) for k, j in (getattr(row, "dependency", None) or ())),
         begin_s=getattr(row, "begin_s", None),
+        array_job=getattr(row, "array_job_id", None) or 0,
+        array_task=_or(getattr(row, "array_task_id", None), -1),
+        array_limit=getattr(row, "array_limit", None) or 0,
     )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def launch_from_row(row: Any) -> Launch:
@@ -53,4 +60,13 @@ def launch_from_row(row: Any) -> Launch:
         user=row.user,
         user_id=row.user_id,
         submit_dir=getattr(row, "submit_dir", None),
+        array=_array(row),
     )
+
+
+def _array(row: Any) -> tuple[int, int, int] | None:
+    """``(array id, task index, tasks)`` of an array task's row, else None."""
+    array_id = getattr(row, "array_job_id", None)
+    if array_id is None:
+        return None
+    return int(array_id), int(row.array_task_id), int(row.array_count or 0)

@@ -60,6 +60,7 @@ _NO_ESTIMATE = frozenset(
         PendingReason.DATA_RESIDENCY,
         PendingReason.DEPENDENCY,
         PendingReason.DEPENDENCY_NEVER_SATISFIED,
+        PendingReason.JOB_ARRAY_TASK_LIMIT,
     }
 )
 

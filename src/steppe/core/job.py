@@ -67,6 +67,7 @@ class PendingReason(StrEnum):
     ENGINE_DOWN = "EngineDown"  # the engine that runs the hub's jobs (Slurm, Ray) does not answer
     DEPENDENCY = "Dependency"  # a job it depends on has not ended (or started) as it must yet
     DEPENDENCY_NEVER_SATISFIED = "DependencyNeverSatisfied"  # a job it depends on ended otherwise: never
+    JOB_ARRAY_TASK_LIMIT = "JobArrayTaskLimit"  # its array already runs as many tasks as its %N allows
 
 
 class WorkloadClass(StrEnum):
@@ -103,6 +104,9 @@ class JobSpec:
     deadline_s: float | None = None
     dependency: tuple[tuple[str, int], ...] = ()  # Slurm's --dependency, parsed (core/dependency.py)
     begin_s: float | None = None  # Slurm's --begin: not before this time
+    array_job: int = 0  # a task of the array with this id (its first task's job id); 0: not an array task
+    array_task: int = -1  # its index in the array (sbatch --array: %a)
+    array_limit: int = 0  # at most this many tasks of its array run at once (%N); 0: no limit
 
     def __post_init__(self) -> None:
         if not self.project:

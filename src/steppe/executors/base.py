@@ -53,6 +53,7 @@ class Launch:
     user: str
     user_id: int = 0
     submit_dir: str | None = None
+    array: tuple[int, int, int] | None = None  # a task of an array: (array id, its index, the array's tasks)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ unchanged, the ``SLURM_*`` variables sbatch sets, with Slurm's meaning (``slurm_
                                            and their device indices (when the executor knows them)
 ``SLURM_NTASKS``                           1 (one batch task)
 ``SLURM_CPUS_PER_TASK``                    the cores it asked for, when known
+``SLURM_ARRAY_JOB_ID``, ``_TASK_ID``,      a task of an array: the array's id, its index and the
+``SLURM_ARRAY_TASK_COUNT``                 array's tasks (also ``STEPPE_ARRAY_JOB_ID``, ``_TASK_ID``)
 =========================================  ==================================================
 
 Each executor sets them after the job's own variables, so a job cannot override them (the hub
@@ -53,6 +55,10 @@ def steppe_variables(rec: JobRecord, launch: Launch, nodes: Sequence[str]) -> di
         "STEPPE_JOB_ID": str(rec.job_id), "STEPPE_JOB_NAME": launch.name, "STEPPE_PROJECT": launch.project,
         "STEPPE_USER": launch.user, "STEPPE_GPUS": str(rec.gpus), "STEPPE_GPU_TYPE": rec.gpu_type,
         "STEPPE_NODELIST": ",".join(nodes),
+        **(
+            {"STEPPE_ARRAY_JOB_ID": str(launch.array[0]), "STEPPE_ARRAY_TASK_ID": str(launch.array[1])}
+            if launch.array is not None else {}
+        ),
     }  # fmt: skip
 
 
@@ -75,6 +81,10 @@ def slurm_variables(
         env["SLURM_JOB_GPUS"] = ",".join(str(d) for d in gpu_ids)
     if cpus_per_task is not None:
         env["SLURM_CPUS_PER_TASK"] = str(cpus_per_task)
+    if launch.array is not None:  # a task of an array (sbatch --array)
+        array_id, task, count = launch.array
+        env.update(SLURM_ARRAY_JOB_ID=str(array_id), SLURM_ARRAY_TASK_ID=str(task),
+                   SLURM_ARRAY_TASK_COUNT=str(count))  # fmt: skip
     return env
 
 

@@ -111,6 +111,11 @@ def insert_job(conn: Connection, values: dict[str, Any], actor: str) -> int:
     return job_id
 
 
+def set_array_job(conn: Connection, job_id: int, array_job_id: int) -> None:
+    """Name the array a task belongs to (its first task's id, known once that one is inserted)."""
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(array_job_id=array_job_id))
+
+
 def find_by_idempotency_key(conn: Connection, user_id: int, key: str) -> RowMapping | None:
     stmt = select(jobs.c.id, jobs.c.request_sha256).where(jobs.c.user_id == user_id, jobs.c.idempotency_key == key)
     return conn.execute(stmt).mappings().first()

@@ -141,6 +141,10 @@ jobs = Table(
     Column("submit_dir", Text, nullable=True),  # revision 0005; None: submitted without one (SLURM_SUBMIT_DIR)
     Column("dependency", JSON, nullable=True),  # revision 0006: [[kind, job id], ...] (core/dependency.py)
     Column("begin_s", Float, nullable=True),  # revision 0006: not before this time (sbatch --begin)
+    Column("array_job_id", Integer, nullable=True),  # revision 0006: a task of this array (its first task's id)
+    Column("array_task_id", Integer, nullable=True),  # revision 0006: its index (%a)
+    Column("array_count", Integer, nullable=True),  # revision 0006: the array's tasks
+    Column("array_limit", Integer, nullable=True),  # revision 0006: at most this many run at once (%N)
     UniqueConstraint("user_id", "idempotency_key"),
     Index(None, "state"),
     Index(None, "project_id", "submit_s"),

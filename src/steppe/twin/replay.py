@@ -37,6 +37,7 @@ from steppe.metering import MemorySink
 from steppe.pipeline.step import PipelineStep
 from steppe.power import PowerSetup, power_ceiling_w
 from steppe.scheduling.admission import DEFAULT_CHECKS, AdmissionCheck
+from steppe.scheduling.arrays import ArrayThrottle
 from steppe.scheduling.dependency import BeginAt, DependencyCheck
 from steppe.scheduling.gate import PowerCeiling, SubmissionGate
 from steppe.scheduling.policies import Policy, make_policy
@@ -95,6 +96,9 @@ def replay(
     cluster = cluster.with_tenants(trace.tenants)
     dependencies = _dependency_check(trace)
     begins = (BeginAt(),) if any(j.begin_s is not None for j in trace.jobs) else ()
+    throttle = ArrayThrottle() if any(j.array_limit for j in trace.jobs) else None
+    if throttle is not None:
+        begins = (*begins, throttle)
     if isinstance(policy, str):
         options: dict[str, Any] = {}
         if power is not None and power.budget is not None:
@@ -115,6 +119,8 @@ def replay(
     state.listeners.extend([meter, log, *([checker] if checker else []), *listeners])
     if dependencies is not None:
         state.listeners.append(dependencies)
+    if throttle is not None:
+        state.listeners.append(throttle)
     site_power = {s: EnergyMeter(state, power, s) for s in power.site_timelines} if power is not None else {}
     hub_power = EnergyMeter(state, power) if power is not None and not site_power else None
     state.listeners.extend([hub_power] if hub_power is not None else site_power.values())
