@@ -122,8 +122,10 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_adopts_both_af
     wait_for(lambda: all(t.member.logs(j.id).data == "up\n" for j in (big, h100)), DEADLINE_S, "both jobs' output")
     astana, almaty = t.member.get_job(big.id), t.member.get_job(h100.id)
     assert (astana.state, astana.site, almaty.state, almaty.site) == ("RUNNING", "astana", "RUNNING", "almaty")
-    shown = dict(line.split("=", 1) for line in steppe_cli(sites_hub, "show", str(big.id)).splitlines() if "=" in line)
-    assert shown["site"] == "astana" and shown["engine_job_id"] == astana.engine_job_id
+    pairs = [word.split("=", 1) for line in steppe_cli(sites_hub, "show", str(big.id)).splitlines()
+             for word in line.split() if "=" in word]  # scontrol's Key=Value words
+    shown = {key: value for key, value in pairs}
+    assert shown["Site"] == "astana" and shown["EngineJobId"] == astana.engine_job_id
     record = json.loads((sites_hub.data_dir / "slurm" / f"{big.id}.json").read_text())
     assert astana.engine_job_id == str(record["slurm_id"])  # Slurm's job id: it ran in Slurm
     assert slurm_comments(slurm).count(record["marker"]) == 1
