@@ -65,7 +65,7 @@ def test_migrations_match_the_tables(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
     open_store(str(store.engine.url.render_as_string(hide_password=False))).close()  # re-opening is a no-op
 
 

@@ -453,13 +453,19 @@ def show(job_id: int, as_json: JsonOpt = False) -> None:
 
 
 def nodes(as_json: JsonOpt = False) -> None:
-    """Nodes and their free GPUs (like sinfo).
+    """Nodes, their state and free GPUs (like sinfo).
+
+    STATE: idle, mixed, allocated, drain (drained, empty), draining (drained, jobs
+    still running), down (the engine no longer offers it); REASON: why drained.
 
     Example: steppe nodes
     """
     items = _client().nodes()
-    rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))] for n in items]
-    header = ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
+    rows = [[n.name, n.state, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))]
+            for n in items]  # fmt: skip
+    header = ["NODE", "STATE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
+    if any(n.reason for n in items):  # drained nodes: why (as sinfo -R)
+        header, rows = [*header, "REASON"], [[*row, n.reason or ""] for n, row in zip(items, rows, strict=True)]
     if any(n.site for n in items):  # a hub at several sites: where each node is
         header, rows = ["SITE", *header], [[n.site or "", *row] for n, row in zip(items, rows, strict=True)]
     _emit(list(items), as_json, header, rows)

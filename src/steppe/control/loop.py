@@ -69,6 +69,7 @@ from steppe.scheduling.policies import make_policy
 from steppe.scheduling.power import PowerBudget
 from steppe.store import Store, tenancy
 from steppe.store import jobs as job_repo
+from steppe.store import nodes as node_repo
 
 log = logging.getLogger("steppe.hub")
 FOREIGN_EVERY_S = 1.0
@@ -135,6 +136,8 @@ class HubLoop:
         self._reload = threading.Event()
         self._reload_gov = threading.Event()
         self._reload_tenants = threading.Event()
+        self._reload_drains = threading.Event()
+        self.drains: dict[int, str] = {}  # drained node index -> the operator's reason (``steppe node drain``)
         self._file_tenants = dict(fleet.cluster.tenants)  # what the cluster file declares; the store overrides
         self._cond = threading.Condition()
         self._begun = self._done = 0
@@ -154,6 +157,7 @@ class HubLoop:
 
         recover(self, self.clock())
         self._load_tenants()
+        self._load_drains()
         with self.store.read() as conn:
             self.governance.load(conn)
             self.governance.add_jobs(conn, list(self.state.jobs))
@@ -216,6 +220,22 @@ class HubLoop:
             tenants[row.name] = TenantSpec(row.name, weight, quota)
         self.state.set_tenants(tenants)
 
+    def reload_drains(self) -> None:
+        """Re-read the drained nodes from the store before the next cycle (a drain or a resume)."""
+        self._reload_drains.set()
+        self.env.wake()
+
+    def _load_drains(self) -> None:
+        """Hold the drained nodes' idle GPUs out of the inventory (``HubState.set_drained``): jobs
+        running there go on, nothing new starts there; a resumed node's GPUs are given back."""
+        with self.store.read() as conn:
+            rows = node_repo.drained(conn)
+        index = {name: i for i, name in enumerate(self.fleet.node_names)}
+        drains = {index[r.node]: r.reason for r in rows if r.node in index}
+        if self.state.set_drained(drains):
+            log.info("drained nodes: %s", ", ".join(self.fleet.node_names[i] for i in sorted(drains)) or "none")
+        self.drains = drains
+
     def reload_governance(self) -> None:
         """Re-read approvals and datasets from the store before the next cycle, and run one."""
         self._reload_gov.set()
@@ -277,6 +297,9 @@ class HubLoop:
         if self._reload_tenants.is_set():
             self._reload_tenants.clear()
             self._load_tenants()
+        if self._reload_drains.is_set():
+            self._reload_drains.clear()
+            self._load_drains()
         if self._reload_gov.is_set():
             self._reload_gov.clear()
             with self.store.read() as conn:
