@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from apphub import app_hub
 
 from steppe.app import audit, nodes
 from steppe.app.errors import Conflict, Forbidden, NotFound
@@ -16,7 +17,6 @@ from steppe.control.harness import LoopHarness
 from steppe.control.views import engine_down_nodes, nodes_view
 from steppe.executors.mock import MockExecutor
 from steppe.store import nodes as node_repo
-from tests.hub.apphub import app_hub
 
 
 def _drain(h: LoopHarness, node: str, reason: str = "bad fan") -> None:

@@ -33,7 +33,7 @@ def resume(node: str, body: m.NodeResume, hub: HubDep, who: Who) -> m.Node:
 
 @router.get("/priorities", response_model=list[m.Priority])
 def job_priorities(
-    hub: HubDep, who: Who, jobs: Annotated[list[int] | None, Query(alias="job", description="only these job ids")] = None
+    hub: HubDep, who: Who, jobs: Annotated[list[int] | None, Query(alias="job", description="only these ids")] = None
 ) -> list[m.Priority]:
     """Pending jobs' priority and its weighted factors in the scheduler's order (``sprio``); a member
     sees their organisation's jobs, a hub-admin all."""

@@ -63,8 +63,8 @@ def sprio(
     items = _client().priorities(jobs)
     rows = [[str(p.job_id), p.org, p.project, str(p.position), _num(p.priority), _num(p.age), _num(p.fairshare),
              _num(p.job_size), _num(p.qos)] for p in items]  # fmt: skip
-    _emit(list(items), as_json, ["JOBID", "ACCOUNT", "PROJECT", "POS", "PRIORITY", "AGE", "FAIRSHARE", "JOBSIZE", "QOS"],
-          rows)  # fmt: skip
+    header = ["JOBID", "ACCOUNT", "PROJECT", "POS", "PRIORITY", "AGE", "FAIRSHARE", "JOBSIZE", "QOS"]
+    _emit(list(items), as_json, header, rows)
 
 
 def sshare(as_json: JsonOpt = False) -> None:

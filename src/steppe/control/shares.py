@@ -87,8 +87,9 @@ class Share:
     fairshare: float | None
 
 
-def fair_share_inputs(state: HubState, now: float) -> FairShareInputs:
-    """Copy what sprio and sshare need from the state (on the loop's thread, after a step)."""
+def fair_share_inputs(state: HubState, now: float, pending: tuple[PendingJob, ...] = ()) -> FairShareInputs:
+    """Copy what sprio and sshare need from the state (on the loop's thread, after a step); ``pending``:
+    the waiting jobs (a policy without fair share counts the organisations that wait, run or have usage)."""
     cluster = state.cluster
     qos = {name: spec.priority for name, spec in cluster.qos.items()}
     queue = state.queue
@@ -98,7 +99,8 @@ def fair_share_inputs(state: HubState, now: float) -> FairShareInputs:
         names = list(factors)
     else:
         factors, at = None, now
-        names = sorted(set(cluster.tenants) | set(state.usage.tenants()))
+        names = sorted({*cluster.tenants, *state.usage.tenants(), *(j.tenant for j in pending),
+                        *(r.spec.tenant for r in state.running.values())})  # fmt: skip
     raw = {t: (spec.weight if (spec := cluster.tenants.get(t)) is not None else 1.0) for t in names}
     top = max(qos.values(), default=0.0)
     return FairShareInputs(

@@ -357,11 +357,12 @@ class ReadModelPublisher:
             errors=loop.errors, power_draw_w=state.power_draw_w,
             site_power_draw_w=MappingProxyType(dict(state.site_draw_w)),
         )  # fmt: skip
+        waiting = tuple(pending)
         nodes = tuple(nodes_view(state, loop.drains, engine_down_nodes(loop.executor, loop.fleet.node_names)))
         model = ReadModel(
-            step=loop.cycles, time_s=now, running=run_view, pending=tuple(pending), nodes=nodes,
+            step=loop.cycles, time_s=now, running=run_view, pending=waiting, nodes=nodes,
             counters=counters, free_by_pool=MappingProxyType(dict(inv.free_by_pool)),
-            pools_of=MappingProxyType(dict(inv.pools_of)), fair_share=fair_share_inputs(state, now),
+            pools_of=MappingProxyType(dict(inv.pools_of)), fair_share=fair_share_inputs(state, now, waiting),
         )  # fmt: skip
         self.model = model  # the one swap: readers see the previous model or this one, whole
         self._published_at = time.monotonic()
