@@ -111,6 +111,9 @@ def serve(
         str | None, typer.Option(help="facility cap to schedule under, e.g. 500kW (--site's windows keep their ratio)")
     ] = None,
     cap_floor: Annotated[float, typer.Option(help="lowest per-job GPU cap under --power-cap, fraction of TDP")] = 0.6,
+    log_format: Annotated[
+        str, typer.Option(help="server log: text, or json (one object per line: job transitions, admin actions)")
+    ] = "text",
 ) -> None:
     """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster).
 
@@ -129,6 +132,8 @@ def serve(
             raise typer.BadParameter(f"must be positive, got {power_cap}", param_hint="--power-cap")
     if not 0.4 <= cap_floor <= 1.0:
         raise typer.BadParameter(f"must be within 0.4-1.0 of TDP, got {cap_floor:g}", param_hint="--cap-floor")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"text or json, got {log_format!r}", param_hint="--log-format")
     options: dict[str, str] = {}
     for item in executor_opt or []:
         key, eq, value = item.partition("=")
@@ -145,7 +150,7 @@ def serve(
         executor_options=tuple(sorted(options.items())),
         power_cap_w=power_cap_w, cap_floor=cap_floor,
     )  # fmt: skip
-    run(settings, host, port, reset_admin_token)
+    run(settings, host, port, reset_admin_token, log_format=log_format)
 
 
 def login(

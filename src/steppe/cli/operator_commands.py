@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from steppe.cli.hub_commands import JsonOpt, _client, _emit
+from steppe.cli import hub_commands
+from steppe.cli.hub_commands import JsonOpt, _emit
 
 node_app = typer.Typer(help="Drain and resume nodes (hub-admin).", no_args_is_help=True)
 
@@ -29,7 +30,7 @@ def drain(
 
     Example: steppe node drain node001 --reason 'replace fan'
     """
-    n = _client().drain_node(node, reason)
+    n = hub_commands._client().drain_node(node, reason)
     typer.echo(f"Node {n.name} is {n.state.upper()}: {n.reason}")
 
 
@@ -42,7 +43,7 @@ def resume(
 
     Example: steppe node resume node001 --reason 'fan replaced'
     """
-    n = _client().resume_node(node, reason)
+    n = hub_commands._client().resume_node(node, reason)
     typer.echo(f"Node {n.name} is {n.state.upper()}")
 
 
@@ -60,7 +61,7 @@ def sprio(
 
     Example: steppe sprio ; steppe sprio -j 42
     """
-    items = _client().priorities(jobs)
+    items = hub_commands._client().priorities(jobs)
     rows = [[str(p.job_id), p.org, p.project, str(p.position), _num(p.priority), _num(p.age), _num(p.fairshare),
              _num(p.job_size), _num(p.qos)] for p in items]  # fmt: skip
     header = ["JOBID", "ACCOUNT", "PROJECT", "POS", "PRIORITY", "AGE", "FAIRSHARE", "JOBSIZE", "QOS"]
@@ -74,7 +75,7 @@ def sshare(as_json: JsonOpt = False) -> None:
 
     Example: steppe sshare
     """
-    items = _client().shares()
+    items = hub_commands._client().shares()
     rows = [[s.org, f"{s.raw_shares:g}", f"{s.norm_shares:.6f}", f"{s.raw_usage:.0f}", f"{s.norm_usage:.6f}",
              f"{s.effective_usage:.6f}", _num(s.fairshare, ".6f")] for s in items]  # fmt: skip
     _emit(list(items), as_json, ["Account", "RawShares", "NormShares", "RawUsage", "NormUsage", "EffectvUsage",

@@ -87,13 +87,18 @@ class Journal:
     def set(self, job_id: int, **cols: Any) -> None:
         self.updates[job_id].update(cols)
 
-    def flush(self, conn: Connection, usage_rows: list[dict[str, Any]], request_ids: list[int], store: Any) -> None:
-        """Write everything buffered (in the caller's transaction) and forget it."""
+    def flush(
+        self, conn: Connection, usage_rows: list[dict[str, Any]], request_ids: list[int], store: Any
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Write everything buffered (in the caller's transaction) and forget it; returns the events
+        written, each with its job's written columns (the exit code of an end), for the server log."""
         for row in usage_rows:
             upd = self.updates[row["job_id"]]
             upd["charged_until_s"] = max(upd.get("charged_until_s") or 0.0, row["last_s"])
         job_repo.apply_changes(conn, dict(self.updates), self.events)
         store.add_usage(conn, usage_rows)
         job_repo.delete_requests(conn, request_ids)
+        updates, events = self.updates, self.events
         self.updates = defaultdict(dict)
         self.events = []
+        return [(e, updates.get(e["job_id"]) or {}) for e in events] if events else []

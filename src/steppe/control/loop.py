@@ -72,6 +72,7 @@ from steppe.store import jobs as job_repo
 from steppe.store import nodes as node_repo
 
 log = logging.getLogger("steppe.hub")
+transitions_log = logging.getLogger("steppe.jobs")
 FOREIGN_EVERY_S = 1.0
 """How often the loop reads which GPUs the engine's other jobs hold (``HubLoop._hold_foreign``)."""
 T = TypeVar("T")
@@ -361,8 +362,15 @@ class HubLoop:
 
     def before_stops(self) -> None:
         """Walltime stops are asked before the cycle: their intents are written first."""
+        self._flush([], [])
+
+    def _flush(self, usage_rows: list[Any], request_ids: list[int]) -> None:
+        """Write the journal in one transaction, then log the job transitions it held (once committed)."""
         with self.store.write() as conn:
-            self.journal.flush(conn, [], [], self.store)
+            written = self.journal.flush(conn, usage_rows, request_ids, self.store)
+        if written and transitions_log.isEnabledFor(logging.INFO):
+            for event, cols in written:
+                log_transition(event, cols)
 
     def committed(self, plan: Plan, applied: Applied, now: float) -> None:
         """Persist the step in one transaction, then drop ended jobs from memory."""
@@ -376,8 +384,7 @@ class HubLoop:
         usage_rows = self.usage.take_rows()
         request_ids, self._request_ids = self._request_ids, []
         if self.journal or usage_rows or request_ids:
-            with self.store.write() as conn:
-                self.journal.flush(conn, usage_rows, request_ids, self.store)
+            self._flush(usage_rows, request_ids)
         self._forget_finished()
 
     def executed(self, now: float) -> None:
@@ -387,8 +394,7 @@ class HubLoop:
         if handles:
             for job_id, handle in handles.items():
                 self.journal.set(job_id, handle=handle)
-            with self.store.write() as conn:
-                self.journal.flush(conn, [], [], self.store)
+            self._flush([], [])
 
     def _read_inbox(self) -> tuple[list[Any], dict[int, Any]]:
         """The requests the API wrote, and the rows of the jobs submitted by them (handed over or read)."""
@@ -467,3 +473,25 @@ class HubLoop:
         if expiry != math.inf:
             times.append(expiry)
         return min(times) if times else None
+
+
+_EVENT_OF = {"RUNNING": "job.start", "PENDING": "job.requeue", "PREEMPTED": "job.preempt"}
+
+
+def log_transition(event: dict[str, Any], cols: dict[str, Any]) -> None:
+    """One structured line (``steppe.api.logs``) for a job transition the loop wrote: ``job.start``
+    (where), ``job.end`` (state, reason, exit code and signal), ``job.preempt``, ``job.requeue``.
+
+    Example: ``{"job_id": 7, "t_s": 10.0, "state": "FAILED", "reason": "exit code 3"}`` with
+    ``{"exit_code": 3, "exit_signal": 0, "reason": "NonZeroExitCode"}`` logs ``job 7 FAILED: exit
+    code 3`` with the fields ``event=job.end``, ``state=FAILED``, ``exit_code=3``, ``signal=0``.
+    """
+    state = event["state"]
+    fields: dict[str, Any] = {"event": _EVENT_OF.get(state, "job.end"), "job_id": event["job_id"], "state": state,
+                              "t_s": event["t_s"], "detail": event["reason"]}  # fmt: skip
+    if state in _ENDED:
+        fields.update(reason=cols.get("reason"), exit_code=cols.get("exit_code"), signal=cols.get("exit_signal"))
+    transitions_log.info("job %d %s: %s", event["job_id"], state, event["reason"], extra={"fields": fields})
+
+
+_ENDED = frozenset(s.value for s in TERMINAL_STATES)
