@@ -14,7 +14,7 @@ from apphub import app_hub
 from steppe.app import audit, nodes
 from steppe.app.errors import Conflict, Forbidden, NotFound
 from steppe.control.harness import LoopHarness
-from steppe.control.views import engine_down_nodes, nodes_view
+from steppe.control.views import ReadModelPublisher, engine_down_nodes, nodes_view
 from steppe.executors.mock import MockExecutor
 from steppe.store import nodes as node_repo
 
@@ -67,6 +67,22 @@ def test_a_draining_node_runs_its_jobs_to_the_end_and_starts_nothing_new(tmp_pat
         assert h.step(1.0)  # the resume is an event of its own: the next cycle starts c there
         assert h.job(c)["state"] == "RUNNING" and _node_of(h, c) == busy
         assert _states(h)[busy] == ("allocated", "")
+    finally:
+        h.close()
+
+
+def test_a_job_on_a_drained_node_frees_nothing_in_the_estimated_starts(tmp_path: Path) -> None:
+    h = LoopHarness(tmp_path, nodes=2, gpus=4)
+    try:
+        a, b = h.submit(gpus=4, walltime_s=600.0), h.submit(gpus=4, walltime_s=1200.0)
+        assert h.step()
+        _drain(h, _node_of(h, a))
+        c = h.submit(gpus=4)
+        assert h.step()
+        model = ReadModelPublisher(h.loop).publish()
+        assert model.on_drained == {a}
+        (entry,) = model.queue
+        assert entry.job_id == c and entry.est_start_s == h.clock() + 1200.0  # when b ends, not a
     finally:
         h.close()
 

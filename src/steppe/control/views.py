@@ -17,7 +17,8 @@ that read the model before the swap sees step 40's view in full.
 **Estimated start.** Walk the pending queue in the policy's order and place each job, on paper,
 at the earliest time enough GPUs of its type are free in one pool (one site's GPUs of that type),
 assuming every running job runs to its walltime limit and the jobs ahead start in order (the
-backfill reservation's shadow-time walk, continued down the queue). For a FIFO-ordered policy
+backfill reservation's shadow-time walk, continued down the queue). A job running on a drained
+node frees nothing: its GPUs stay with the drain. For a FIFO-ordered policy
 this is an upper bound: backfill can only start a job earlier. Jobs held by a limit
 (``QOSGrpGRES``, ``AssocGrpGRESMinutes``, ``ReqNodeNotAvail``, ...) have no estimate (null),
 and neither do jobs past the first ``estimate_depth`` in the queue.
@@ -215,6 +216,7 @@ class ReadModel:
     pools_of: Mapping[str | None, tuple[str, ...]] = field(default_factory=_empty)  # GPU type (None: any) -> pools
     estimate_depth: int = 200
     fair_share: FairShareInputs = field(default_factory=FairShareInputs)  # what sprio and sshare read
+    on_drained: frozenset[int] = frozenset()  # running jobs on a drained node (their GPUs free no one)
 
     @cached_property
     def priorities(self) -> tuple[JobPriority, ...]:
@@ -252,8 +254,10 @@ def estimate(model: ReadModel) -> list[QueueEntry]:
     """Pending jobs in priority order with estimated starts (see **Estimated start**), from a read model."""
     pools = model.pools_of.get(None, ())
     events: dict[str, SortedList] = {p: SortedList() for p in pools}  # (time, +gpus freed)
+    held = model.on_drained
     for r in model.running:
-        events[r.pool or r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
+        if r.job_id not in held:  # a job on a drained node gives its GPUs to the drain, not to the queue
+            events[r.pool or r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
     free = dict(model.free_by_pool)
     t0 = model.time_s
     out: list[QueueEntry] = []
@@ -358,11 +362,17 @@ class ReadModelPublisher:
             site_power_draw_w=MappingProxyType(dict(state.site_draw_w)),
         )  # fmt: skip
         waiting = tuple(pending)
+        drained = state.drained
+        on_drained = (
+            frozenset(r.job_id for r in running if any(node in drained for node, _ in r.allocation))
+            if drained else frozenset()
+        )  # fmt: skip
         nodes = tuple(nodes_view(state, loop.drains, engine_down_nodes(loop.executor, loop.fleet.node_names)))
         model = ReadModel(
             step=loop.cycles, time_s=now, running=run_view, pending=waiting, nodes=nodes,
             counters=counters, free_by_pool=MappingProxyType(dict(inv.free_by_pool)),
             pools_of=MappingProxyType(dict(inv.pools_of)), fair_share=fair_share_inputs(state, now, waiting),
+            on_drained=on_drained,
         )  # fmt: skip
         self.model = model  # the one swap: readers see the previous model or this one, whole
         self._published_at = time.monotonic()
