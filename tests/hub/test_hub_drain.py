@@ -76,6 +76,7 @@ def test_a_job_on_a_drained_node_frees_nothing_in_the_estimated_starts(tmp_path:
     try:
         a, b = h.submit(gpus=4, walltime_s=600.0), h.submit(gpus=4, walltime_s=1200.0)
         assert h.step()
+        assert {_node_of(h, a), _node_of(h, b)} == set(h.fleet.node_names)
         _drain(h, _node_of(h, a))
         c = h.submit(gpus=4)
         assert h.step()
