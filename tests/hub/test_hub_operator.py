@@ -78,6 +78,9 @@ def test_drain_and_resume_from_the_cli_with_state_and_reason_in_nodes(h: CliHub)
     assert resumed.code == 0 and f"Node {node} is" in resumed.out
     h.wait(waiting, "RUNNING")
     assert h.steppe("root", "node", "resume", node).code == 1  # not drained
+    root = {"Authorization": f"Bearer {h.tokens['root']}"}
+    assert h.http.post(f"/api/v1/nodes/{node}/drain", json={"reason": "again"}, headers=root).status_code == 200
+    assert h.http.post(f"/api/v1/nodes/{node}/resume", headers=root).json()["state"] == "mixed"  # no body needed
 
 
 def test_sprio_and_sshare_print_slurm_columns(h: CliHub) -> None:
@@ -137,7 +140,7 @@ def test_the_server_logs_job_transitions_and_admin_actions_as_json_with_request_
 
 
 def test_preemption_and_requeue_are_logged(lines: Lines) -> None:
-    from steppe.control.loop import log_transition
+    from steppe.control.journal import log_transition
 
     log_transition({"job_id": 5, "t_s": 1.0, "state": "PREEMPTED", "reason": "preempted"}, {})
     log_transition({"job_id": 5, "t_s": 1.0, "state": "PENDING", "reason": "requeued after preemption"}, {})

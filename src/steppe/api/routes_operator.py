@@ -26,9 +26,10 @@ def drain(node: str, body: m.NodeDrain, hub: HubDep, who: Who) -> m.Node:
 
 
 @router.post("/nodes/{node}/resume", response_model=m.Node)
-def resume(node: str, body: m.NodeResume, hub: HubDep, who: Who) -> m.Node:
-    """Give a drained node back to the scheduler (hub-admin; audited as ``node.resume``)."""
-    return nodes.resume(hub, who, node, body.reason)
+def resume(node: str, hub: HubDep, who: Who, body: m.NodeResume | None = None) -> m.Node:
+    """Give a drained node back to the scheduler (hub-admin; audited as ``node.resume``, with the
+    body's optional reason)."""
+    return nodes.resume(hub, who, node, body.reason if body is not None else "")
 
 
 @router.get("/priorities", response_model=list[m.Priority])

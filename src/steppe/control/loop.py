@@ -48,7 +48,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from steppe.control.governance import GovernanceView
-from steppe.control.journal import Journal
+from steppe.control.journal import Journal, log_transition, transitions_log
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.machine import Fleet
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
@@ -72,7 +72,6 @@ from steppe.store import jobs as job_repo
 from steppe.store import nodes as node_repo
 
 log = logging.getLogger("steppe.hub")
-transitions_log = logging.getLogger("steppe.jobs")
 FOREIGN_EVERY_S = 1.0
 """How often the loop reads which GPUs the engine's other jobs hold (``HubLoop._hold_foreign``)."""
 T = TypeVar("T")
@@ -474,24 +473,3 @@ class HubLoop:
             times.append(expiry)
         return min(times) if times else None
 
-
-_EVENT_OF = {"RUNNING": "job.start", "PENDING": "job.requeue", "PREEMPTED": "job.preempt"}
-
-
-def log_transition(event: dict[str, Any], cols: dict[str, Any]) -> None:
-    """One structured line (``steppe.api.logs``) for a job transition the loop wrote: ``job.start``
-    (where), ``job.end`` (state, reason, exit code and signal), ``job.preempt``, ``job.requeue``.
-
-    Example: ``{"job_id": 7, "t_s": 10.0, "state": "FAILED", "reason": "exit code 3"}`` with
-    ``{"exit_code": 3, "exit_signal": 0, "reason": "NonZeroExitCode"}`` logs ``job 7 FAILED: exit
-    code 3`` with the fields ``event=job.end``, ``state=FAILED``, ``exit_code=3``, ``signal=0``.
-    """
-    state = event["state"]
-    fields: dict[str, Any] = {"event": _EVENT_OF.get(state, "job.end"), "job_id": event["job_id"], "state": state,
-                              "t_s": event["t_s"], "detail": event["reason"]}  # fmt: skip
-    if state in _ENDED:
-        fields.update(reason=cols.get("reason"), exit_code=cols.get("exit_code"), signal=cols.get("exit_signal"))
-    transitions_log.info("job %d %s: %s", event["job_id"], state, event["reason"], extra={"fields": fields})
-
-
-_ENDED = frozenset(s.value for s in TERMINAL_STATES)
