@@ -160,3 +160,18 @@ def test_log_format_text_or_json() -> None:
         for extra in [x for x in root.handlers if x not in before[0]]:
             root.removeHandler(extra)
         root.setLevel(before[1])
+
+
+def test_serve_takes_the_log_format(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from steppe.cli.main import app as cli_app
+
+    got: list[tuple[object, ...]] = []
+    monkeypatch.setattr("steppe.api.server.serve", lambda settings, *rest: got.append(rest))
+    ok = CliRunner().invoke(cli_app, ["serve", "--data-dir", str(tmp_path), "--log-format", "json"])
+    assert ok.exit_code == 0, ok.output
+    assert got[0][-1] == "json"
+    assert CliRunner().invoke(cli_app, ["serve", "--data-dir", str(tmp_path)]).exit_code == 0 and got[1][-1] == "text"
+    bad = CliRunner().invoke(cli_app, ["serve", "--data-dir", str(tmp_path), "--log-format", "xml"])
+    assert bad.exit_code == 2 and len(got) == 2

@@ -150,7 +150,7 @@ def serve(
         executor_options=tuple(sorted(options.items())),
         power_cap_w=power_cap_w, cap_floor=cap_floor,
     )  # fmt: skip
-    run(settings, host, port, reset_admin_token, log_format=log_format)
+    run(settings, host, port, reset_admin_token, print, log_format)
 
 
 def login(
