@@ -77,6 +77,32 @@ def test_arrivals_behind_a_blocked_head_count_toward_the_depth_as_in_a_full_cycl
     assert hub.started(hub.step(0.0)) == [3]  # a cycle examines 2 jobs: the head and job 3
 
 
+@pytest.mark.parametrize("policy", ["easy-backfill", "multifactor"])
+def test_a_drained_node_takes_nothing_new_and_a_resume_releases_a_held_job(policy: str) -> None:
+    hub = Hub(Cluster.uniform(2, 8, "H200"), policy)
+    hub.run(job(1, 6, runtime=3600.0, tenant="a"))
+    ran_on = hub.state.jobs[1].allocation[0][0]
+    hub.state.set_drained({ran_on})  # its 2 idle GPUs leave the inventory; job 1 runs on
+    assert hub.state.inventory.free[ran_on] == 0 and hub.state.drained == {ran_on: 2}
+    hub.submit(job(2, 8, runtime=60.0, tenant="a", submit=1.0), job(3, 2, runtime=60.0, tenant="a", submit=2.0),
+               at=2.0)  # fmt: skip
+    started = hub.started(hub.step(3.0))
+    assert started == [2] and hub.state.jobs[2].allocation[0][0] != ran_on  # the other node
+    assert hub.step(4.0).starts == [] and hub.state.jobs[3].reason is PendingReason.RESOURCES
+    hub.state.finish(1, 5.0, JobState.COMPLETED)  # the drained node keeps what job 1 gives back
+    assert hub.state.drained == {ran_on: 8} and hub.step(5.0).starts == []
+    assert hub.state.set_drained(()) and hub.state.inventory.free[ran_on] == 8  # a resume: a new generation
+    assert hub.started(hub.step(6.0)) == [3]  # no start or stop needed: the memo is not reused
+
+
+def test_gpus_others_hold_on_a_drained_node_are_counted_as_theirs() -> None:
+    hub = Hub(Cluster.uniform(1, 8, "H200"), "fifo")
+    hub.state.set_drained({0})
+    assert hub.state.set_foreign({0: 3}) == {0: 3} and hub.state.drained == {0: 5}
+    assert hub.state.set_foreign({}) == {} and hub.state.drained == {0: 8}
+    assert hub.state.inventory.free[0] == 0
+
+
 def test_a_memoised_multifactor_cycle_ends_when_fair_share_is_recalculated() -> None:
     hub = Hub(Cluster.uniform(2, 8, "H200"), "multifactor")
     hub.run(job(1, 1, runtime=100.0, tenant="a", submit=-100.0), at=-100.0)

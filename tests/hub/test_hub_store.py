@@ -65,7 +65,7 @@ def test_migrations_match_the_tables(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
     open_store(str(store.engine.url.render_as_string(hide_password=False))).close()  # re-opening is a no-op
 
 
@@ -328,3 +328,41 @@ def test_migration_0004_keeps_usage_rows_written_before_it(tmp_path: Path) -> No
     assert (after.gpu_seconds, after.it_kwh, after.facility_kwh) == (7210.0, 0.5, 0.6)
     assert source == "mixed"  # GPU-seconds from before the meter had energy, and after
     store.close()
+
+
+def test_migration_0007_adds_drained_nodes_and_goes_back(tmp_path: Path) -> None:
+    """A store at 0006 gains ``node_drains`` on open; a drain round-trips; the downgrade drops the table."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect
+
+    from steppe.store import nodes as node_repo
+
+    url = sqlite_url(tmp_path / "old.db")
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", "steppe.store:migrations")
+    with engine.connect() as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        assert "node_drains" not in inspect(conn).get_table_names()
+    engine.dispose()
+    store = open_store(url)
+    with store.write() as conn:
+        assert node_repo.drain(conn, "node001", "bad fan", "root", 5.0) is None
+        before = node_repo.drain(conn, "node001", "firmware", "ops", 9.0)  # a new reason
+        assert before is not None and before.reason == "bad fan"
+    with store.read() as conn:
+        assert [(d.node, d.reason, d.actor, d.since_s) for d in node_repo.drained(conn)] == [
+            ("node001", "firmware", "ops", 5.0)]  # fmt: skip
+    with store.write() as conn:
+        gone = node_repo.resume(conn, "node001")
+        assert gone is not None and gone.reason == "firmware"
+        assert node_repo.resume(conn, "node001") is None
+    store.close()
+    engine = create_engine(url)
+    with engine.connect() as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        assert "node_drains" not in inspect(conn).get_table_names()
+    engine.dispose()

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from steppe import __version__
-from steppe.api import problems, routes_governance, routes_jobs, routes_tenancy
+from steppe.api import problems, routes_governance, routes_jobs, routes_operator, routes_tenancy
 from steppe.api.deps import BEARER, HubDep, principal
 from steppe.api.edge import MAX_BODY, Edge, FailureLimiter, Receive, Scope, Send
 from steppe.api.hub import Hub
@@ -94,6 +94,7 @@ def create_app(
     app.include_router(routes_jobs.router, responses=RESPONSES)  # first: routes are matched in order, jobs most often
     app.include_router(routes_tenancy.router, responses=RESPONSES)
     app.include_router(routes_governance.router, responses=RESPONSES)
+    app.include_router(routes_operator.router, responses=RESPONSES)
     fast = {("POST", "/api/v1/jobs"): routes_jobs.submit_fast} if fast_routes else None
     app.edge = Edge(partial(FastAPI.__call__, app), hub=hub, paths=lambda: app.openapi()["paths"], limiter=limiter,
                     fast=fast)  # fmt: skip

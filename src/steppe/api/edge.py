@@ -26,6 +26,10 @@ In this order, each answered as ``application/problem+json``:
    Example: a valid submission is answered by ``routes_jobs.submit_fast`` (201); one with
    ``"gpus": "2"`` gets None there and the route's 422 naming ``gpus``.
 
+Before all of these, each request gets its id (the caller's ``X-Request-ID`` if it is a plain
+token, else a new one), echoed in the answer's ``X-Request-ID`` header and carried by every log
+line written while it is served (``steppe.api.logs``), refusals included.
+
 The edge is the outermost layer (``steppe.api.app.HubApi``), before FastAPI's error handling: a
 failure in its own work (an unreadable token store, a fast route that raises) is logged and
 answered with the same 500 problem the app gives its own failures.
@@ -45,6 +49,7 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import JSONResponse, Response
 
+from steppe.api.logs import REQUEST_ID, request_id_of
 from steppe.api.problems import PROBLEM_JSON, TYPE_BASE
 from steppe.app.errors import Unauthenticated
 
@@ -175,6 +180,26 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        given = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value
+                break
+        request_id = request_id_of(given)
+        echoed = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), echoed]
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)  # the request's log lines carry it (steppe.api.logs)
+        try:
+            await self._serve(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             refusal = self._authenticate(scope) or self._nul(scope) or self._declared_size(scope)
         except Exception:

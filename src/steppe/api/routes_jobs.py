@@ -35,6 +35,7 @@ from steppe.api.hub import Hub
 from steppe.api.params import EpochS, Filter, JobId, Offset, PageLimit
 from steppe.api.problems import app_error_response, forbidden, not_found
 from steppe.app import jobs
+from steppe.app import nodes as nodes_
 from steppe.app.auth import Principal
 from steppe.app.errors import AppError, Invalid
 from steppe.app.jobs import TERMINAL
@@ -274,15 +275,10 @@ def queue(
 
 @router.get("/nodes", response_model=list[m.Node])
 def nodes(hub: HubDep, who: Who) -> list[m.Node]:
-    """Nodes with their free GPUs (of every job) and the running jobs the caller may see (another
-    organisation's job ids are hidden, as everywhere else; hub-admins see all), as of the loop's last step."""
-    model = hub.reads.model
-    tenant = {j.job_id: j.tenant for j in model.running}
-    return [
-        m.Node(name=v.name, gpu_type=v.gpu_type, gpus=v.gpus, free=v.free, others=v.others,
-               jobs=[j for j in v.jobs if who.is_hub_admin or tenant.get(j) == who.org], site=v.site or None)
-        for v in model.nodes
-    ]  # fmt: skip
+    """Nodes with their free GPUs, state (idle, mixed, allocated, drain, draining, down) and drain reason,
+    and the running jobs the caller may see (another organisation's job ids are hidden, as everywhere else;
+    hub-admins see all), as of the loop's last step."""
+    return nodes_.node_views(hub, who)
 
 
 @router.get("/gpus", response_model=list[m.Gpu])

@@ -10,7 +10,6 @@ everything it writes is private.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import uvicorn
 
 from steppe.api.app import create_app
 from steppe.api.hub import Hub, HubSettings
+from steppe.api.logs import configure_logging
 from steppe.app.bootstrap import lock_data_dir
 from steppe.core.errors import SteppeError
 from steppe.executors.accounts import running_as_root
@@ -45,9 +45,11 @@ def serve(
     port: int = 8642,
     reset_admin_token: bool = False,
     say: Callable[[str], None] = print,
+    log_format: str = "text",
 ) -> None:
-    """Run the hub until interrupted (running jobs survive a stop and are adopted on the next start)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Run the hub until interrupted (running jobs survive a stop and are adopted on the next start);
+    the server log is ``log_format``: text lines or JSON lines (``steppe.api.logs``)."""
+    configure_logging(log_format)
     os.umask(0o077)
     root = running_as_root()
     lock = lock_data_dir(settings, root)

@@ -23,12 +23,17 @@ jobs in the scheduler's order; a bad state or id is ``Invalid`` naming the field
 **Cancel** (``cancel``): the job's owner or an org-admin writes a ``cancel`` request and waits
 (up to 5 s) for the loop's step that acts on it: a pending job ends at once, a running one is
 stopped (SIGTERM, then SIGKILL after the grace period).
+
+Both log a structured line (``steppe.api.logs``), with the request id of the HTTP request that
+asked: ``job.submit`` (job, user, project, GPUs, walltime) once the job is stored, ``job.cancel``
+(job, by whom) once the request is; the loop logs the transitions that follow.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
     from steppe.app.auth import Principal
     from steppe.app.hub import Hub
 
+log = logging.getLogger("steppe.jobs")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
 
 
@@ -123,6 +129,9 @@ async def submit(hub: Hub, who: Principal, body: m.JobSubmit, idempotency_key: s
             hub.loop.submitted(SimpleNamespace(**{**vars(row), "id": task_id, "array_task_id": task}), names)
     hub.loop.submitted(row, names)  # the row, not re-read
     hub.loop.wake()
+    log.info("job %d submitted by %s to %s", job_id, actor, body.project,
+             extra={"fields": {"event": "job.submit", "job_id": job_id, "user": actor, "project": body.project,
+                               "gpus": values["gpus"], "walltime_s": values["walltime_s"]}})  # fmt: skip
     return Submitted(job_id, row)
 
 
@@ -227,5 +236,7 @@ def cancel(hub: Hub, who: Principal, job_id: int) -> Any:
         raise Conflict(f"job {job_id} has already ended ({row.state})")
     with hub.store.write() as conn:
         job_repo.add_request(conn, job_id, "cancel", who.name, time.time())
+    log.info("job %d: cancel asked by %s", job_id, who.name,
+             extra={"fields": {"event": "job.cancel", "job_id": job_id, "user": who.name, "state": row.state}})
     hub.loop.wake_and_wait(timeout=5.0)
     return visible_job(hub, who, job_id)

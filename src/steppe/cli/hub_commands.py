@@ -135,6 +135,9 @@ def serve(
     engine_wait: Annotated[
         float, typer.Option(help="with --gpus-from-engine: the longest wait in seconds for the engine to answer")
     ] = 30.0,
+    log_format: Annotated[
+        str, typer.Option(help="server log: text, or json (one object per line: job transitions, admin actions)")
+    ] = "text",
 ) -> None:
     """Run the hub: API, scheduler loop and its executor (local processes, or a Slurm cluster).
 
@@ -158,6 +161,8 @@ def serve(
                                  param_hint="--gpus-from-engine")  # fmt: skip
     if engine_wait <= 0:
         raise typer.BadParameter(f"must be positive seconds, got {engine_wait:g}", param_hint="--engine-wait")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"text or json, got {log_format!r}", param_hint="--log-format")
     options: dict[str, str] = {}
     for item in executor_opt or []:
         key, eq, value = item.partition("=")
@@ -174,7 +179,7 @@ def serve(
         executor_options=tuple(sorted(options.items())),
         power_cap_w=power_cap_w, cap_floor=cap_floor, gpus_from_engine=gpus_from_engine, engine_wait_s=engine_wait,
     )  # fmt: skip
-    run(settings, host, port, reset_admin_token)
+    run(settings, host, port, reset_admin_token, print, log_format)
 
 
 def login(
@@ -524,13 +529,19 @@ def show(job_id: int, as_json: JsonOpt = False) -> None:
 
 
 def nodes(as_json: JsonOpt = False) -> None:
-    """Nodes and their free GPUs (like sinfo).
+    """Nodes, their state and free GPUs (like sinfo).
+
+    STATE: idle, mixed, allocated, drain (drained, empty), draining (drained, jobs
+    still running), down (the engine no longer offers it); REASON: why drained.
 
     Example: steppe nodes
     """
     items = _client().nodes()
-    rows = [[n.name, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))] for n in items]
-    header = ["NODE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
+    rows = [[n.name, n.state, n.gpu_type, str(n.gpus), str(n.free), str(n.others), ",".join(map(str, n.jobs))]
+            for n in items]  # fmt: skip
+    header = ["NODE", "STATE", "GPU_TYPE", "GPUS", "FREE", "OTHERS", "JOBS"]
+    if any(n.reason for n in items):  # drained nodes: why (as sinfo -R)
+        header, rows = [*header, "REASON"], [[*row, n.reason or ""] for n, row in zip(items, rows, strict=True)]
     if any(n.site for n in items):  # a hub at several sites: where each node is
         header, rows = ["SITE", *header], [[n.site or "", *row] for n, row in zip(items, rows, strict=True)]
     _emit(list(items), as_json, header, rows)

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from steppe import __version__
-from steppe.cli import account_commands, hub_commands, twin_commands
+from steppe.cli import account_commands, hub_commands, operator_commands, twin_commands
 from steppe.cli.render import print_error
 from steppe.client import models as m
 from steppe.core.errors import SteppeError
@@ -30,6 +30,7 @@ app.command("compare")(twin_commands.compare)
 app.command("sweep")(twin_commands.sweep)
 hub_commands.register(app)
 account_commands.register(app)
+operator_commands.register(app)
 
 
 def _version(value: bool) -> None:

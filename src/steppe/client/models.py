@@ -668,7 +668,8 @@ class LogChunk(BaseModel):
 
 class Node(BaseModel):
     """A node; ``others``: GPUs held there by jobs the hub did not start (given to its engine directly);
-    ``site``: where it is, in a hub at several sites (else null)."""
+    ``site``: where it is, in a hub at several sites (else null); ``state`` as sinfo names it (idle,
+    mixed, allocated, drain, draining, down); ``reason``: why an operator drained it (else null)."""
 
     name: str
     gpu_type: str
@@ -677,6 +678,50 @@ class Node(BaseModel):
     jobs: list[int]
     others: int = 0
     site: str | None = None
+    state: str = "idle"
+    reason: str | None = None
+
+
+class Priority(BaseModel):
+    """A pending job's priority and its weighted factors, as ``sprio`` shows them (null: the policy
+    has no multifactor priority; ``position`` is then its place in the policy's order)."""
+
+    job_id: int
+    org: str
+    project: str
+    position: int
+    priority: float | None = None
+    age: float | None = None
+    fairshare: float | None = None
+    job_size: float | None = None
+    qos: float | None = None
+
+
+class FairShare(BaseModel):
+    """An organisation's fair share, as ``sshare`` shows it: raw and normalised shares, decayed usage
+    (GPU-seconds), normalised and effective usage, and the fair-share factor (null: no fair share)."""
+
+    org: str
+    raw_shares: float
+    norm_shares: float
+    raw_usage: float
+    norm_usage: float
+    effective_usage: float
+    fairshare: float | None = None
+
+
+class NodeDrain(_Request):
+    """Drain a node (hub-admin, audited): jobs running there finish, nothing new starts there."""
+
+    reason: Annotated[
+        Reason, Field(min_length=1, description="why: shown by steppe nodes and audited", examples=["bad fan"])
+    ]
+
+
+class NodeResume(_Request):
+    """Resume a drained node (hub-admin, audited)."""
+
+    reason: Annotated[Reason, Field(description="why, for the audit log (optional)", examples=["fan replaced"])] = ""
 
 
 class Gpu(BaseModel):

@@ -253,6 +253,22 @@ class HubClient:
     def gpus(self) -> list[m.Gpu]:
         return self._list(m.Gpu, "/api/v1/gpus")
 
+    def drain_node(self, node: str, reason: str) -> m.Node:
+        """Drain a node (hub-admin; audited): its jobs finish, nothing new starts there."""
+        return self._post(m.Node, f"/api/v1/nodes/{node}/drain", m.NodeDrain(reason=reason))
+
+    def resume_node(self, node: str, reason: str = "") -> m.Node:
+        """Give a drained node back to the scheduler (hub-admin; audited)."""
+        return self._post(m.Node, f"/api/v1/nodes/{node}/resume", m.NodeResume(reason=reason))
+
+    def priorities(self, jobs: list[int] | None = None) -> list[m.Priority]:
+        """Pending jobs' priority factors (sprio): the caller's organisation's, or all for a hub-admin."""
+        return self._list(m.Priority, "/api/v1/priorities", job=jobs or None)
+
+    def shares(self) -> list[m.FairShare]:
+        """Organisations' fair share (sshare): the caller's, or all for a hub-admin."""
+        return self._list(m.FairShare, "/api/v1/shares")
+
     def metrics(self) -> str:
         return self.request("GET", "/metrics").text
 

@@ -5,10 +5,14 @@ and an event row (state, time, reason); reason changes of pending jobs and the e
 process handles are updates only. ``flush`` writes all of it, the usage records the meter emitted
 (``StoreSink.take_rows``; each job's ``charged_until_s`` follows their last second) and deletes
 the inbox requests the cycle consumed, in one transaction, so the store never holds half a cycle.
+``flush`` returns the events it wrote; once their transaction has committed the loop (and
+recovery) logs each as a structured line (``log_transition``: ``job.start``, ``job.end`` with
+state and exit code, ``job.preempt``, ``job.requeue``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -19,7 +23,8 @@ from steppe.core.records import JobRecord
 from steppe.pipeline.endings import Ending
 from steppe.store import jobs as job_repo
 
-__all__ = ["Ending", "Journal"]  # Ending lives in steppe.pipeline.endings
+__all__ = ["Ending", "Journal", "log_transition"]  # Ending lives in steppe.pipeline.endings
+transitions_log = logging.getLogger("steppe.jobs")
 
 
 class Journal:
@@ -87,13 +92,40 @@ class Journal:
     def set(self, job_id: int, **cols: Any) -> None:
         self.updates[job_id].update(cols)
 
-    def flush(self, conn: Connection, usage_rows: list[dict[str, Any]], request_ids: list[int], store: Any) -> None:
-        """Write everything buffered (in the caller's transaction) and forget it."""
+    def flush(
+        self, conn: Connection, usage_rows: list[dict[str, Any]], request_ids: list[int], store: Any
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Write everything buffered (in the caller's transaction) and forget it; returns the events
+        written, each with its job's written columns (the exit code of an end), for the server log."""
         for row in usage_rows:
             upd = self.updates[row["job_id"]]
             upd["charged_until_s"] = max(upd.get("charged_until_s") or 0.0, row["last_s"])
         job_repo.apply_changes(conn, dict(self.updates), self.events)
         store.add_usage(conn, usage_rows)
         job_repo.delete_requests(conn, request_ids)
+        updates, events = self.updates, self.events
         self.updates = defaultdict(dict)
         self.events = []
+        return [(e, updates.get(e["job_id"]) or {}) for e in events] if events else []
+
+
+_EVENT_OF = {"RUNNING": "job.start", "PENDING": "job.requeue", "PREEMPTED": "job.preempt"}
+
+
+def log_transition(event: dict[str, Any], cols: dict[str, Any]) -> None:
+    """One structured line (``steppe.api.logs``) for a job transition the loop wrote: ``job.start``
+    (where), ``job.end`` (state, reason, exit code and signal), ``job.preempt``, ``job.requeue``.
+
+    Example: ``{"job_id": 7, "t_s": 10.0, "state": "FAILED", "reason": "exit code 3"}`` with
+    ``{"exit_code": 3, "exit_signal": 0, "reason": "NonZeroExitCode"}`` logs ``job 7 FAILED: exit
+    code 3`` with the fields ``event=job.end``, ``state=FAILED``, ``exit_code=3``, ``signal=0``.
+    """
+    state = event["state"]
+    fields: dict[str, Any] = {"event": _EVENT_OF.get(state, "job.end"), "job_id": event["job_id"], "state": state,
+                              "t_s": event["t_s"], "detail": event["reason"]}  # fmt: skip
+    if state in _ENDED:
+        fields.update(reason=cols.get("reason"), exit_code=cols.get("exit_code"), signal=cols.get("exit_signal"))
+    transitions_log.info("job %d %s: %s", event["job_id"], state, event["reason"], extra={"fields": fields})
+
+
+_ENDED = frozenset(state.value for state in TERMINAL_STATES)

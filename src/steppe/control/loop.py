@@ -48,7 +48,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from steppe.control.governance import GovernanceView
-from steppe.control.journal import Journal
+from steppe.control.journal import Journal, log_transition, transitions_log
 from steppe.control.ledger import GpuHoursCheck, Ledger, ProjectGpuLimit
 from steppe.control.machine import Fleet
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
@@ -71,6 +71,7 @@ from steppe.scheduling.policies import make_policy
 from steppe.scheduling.power import PowerBudget
 from steppe.store import Store, tenancy
 from steppe.store import jobs as job_repo
+from steppe.store import nodes as node_repo
 
 log = logging.getLogger("steppe.hub")
 FOREIGN_EVERY_S = 1.0
@@ -140,6 +141,8 @@ class HubLoop:
         self._reload = threading.Event()
         self._reload_gov = threading.Event()
         self._reload_tenants = threading.Event()
+        self._reload_drains = threading.Event()
+        self.drains: dict[int, str] = {}  # drained node index -> the operator's reason (``steppe node drain``)
         self._file_tenants = dict(fleet.cluster.tenants)  # what the cluster file declares; the store overrides
         self._cond = threading.Condition()
         self._begun = self._done = 0
@@ -159,6 +162,7 @@ class HubLoop:
 
         recover(self, self.clock())
         self._load_tenants()
+        self._load_drains()
         with self.store.read() as conn:
             self.governance.load(conn)
             self.governance.add_jobs(conn, list(self.state.jobs))
@@ -221,6 +225,22 @@ class HubLoop:
             tenants[row.name] = TenantSpec(row.name, weight, quota)
         self.state.set_tenants(tenants)
 
+    def reload_drains(self) -> None:
+        """Re-read the drained nodes from the store before the next cycle (a drain or a resume)."""
+        self._reload_drains.set()
+        self.env.wake()
+
+    def _load_drains(self) -> None:
+        """Hold the drained nodes' idle GPUs out of the inventory (``HubState.set_drained``): jobs
+        running there go on, nothing new starts there; a resumed node's GPUs are given back."""
+        with self.store.read() as conn:
+            rows = node_repo.drained(conn)
+        index = {name: i for i, name in enumerate(self.fleet.node_names)}
+        drains = {index[r.node]: r.reason for r in rows if r.node in index}
+        if self.state.set_drained(drains):
+            log.info("drained nodes: %s", ", ".join(self.fleet.node_names[i] for i in sorted(drains)) or "none")
+        self.drains = drains
+
     def reload_governance(self) -> None:
         """Re-read approvals and datasets from the store before the next cycle, and run one."""
         self._reload_gov.set()
@@ -282,6 +302,9 @@ class HubLoop:
         if self._reload_tenants.is_set():
             self._reload_tenants.clear()
             self._load_tenants()
+        if self._reload_drains.is_set():
+            self._reload_drains.clear()
+            self._load_drains()
         if self._reload_gov.is_set():
             self._reload_gov.clear()
             with self.store.read() as conn:
@@ -343,8 +366,15 @@ class HubLoop:
 
     def before_stops(self) -> None:
         """Walltime stops are asked before the cycle: their intents are written first."""
+        self._flush([], [])
+
+    def _flush(self, usage_rows: list[Any], request_ids: list[int]) -> None:
+        """Write the journal in one transaction, then log the job transitions it held (once committed)."""
         with self.store.write() as conn:
-            self.journal.flush(conn, [], [], self.store)
+            written = self.journal.flush(conn, usage_rows, request_ids, self.store)
+        if written and transitions_log.isEnabledFor(logging.INFO):
+            for event, cols in written:
+                log_transition(event, cols)
 
     def committed(self, plan: Plan, applied: Applied, now: float) -> None:
         """Persist the step in one transaction, then drop ended jobs from memory."""
@@ -358,8 +388,7 @@ class HubLoop:
         usage_rows = self.usage.take_rows()
         request_ids, self._request_ids = self._request_ids, []
         if self.journal or usage_rows or request_ids:
-            with self.store.write() as conn:
-                self.journal.flush(conn, usage_rows, request_ids, self.store)
+            self._flush(usage_rows, request_ids)
         self._forget_finished()
 
     def executed(self, now: float) -> None:
@@ -369,8 +398,7 @@ class HubLoop:
         if handles:
             for job_id, handle in handles.items():
                 self.journal.set(job_id, handle=handle)
-            with self.store.write() as conn:
-                self.journal.flush(conn, [], [], self.store)
+            self._flush([], [])
 
     def _ended_state(self, job_id: int) -> JobState | None:
         """How a job no longer in memory ended, from the store (None: no such job); a job others
@@ -456,3 +484,4 @@ class HubLoop:
         if expiry != math.inf:
             times.append(expiry)
         return min(times) if times else None
+

@@ -25,6 +25,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from steppe.control.journal import log_transition
 from steppe.control.rows import launch_from_row, project_key, spec_from_row
 from steppe.core.job import JobState
 from steppe.core.records import JobRecord
@@ -69,8 +70,10 @@ def recover(loop: HubLoop, now: float) -> None:
         _end_while_down(loop, row, ending, now)
     with loop.store.write() as conn:
         loop.meter.emit()
-        journal.flush(conn, loop.usage.take_rows(), [], loop.store)
+        written = journal.flush(conn, loop.usage.take_rows(), [], loop.store)
         job_repo.delete_submit_requests(conn)
+    for event, cols in written:  # the ends found on restart, in the server log as any other
+        log_transition(event, cols)
     journal.ended.clear()
     for rec in list(loop.state.running.values()):
         if rec.job_id in loop.stopping:

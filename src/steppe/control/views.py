@@ -17,7 +17,8 @@ that read the model before the swap sees step 40's view in full.
 **Estimated start.** Walk the pending queue in the policy's order and place each job, on paper,
 at the earliest time enough GPUs of its type are free in one pool (one site's GPUs of that type),
 assuming every running job runs to its walltime limit and the jobs ahead start in order (the
-backfill reservation's shadow-time walk, continued down the queue). For a FIFO-ordered policy
+backfill reservation's shadow-time walk, continued down the queue). A job running on a drained
+node frees nothing: its GPUs stay with the drain. For a FIFO-ordered policy
 this is an upper bound: backfill can only start a job earlier. Jobs held by a limit
 (``QOSGrpGRES``, ``AssocGrpGRESMinutes``, ``ReqNodeNotAvail``, ...) have no estimate (null),
 and neither do jobs past the first ``estimate_depth`` in the queue.
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
+from steppe.control.shares import FairShareInputs, JobPriority, Share, fair_share_inputs, job_priorities, shares
 from steppe.core.job import PendingReason
 from steppe.core.records import JobRecord
 from steppe.core.state import HubState
@@ -91,25 +93,62 @@ class NodeView:
     name: str
     gpu_type: str
     gpus: int
-    free: int
+    free: int  # GPUs the hub may give out now (a drained node's are held: 0)
     jobs: list[int]
     others: int = 0  # GPUs held by jobs the hub did not start
     site: str = ""  # "" in a hub that names no site
+    state: str = "idle"  # as sinfo: idle, mixed, allocated, drain, draining, down (``node_state``)
+    reason: str = ""  # why an operator drained it
 
 
-def nodes_view(state: HubState) -> list[NodeView]:
+def node_state(gpus: int, in_use: int, drained: bool, down: bool) -> str:
+    """A node's state as Slurm's ``sinfo`` names it: ``down`` (its engine no longer offers it),
+    ``draining`` (drained, jobs still running there), ``drain`` (drained and empty), else by
+    the GPUs in use (the hub's jobs and others'): ``idle`` (none), ``allocated`` (all), ``mixed``.
+
+    >>> node_state(8, 0, False, False), node_state(8, 3, False, False), node_state(8, 8, False, False)
+    ('idle', 'mixed', 'allocated')
+    >>> node_state(8, 3, True, False), node_state(8, 0, True, False), node_state(8, 0, True, True)
+    ('draining', 'drain', 'down')
+    """
+    if down:
+        return "down"
+    if drained:
+        return "draining" if in_use else "drain"
+    return "idle" if in_use == 0 else "allocated" if in_use >= gpus else "mixed"
+
+
+def nodes_view(
+    state: HubState, reasons: Mapping[int, str] | None = None, down: frozenset[str] = frozenset()
+) -> list[NodeView]:
+    """Every node with its free GPUs, jobs and state; ``reasons``: drained node index -> why;
+    ``down``: the names of nodes the engine no longer offers (``engine_down_nodes``)."""
     on_node: dict[int, list[int]] = {n.index: [] for n in state.cluster.nodes}
     for rec in state.running.values():
         for node, _ in rec.allocation:
             on_node[node].append(rec.job_id)
-    free, others = state.inventory.free, state.foreign
-    return [
-        NodeView(
-            n.index, n.name, n.gpu_type.name, n.gpus, free[n.index], sorted(on_node[n.index]), others.get(n.index, 0),
-            n.site,
-        )
-        for n in state.cluster.nodes
-    ]
+    free, others, drained = state.inventory.free, state.foreign, state.drained
+    reasons = reasons or {}
+    out = []
+    for n in state.cluster.nodes:
+        i = n.index
+        in_use = n.gpus - free[i] - drained.get(i, 0)
+        out.append(NodeView(i, n.name, n.gpu_type.name, n.gpus, free[i], sorted(on_node[i]), others.get(i, 0), n.site,
+                            node_state(n.gpus, in_use, i in drained, n.name in down),
+                            reasons.get(i, "") if i in drained else ""))  # fmt: skip
+    return out
+
+
+def engine_down_nodes(executor: Any, names: list[str]) -> frozenset[str]:
+    """The hub's nodes its engine no longer offers: absent from the inventory the engine last
+    reported (its cached view: never waits). An engine that does not answer, or that reports no
+    nodes at all (one that never lists them, as the mock's default), makes no node ``down``."""
+    if not executor.reachable():
+        return frozenset()
+    offered = executor.inventory().gpus
+    if not offered:
+        return frozenset()
+    return frozenset(name for name in names if name not in offered)
 
 
 # -- the read model -------------------------------------------------------------------------------------
@@ -145,6 +184,8 @@ class PendingJob:
     gpu_type: str | None  # as asked (None: any type)
     limit_s: float  # walltime left
     detail: str | None  # why a governance check holds it (``GovernanceView.why``)
+    submit_s: float = 0.0
+    qos: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -177,6 +218,18 @@ class ReadModel:
     free_by_pool: Mapping[str, int] = field(default_factory=_empty)
     pools_of: Mapping[str | None, tuple[str, ...]] = field(default_factory=_empty)  # GPU type (None: any) -> pools
     estimate_depth: int = 200
+    fair_share: FairShareInputs = field(default_factory=FairShareInputs)  # what sprio and sshare read
+    on_drained: frozenset[int] = frozenset()  # running jobs on a drained node (their GPUs free no one)
+
+    @cached_property
+    def priorities(self) -> tuple[JobPriority, ...]:
+        """Pending jobs' priorities and factors in the policy's order (``steppe sprio``; computed once)."""
+        return tuple(job_priorities(self.fair_share, self.pending, self.time_s))
+
+    @cached_property
+    def shares(self) -> tuple[Share, ...]:
+        """Organisations' shares, decayed usage and fair-share factors (``steppe sshare``; computed once)."""
+        return tuple(shares(self.fair_share))
 
     @cached_property
     def queue(self) -> tuple[QueueEntry, ...]:
@@ -204,8 +257,10 @@ def estimate(model: ReadModel) -> list[QueueEntry]:
     """Pending jobs in priority order with estimated starts (see **Estimated start**), from a read model."""
     pools = model.pools_of.get(None, ())
     events: dict[str, SortedList] = {p: SortedList() for p in pools}  # (time, +gpus freed)
+    held = model.on_drained
     for r in model.running:
-        events[r.pool or r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
+        if r.job_id not in held:  # a job on a drained node gives its GPUs to the drain, not to the queue
+            events[r.pool or r.gpu_type].add((max(r.end_s, model.time_s), r.gpus))
     free = dict(model.free_by_pool)
     t0 = model.time_s
     out: list[QueueEntry] = []
@@ -268,7 +323,7 @@ class ReadModelPublisher:
         if governed and detail is None:
             detail = self.loop.governance.why(rec)
         job = PendingJob(rec.job_id, spec.tenant, spec.project, reason, rec.gpus, spec.gpu_type,
-                         rec.remaining_limit_s(), detail)  # fmt: skip
+                         rec.remaining_limit_s(), detail, spec.submit_s, spec.qos)  # fmt: skip
         return reason, rec.executed_s, governed, epoch, job
 
     def publish(self) -> ReadModel:
@@ -309,10 +364,18 @@ class ReadModelPublisher:
             errors=loop.errors, power_draw_w=state.power_draw_w,
             site_power_draw_w=MappingProxyType(dict(state.site_draw_w)),
         )  # fmt: skip
+        waiting = tuple(pending)
+        drained = state.drained
+        on_drained = (
+            frozenset(r.job_id for r in running if any(node in drained for node, _ in r.allocation))
+            if drained else frozenset()
+        )  # fmt: skip
+        nodes = tuple(nodes_view(state, loop.drains, engine_down_nodes(loop.executor, loop.fleet.node_names)))
         model = ReadModel(
-            step=loop.cycles, time_s=now, running=run_view, pending=tuple(pending), nodes=tuple(nodes_view(state)),
+            step=loop.cycles, time_s=now, running=run_view, pending=waiting, nodes=nodes,
             counters=counters, free_by_pool=MappingProxyType(dict(inv.free_by_pool)),
-            pools_of=MappingProxyType(dict(inv.pools_of)),
+            pools_of=MappingProxyType(dict(inv.pools_of)), fair_share=fair_share_inputs(state, now, waiting),
+            on_drained=on_drained,
         )  # fmt: skip
         self.model = model  # the one swap: readers see the previous model or this one, whole
         self._published_at = time.monotonic()

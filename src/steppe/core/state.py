@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -125,6 +125,7 @@ class HubState:
         self.listeners: list[StateListener] = []
         self.last_seq = 0  # the latest submission's sequence number
         self.foreign: dict[int, int] = {}  # node index -> GPUs held by work the hub did not start (set_foreign)
+        self.drained: dict[int, int] = {}  # drained node index -> its idle GPUs held out of the inventory (set_drained)
         # a queue that ignores starts and stops (FIFO's) is not told of them
         self._queue_tracks_running = getattr(queue, "tracks_running", True)
 
@@ -250,6 +251,41 @@ class HubState:
         if on_tenants is not None:
             on_tenants()
 
+    def set_drained(self, nodes: Collection[int]) -> bool:
+        """Drain exactly ``nodes`` (node indices), replacing the last call's; True if that changed anything.
+
+        A drained node's idle GPUs are held out of the inventory, and so are the GPUs its running
+        jobs give back when they end (``_stop``), so placement, reservations and the memoised cycle
+        see a smaller fleet without knowing of drains. Jobs running there go on; a node no longer
+        drained gives its held GPUs back. A change is a new generation.
+
+        Example: node 0 has 8 GPUs and a job on 6; ``set_drained({0})`` holds its 2 idle GPUs; when
+        the job ends the state holds all 8; ``set_drained(())`` gives the 8 back.
+        """
+        held = self.drained
+        wanted = set(nodes)
+        changed = False
+        for node in [n for n in held if n not in wanted]:
+            if held[node]:
+                self.inventory.release(((node, held[node]),))
+            del held[node]
+            changed = True
+        for node in wanted:
+            if node not in held:
+                held[node] = 0
+                self._hold_drained(node)
+                changed = True
+        if changed:
+            self._changed()
+        return changed
+
+    def _hold_drained(self, node: int) -> None:
+        """Take a drained node's idle GPUs out of the inventory."""
+        free = self.inventory.free[node]
+        if free:
+            self.inventory.allocate(((node, free),))
+            self.drained[node] += free
+
     def set_foreign(self, busy: Mapping[int, int]) -> dict[int, int]:
         """Hold GPUs that work the hub did not start occupies (jobs others gave its engine
         directly): node index -> GPUs, replacing the last call's. A node is never held past its
@@ -259,6 +295,11 @@ class HubState:
         Example: node 0 has 8 GPUs and a hub job on 6; ``set_foreign({0: 4})`` holds 2, and once
         the hub job ends the next ``set_foreign({0: 4})`` holds all 4.
         """
+        drained = self.drained
+        for node, idle in drained.items():  # others' work may take a drained node's idle GPUs: give them back
+            if idle:
+                self.inventory.release(((node, idle),))
+                drained[node] = 0
         held = self.foreign
         changed = False
         for node in set(held) | set(busy):
@@ -274,6 +315,8 @@ class HubState:
                     held[node] = want
                 else:
                     del held[node]
+        for node in drained:  # and take what is still idle there
+            self._hold_drained(node)
         if changed:
             self._changed()
         return dict(held)
@@ -367,6 +410,10 @@ class HubState:
             raise ValueError(f"job {rec.job_id}: {rec.state} -> {state} is not allowed")
         rec.state = state
         self.inventory.release(rec.allocation)
+        if self.drained:  # a drained node keeps what its jobs give back (``set_drained``)
+            for node, _ in rec.allocation:
+                if node in self.drained:
+                    self._hold_drained(node)
         job_id = rec.job_id
         del self.running[job_id]
         by_end = self.running_by_end

@@ -8,13 +8,16 @@ transaction-scoped advisory lock before reading the last entry; ``seq`` is uniqu
 ``entries()`` returns rows in physical insertion order (the ``id`` column), not sorted by
 ``seq``: then a deleted row shows as a gap in ``seq``, rows whose ``seq`` values were swapped as
 a ``seq`` out of sequence, and an edited row as a hash mismatch (``steppe.governance.audit.verify``).
-``details`` is stored as the canonical JSON text that was hashed; text that no longer parses is
+Each entry is also logged (``steppe.audit``) as a structured line (``event``: its action, with
+actor, subject, reason and details; ``steppe.api.logs``), so the server log shows every admin
+action. ``details`` is stored as the canonical JSON text that was hashed; text that no longer parses is
 handed to ``verify`` as ``{"unparseable": text}``, which cannot match its hash.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +27,7 @@ from steppe.governance.audit import AuditEntry, append, canonical
 from steppe.store.schema import audit_log
 
 ADVISORY_LOCK_KEY = 864_201
+log = logging.getLogger("steppe.audit")
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -78,9 +82,14 @@ def record(
     reason: str = "",
     details: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in ``conn``'s transaction (raises ``AuditError`` e.g. for a missing reason)."""
-    return append(SqlAuditSink(conn), actor=actor, action=action, subject=subject, time_s=time_s, reason=reason,
-                  details=details)
+    """Append one entry in ``conn``'s transaction (raises ``AuditError`` e.g. for a missing reason), and
+    log it as a structured line (``event`` = its action, with actor, subject, reason and details)."""
+    entry = append(SqlAuditSink(conn), actor=actor, action=action, subject=subject, time_s=time_s, reason=reason,
+                   details=details)
+    log.info("%s %s by %s%s", action, subject, actor, f": {reason}" if reason else "",
+             extra={"fields": {"event": action, "actor": actor, "subject": subject, "reason": reason,
+                               "details": dict(details or {}), "seq": entry.seq}})  # fmt: skip
+    return entry
 
 
 def entries(conn: Connection, since_seq: int = 0, limit: int | None = None) -> list[AuditEntry]:

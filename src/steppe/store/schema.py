@@ -286,3 +286,12 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     sqlite_autoincrement=True,
 )
+
+node_drains = Table(  # nodes an operator drained (``steppe node drain``): nothing new starts there
+    "node_drains",
+    metadata,
+    Column("node", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("since_s", Float, nullable=False),
+)
