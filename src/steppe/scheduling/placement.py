@@ -47,8 +47,12 @@ def place(
 ) -> Allocation | None:
     """Choose GPUs for a job, or None if its gang does not fit now."""
     pools = inv.pools_of.get(gpu_type, ()) if sites is None else candidate_pools(inv, gpu_type, sites)
-    if len(pools) == 1:  # one candidate pool (a one-type fleet, or a requested type at one site): its packing
-        return place_in(inv, pools[0], gpus)
+    if len(pools) == 1:  # one candidate pool (a one-type fleet, or a requested type at one site): as place_in
+        t = pools[0]
+        if inv.free_by_pool[t] < gpus:
+            return None
+        node = inv.best_fit_node(t, gpus)
+        return ((node, gpus),) if node is not None else _pack(inv, t, gpus)
     best: Allocation | None = None
     best_score: tuple[int, int] | None = None
     for t in pools:
