@@ -6,9 +6,11 @@ import json
 import queue
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from hubtest import HubProcess
 from slurm_throwaway import ThrowawaySlurm
 
 from steppe.core.job import JobSpec, JobState
@@ -21,6 +23,18 @@ JOB_PY = "/usr/bin/python3"
 POLL_S = 0.25
 DEADLINE_S = 30.0
 """Waits poll rather than sleep: a job ends in about a second here, far more on a busy machine."""
+
+
+@contextmanager
+def serving(hub: HubProcess, slurm: ThrowawaySlurm) -> Iterator[HubProcess]:
+    """``hub`` started; on the way out stopped, and every Slurm job left (its own, or a failed test's) cancelled."""
+    try:
+        yield hub.start()
+    finally:
+        hub.stop()
+        ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env(), capture_output=True, text=True).stdout
+        if ids.split():
+            subprocess.run(["scancel", *ids.split()], env=slurm.env(), check=False)
 
 
 def record(job_id: int, gpus: int, start_s: float, walltime_s: float = 600.0) -> JobRecord:

@@ -28,6 +28,7 @@ from hubtest import HubProcess, Tenant, make_tenant, wait_for
 from ray_throwaway import RayHead
 from slurm_throwaway import ThrowawaySlurm
 
+from engines.slurmtest import serving
 from steppe.client import models as m
 from steppe.core.cluster import Cluster, Node
 from steppe.core.gpu import gpu_type
@@ -126,13 +127,8 @@ def slurm_power_hub(slurm: ThrowawaySlurm, job_account: str, tmp_path: Path) -> 
         "poll_s=0.25", "--gpus", "8", "--gpu-type", "H200", "--grace", "1", "--no-review-gate",
         "--accounts", str(accounts), "--site", "astana", "--power-cap", facility_cap(slurm.node),
     )  # fmt: skip
-    try:
-        yield hub.start()
-    finally:
-        hub.stop()
-        ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env(), capture_output=True, text=True).stdout
-        if ids.split():
-            subprocess.run(["scancel", *ids.split()], env=slurm.env(), check=False)
+    with serving(hub, slurm) as running:
+        yield running
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from hubtest import ENTRY, HubProcess, make_tenant, wait_for
 from ray_throwaway import RayHead
 from slurm_throwaway import ThrowawaySlurm
 
+from engines.slurmtest import serving
 from steppe.client import models as m
 from steppe.core.cluster_config import cluster_from_dict
 from steppe.core.errors import ConfigError
@@ -78,13 +79,8 @@ def sites_hub(
         tmp_path / "data", "--cluster", str(cluster), "--grace", "1", "--charge-interval", "0.2",
         "--no-review-gate", "--accounts", str(accounts),
     )  # fmt: skip
-    try:
-        yield hub.start()
-    finally:
-        hub.stop()
-        ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env(), capture_output=True, text=True).stdout
-        if ids.split():
-            subprocess.run(["scancel", *ids.split()], env=slurm.env(), check=False)
+    with serving(hub, slurm) as running:
+        yield running
 
 
 def steppe_cli(hub: HubProcess, *args: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 from hubtest import JOB_PY, HubProcess, make_tenant, searchable_root, wait_for
 from slurm_throwaway import ThrowawaySlurm
 
+from engines.slurmtest import serving
 from steppe.client import models as m
 
 
@@ -28,13 +29,8 @@ def slurm_hub(slurm: ThrowawaySlurm, job_account: str, tmp_path: Path) -> Iterat
         "poll_s=0.25", "--gpus", "8", "--gpu-type", "H200", "--grace", "1", "--charge-interval", "0.2",
         "--no-review-gate", "--accounts", str(accounts),
     )  # fmt: skip
-    try:
-        yield hub.start()
-    finally:
-        hub.stop()
-        ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env(), capture_output=True, text=True).stdout
-        if ids.split():
-            subprocess.run(["scancel", *ids.split()], env=slurm.env(), check=False)
+    with serving(hub, slurm) as running:
+        yield running
 
 
 def py(project: str, code: str, **kw: object) -> m.JobSubmit:

@@ -14,6 +14,7 @@ from steppe.api.routes_jobs import job_view
 from steppe.app import jobs
 from steppe.app.auth import Principal
 from steppe.app.bootstrap import HubSettings, open_hub
+from steppe.app.hub import Hub
 from steppe.cli import listings
 from steppe.client import models as m
 from steppe.executors.mock import MockExecutor
@@ -50,6 +51,15 @@ def _wait(ok: object, what: str, timeout_s: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+def _member(hub: Hub) -> Principal:
+    """Organisation kaznu with project nlp, and its member alice."""
+    with hub.store.write() as conn:
+        org_id = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
+        tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
+        return Principal(tenancy_repo.create_user(conn, "alice", org_id, "member", 0.0), "alice", "member",
+                         org_id, "kaznu")  # fmt: skip
+
+
 def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_shows_the_site(tmp_path: Path) -> None:
     cluster = tmp_path / "hub.toml"
     cluster.write_text(HUB)
@@ -60,11 +70,7 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_shows_the_site
         assert isinstance(executor, SiteExecutors) and set(executor.executors) == {"astana", "almaty"}
         astana, almaty = executor.executors["astana"], executor.executors["almaty"]
         assert isinstance(astana, MockExecutor) and isinstance(almaty, MockExecutor)
-        with hub.store.write() as conn:
-            org_id = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
-            tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
-            alice = Principal(tenancy_repo.create_user(conn, "alice", org_id, "member", 0.0), "alice", "member",
-                              org_id, "kaznu")  # fmt: skip
+        alice = _member(hub)
         hub.start()
         big = asyncio.run(jobs.submit(hub, alice, m.JobSubmit(project="kaznu/nlp", argv=["/bin/true"], gpus=8), None))
         _wait(lambda: ("start", big.job_id) in almaty.calls, "the 8-GPU job to start at almaty (astana has 4)")
@@ -106,11 +112,7 @@ def test_a_hub_at_two_sites_budgets_power_per_site_and_reports_each_sites_draw(t
         assert isinstance(executor, SiteExecutors)
         astana, almaty = executor.executors["astana"], executor.executors["almaty"]
         assert isinstance(astana, MockExecutor) and isinstance(almaty, MockExecutor)
-        with hub.store.write() as conn:
-            org_id = tenancy_repo.create_org(conn, "kaznu", "KZ", 0.0)
-            tenancy_repo.create_project(conn, org_id, "nlp", 0.0)
-            alice = Principal(tenancy_repo.create_user(conn, "alice", org_id, "member", 0.0), "alice", "member",
-                              org_id, "kaznu")  # fmt: skip
+        alice = _member(hub)
         hub.start()
         budget = hub.loop.power.site_budgets_w(time.time())
         ids = []

@@ -22,8 +22,6 @@ from __future__ import annotations
 import enum
 import json
 import textwrap
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from pydantic.fields import FieldInfo
 
 from steppe.core.errors import ConfigError
 from steppe.governance.proposal import EXAMPLE_PROPOSAL, ProposalSpec
+from steppe.governance.rules_file import unwrap_annotation
 from steppe.governance.yamlfile import parse_yaml
 
 OPTIONAL_EXAMPLES: dict[str, Any] = {
@@ -62,17 +61,7 @@ HEADER = """\
 
 def _accepted(annotation: Any) -> tuple[str, type[BaseModel] | None]:
     """(accepted values in words, the nested model if the field is a mapping) of an annotation."""
-    is_list = False
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-        elif origin is list:
-            annotation, is_list = typing.get_args(annotation)[0], True
-        else:
-            break
+    annotation, is_list = unwrap_annotation(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "a mapping of the fields below", annotation
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):

@@ -40,7 +40,7 @@ from steppe.governance.yamlfile import YamlReader, load_yaml
 DEFAULT_RULES_FILE = "rules-v1.yaml"
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
+def unwrap_annotation(annotation: Any) -> tuple[Any, bool]:
     """(inner type, is_list) of a field annotation, without Optional and Annotated."""
     is_list = False
     while True:
@@ -65,7 +65,7 @@ def _field_type(path: str) -> tuple[Any, bool]:
         info = model.model_fields.get(part)
         if info is None:
             raise KeyError(f"unknown proposal field {'.'.join(parts[: i + 1])!r}")
-        inner, is_list = _unwrap(info.annotation)
+        inner, is_list = unwrap_annotation(info.annotation)
         if i < len(parts) - 1:
             if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
                 raise KeyError(f"proposal field {part!r} has no sub-fields")
