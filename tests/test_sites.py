@@ -381,3 +381,16 @@ def test_a_site_with_power_to_spare_is_preferred_to_capping_jobs_at_another(two_
         assert not plan.recaps, together
         assert (hub.state.jobs[1].site, hub.state.jobs[2].site) == ("astana", "almaty"), together
         assert hub.state.jobs[1].cap_fraction == hub.state.jobs[2].cap_fraction == 1.0
+
+
+def test_a_node_is_down_only_when_its_own_sites_engine_answers_without_it(two_sites: Path) -> None:
+    """Astana's engine lists one of its two nodes: the other is down. Almaty's lists none of its
+    nodes by their names (a Ray cluster whose hosts are named otherwise): none of Almaty's is down."""
+    cluster = load_cluster(two_sites)
+    names = [n.name for n in cluster.nodes]
+    astana = MockExecutor({"ast-h100-001": (0, 1, 2, 3, 4, 5, 6, 7)})
+    almaty = MockExecutor({"ray-host": (0, 1)})
+    sites = SiteExecutors({"astana": astana, "almaty": almaty}, [n.site for n in cluster.nodes], names)
+    assert sites.down_nodes(names) == frozenset({"ast-h100-002"})
+    astana.down = True  # an engine that does not answer says nothing of its nodes
+    assert sites.down_nodes(names) == frozenset()

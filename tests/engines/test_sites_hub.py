@@ -110,9 +110,9 @@ def test_a_hub_at_two_sites_runs_each_job_on_its_sites_engine_and_adopts_both_af
 ) -> None:
     t = make_tenant(sites_hub, "kaznu")
     nodes = steppe_cli(sites_hub, "nodes").splitlines()
-    assert nodes[0].split()[:2] == ["SITE", "NODE"]
-    assert {tuple(line.split()[:3]) for line in nodes[1:]} == {("astana", slurm.node, "H200"), ("almaty", "alm-001",
-                                                                                                   "H100")}  # fmt: skip
+    assert nodes[0].split()[:4] == ["SITE", "NODE", "STATE", "GPU_TYPE"]
+    assert {tuple(line.split()[:4]) for line in nodes[1:]} == {
+        ("astana", slurm.node, "idle", "H200"), ("almaty", "alm-001", "idle", "H100")}  # fmt: skip
     big = t.member.submit(m.JobSubmit(project=t.project, gpus=6, argv=LONG))  # 6 GPUs: only astana has them
     h100 = t.member.submit(m.JobSubmit(project=t.project, gpus=2, gpu_type="H100", argv=LONG))  # only almaty
     wait_for(lambda: all(t.member.logs(j.id).data == "up\n" for j in (big, h100)), DEADLINE_S, "both jobs' output")

@@ -143,6 +143,10 @@ def engine_down_nodes(executor: Any, names: list[str]) -> frozenset[str]:
     """The hub's nodes its engine no longer offers: absent from the inventory the engine last
     reported (its cached view: never waits). An engine that does not answer, or that reports no
     nodes at all (one that never lists them, as the mock's default), makes no node ``down``."""
+    per_site = getattr(executor, "down_nodes", None)  # a hub at several sites: each engine for its own nodes
+    if callable(per_site):
+        found: frozenset[str] = per_site(names)
+        return found
     if not executor.reachable():
         return frozenset()
     offered = executor.inventory().gpus

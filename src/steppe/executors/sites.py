@@ -133,6 +133,20 @@ class SiteExecutors:
     def reachable(self) -> bool:
         return any(executor.reachable() for executor in self.executors.values())
 
+    def down_nodes(self, names: list[str]) -> frozenset[str]:
+        """Of ``names``, the nodes their site's engine answers without (``sinfo``'s ``down``); a site
+        whose engine does not answer, or lists none of its nodes (a Ray cluster whose hosts are
+        named otherwise), makes none of its nodes down."""
+        down: set[str] = set()
+        for site, executor in self.executors.items():
+            mine = self._site_nodes.get(site)
+            if mine is None or not executor.reachable():
+                continue
+            offered = {n for n in executor.inventory().gpus if n in mine}
+            if offered:
+                down |= mine - offered
+        return frozenset(n for n in names if n in down)
+
     def reachable_sites(self) -> frozenset[str]:
         """The sites whose engine answered its last contact (never blocks)."""
         return frozenset(site for site, executor in self.executors.items() if executor.reachable())
