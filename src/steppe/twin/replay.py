@@ -95,17 +95,20 @@ def replay(
     wall0 = time.perf_counter()
     cluster = cluster.with_tenants(trace.tenants)
     dependencies = _dependency_check(trace)
-    begins = (BeginAt(),) if any(j.begin_s is not None for j in trace.jobs) else ()
     throttle = ArrayThrottle() if any(j.array_limit for j in trace.jobs) else None
-    if throttle is not None:
-        begins = (*begins, throttle)
+    # the trace's own checks (none for a trace without dependencies, begin times or arrays: nothing to pay)
+    trace_checks = (
+        *((dependencies,) if dependencies is not None else ()),
+        *((BeginAt(),) if any(j.begin_s is not None for j in trace.jobs) else ()),
+        *((throttle,) if throttle is not None else ()),
+    )
     if isinstance(policy, str):
         options: dict[str, Any] = {}
         if power is not None and power.budget is not None:
             options["power"] = power.budget
-        if checks is not None or dependencies is not None or begins:
+        if checks is not None or trace_checks:
             base = tuple(checks) if checks is not None else DEFAULT_CHECKS
-            options["checks"] = (*base, *((dependencies,) if dependencies is not None else ()), *begins)
+            options["checks"] = (*base, *trace_checks)
         pol = make_policy(policy, **options)
     else:
         pol = policy
